@@ -1,0 +1,61 @@
+"""Typed application settings, read from ``YUEJUAN_*`` environment variables by an explicit call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Quantization = Literal["none", "8bit", "4bit"]
+DeviceChoice = Literal["auto", "cpu", "cuda"]
+DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
+
+GPU_DEFAULT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+CPU_DEFAULT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a Yuejuan installation.
+
+    Defaults describe the embedded single-machine mode: SQLite and a SQLite-backed Celery broker
+    inside ``data_dir``. Point ``database_url`` / ``broker_url`` at PostgreSQL and Redis to scale out.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="YUEJUAN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Where SQLite files, uploads and reports live.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    broker_url: str | None = Field(default=None, description="Celery broker; default SQLite transport in data_dir.")
+
+    model: str | None = Field(default=None, description="Local path or hub id; default depends on the device.")
+    device: DeviceChoice = "auto"
+    dtype: DtypeChoice = "auto"
+    quantization: Quantization = "none"
+    batch_token_budget: int = Field(default=16384, ge=256, description="Prompt+answer tokens per batch.")
+    max_essay_chars: int = Field(default=6000, ge=100)
+
+    secret_key: str = Field(default="dev-insecure-change-me", min_length=8)
+    max_upload_mb: int = Field(default=50, ge=1)
+    max_upload_files: int = Field(default=500, ge=1)
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    max_grading_attempts: int = Field(default=3, ge=1)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'yuejuan.sqlite').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    def resolved_model(self, cuda_available: bool) -> str:
+        if self.model:
+            return self.model
+        return GPU_DEFAULT_MODEL if cuda_available else CPU_DEFAULT_MODEL
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus explicit overrides). Never called at import time."""
+    return Settings(**overrides)  # type: ignore[arg-type]
