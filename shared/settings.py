@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     device: DeviceChoice = "auto"
     dtype: DtypeChoice = "auto"
     quantization: Quantization = "none"
+    engine_class: str | None = Field(
+        default=None, description="module:Class of an alternative engine with the same interface."
+    )
     batch_token_budget: int = Field(default=16384, ge=256, description="Prompt+answer tokens per batch.")
     max_essay_chars: int = Field(default=6000, ge=100)
 
@@ -43,12 +46,19 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     max_grading_attempts: int = Field(default=3, ge=1)
+    task_time_limit_s: int = Field(default=1800, ge=5, description="Hard limit for one grading batch.")
+    broker_visibility_timeout_s: int = Field(
+        default=7200, ge=10, description="Redis redelivers an unacknowledged task after this long."
+    )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'yuejuan.sqlite').resolve()}"
 
     def resolved_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    def uses_embedded_broker(self) -> bool:
+        return self.resolved_broker_url().startswith("sqla+")
 
     def resolved_model(self, cuda_available: bool) -> str:
         if self.model:

@@ -1,0 +1,181 @@
+"""The `yuejuan` command: database, users, web, workers, the embedded all-in-one mode and offline grading."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from shared.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True)
+def main(log_level: str) -> None:
+    """阅卷 Yuejuan: batch grading of Chinese essays with a local model."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema (Alembic) on the configured database."""
+    from shared.models.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    upgrade(url, revision)
+    click.echo(f"数据库已升级到 {revision}: {_safe_url(url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--display-name", default=None, help="Defaults to the username.")
+@click.option("--role", type=click.Choice(["teacher", "school_admin", "sysadmin"]), default="teacher")
+@click.option("--school", "school_name", default=None, help="School name (created if new).")
+@click.password_option()
+def user_create(username: str, display_name: str | None, role: str, school_name: str | None, password: str) -> None:
+    """Create a user (teachers and school admins belong to a school)."""
+    from sqlalchemy import select
+
+    from shared import audit
+    from shared.models import Role, School, User, make_engine, make_session_factory, transaction
+    from shared.security import hash_password
+
+    if role != "sysadmin" and not school_name:
+        raise click.UsageError("教师和学校管理员必须属于一所学校：请提供 --school")
+    try:
+        password_hash = hash_password(password)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    engine = make_engine(_settings().resolved_database_url())
+    with transaction(make_session_factory(engine)) as session:
+        if session.scalar(select(User).where(User.username == username)):
+            raise click.ClickException(f"用户名已存在: {username}")
+        school = None
+        if school_name:
+            school = session.scalar(select(School).where(School.name == school_name))
+            if school is None:
+                school = School(name=school_name)
+                session.add(school)
+                session.flush()
+        new_user = User(
+            username=username, display_name=display_name or username, role=Role(role),
+            password_hash=password_hash, school_id=school.id if school else None,
+        )
+        session.add(new_user)
+        session.flush()
+        audit.record(session, "user.create", actor="cli", object_type="user", object_id=new_user.id, role=role)
+    engine.dispose()
+    click.echo(f"已创建用户 {username} ({role})")
+
+
+@main.command()
+@click.option("--host", default=None, help="Defaults to YUEJUAN_WEB_HOST.")
+@click.option("--port", type=int, default=None, help="Defaults to YUEJUAN_WEB_PORT.")
+@click.option("--threads", type=int, default=8, show_default=True)
+def web(host: str | None, port: int | None, threads: int) -> None:
+    """Serve the web app (waitress; production images use gunicorn with the same app factory)."""
+    from waitress import serve
+
+    from services.web.app import create_app
+
+    settings = _settings()
+    app = create_app(settings)
+    serve(app, host=host or settings.web_host, port=port or settings.web_port, threads=threads)
+
+
+@main.command()
+@click.option("--queues", default="gpu", show_default=True, help="Comma-separated: gpu, reports.")
+@click.option("--hostname", default=None, help="Celery node name (default: yuejuan-<queues>@host).")
+def worker(queues: str, hostname: str | None) -> None:
+    """Run workers: one process per visible GPU for the gpu queue, one process on CPU."""
+    from services.worker.supervisor import run_workers
+
+    sys.exit(run_workers(_settings(), [q.strip() for q in queues.split(",") if q.strip()], hostname))
+
+
+@main.command()
+def up() -> None:
+    """Embedded single-machine mode: migrate, start the web app and one worker, stop on Ctrl-C."""
+    from shared.models.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+    env = dict(os.environ, YUEJUAN_DATA_DIR=str(settings.data_dir.resolve()))
+    exe = [sys.executable, "-m", "services.cli"]
+    children = [
+        subprocess.Popen([*exe, "web"], env=env),
+        subprocess.Popen([*exe, "worker", "--queues", "gpu"], env=env),
+        subprocess.Popen([*exe, "worker", "--queues", "reports"], env=env),
+    ]
+    click.echo(f"阅卷已启动: http://{settings.web_host}:{settings.web_port}/")
+    click.echo(f"数据目录: {settings.data_dir.resolve()}  (数据库 {_safe_url(settings.resolved_database_url())})")
+    click.echo("按 Ctrl-C 停止。")
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    exit_code = 0
+    while not stopping:
+        if any(child.poll() is not None for child in children):
+            exit_code = 1
+            click.echo("一个子进程意外退出，正在停止其余进程。", err=True)
+            break
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    click.echo("已停止。")
+    sys.exit(exit_code)
+
+
+def _register_extra_commands() -> None:
+    from services.worker import cli_commands
+
+    cli_commands.register(main)
+
+
+_register_extra_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""What the grading pipeline takes in and gives back; plain data so tests and the CLI share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EssayJob:
+    """One essay to grade with everything the pipeline needs; no database objects."""
+
+    essay_id: int
+    text: str
+    assignment_prompt: str
+    genre: str
+    required_length: int
+    rubric_id: str
+    rubric_version: str | None = None
+    person_names: tuple[str, ...] = ()
+    school_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocatedError:
+    type: str
+    start: int
+    end: int
+    original: str
+    suggestion: str
+    explanation: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class DeductionRow:
+    rule: str
+    points: int
+    detail: str
+
+
+@dataclass
+class EssayOutcome:
+    """A graded essay (error is None) or the reason it could not be graded."""
+
+    essay_id: int
+    error: str | None = None
+    rubric_id: str = ""
+    rubric_version: str = ""
+    prompt_version: str | None = None
+    title: str | None = None
+    char_count: int = 0
+    dimension_scores: dict[str, int] = field(default_factory=dict)
+    bands: dict[str, str] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    raw_total: int = 0
+    total: int = 0
+    caps: list[str] = field(default_factory=list)
+    comment: str = ""
+    errors: list[LocatedError] = field(default_factory=list)
+    deductions: list[DeductionRow] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    model_name: str | None = None
+    engine_name: str | None = None
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    latency_ms: int = 0
+    dropped_quotes: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)

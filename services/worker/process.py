@@ -1,0 +1,30 @@
+"""One Celery worker process: prefork with a single child that loads the model after the fork."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> int:
+    from services.worker import runtime
+    from services.worker.celery_app import make_celery
+    from services.worker.tasks import register_tasks
+
+    app = make_celery(settings)
+    register_tasks(app)
+    runtime.configure(settings, worker_id=hostname, queues=queues, load_model="gpu" in queues)
+    # The gpu queue gets one child (one model per GPU); report building is CPU work and may use two.
+    concurrency = 1 if "gpu" in queues else 2
+    argv = [
+        "worker", "--queues", ",".join(queues), "--hostname", hostname, "--pool", "prefork",
+        "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,180 @@
+"""Database side of a grading task: claim essays, load their context, write outcomes atomically."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.worker.jobs import EssayJob, EssayOutcome
+from shared import audit
+from shared.models import (
+    Assignment,
+    Classroom,
+    Deduction,
+    ErrorAnnotation,
+    Essay,
+    EssayStatus,
+    Grade,
+    GradeSource,
+    School,
+    Student,
+    transaction,
+)
+from shared.models.base import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def claim(
+    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool
+) -> list[int]:
+    """Move essays to `grading` under this task's token; returns the ids this task now owns.
+
+    An essay already `grading` under the same token is a redelivery of this very task (the worker died)
+    and counts as a new attempt, unless this is a Celery retry after a transient error.
+    """
+    ids = list(essay_ids)
+    redelivered = and_(Essay.status == EssayStatus.grading, Essay.claim_token == token)
+    mine = or_(Essay.status == EssayStatus.queued, redelivered)
+    counts = Essay.status == EssayStatus.queued if is_retry else mine
+    with transaction(sessions) as session:
+        exhausted = session.execute(
+            update(Essay)
+            .where(Essay.id.in_(ids), mine, counts, Essay.attempts >= max_attempts)
+            .values(
+                status=EssayStatus.failed, claim_token=None, finished_at=utcnow(),
+                failure_reason=func.coalesce(Essay.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
+            )
+            .returning(Essay.id)
+        ).scalars().all()
+        for essay_id in exhausted:
+            audit.record(session, "essay.failed", actor="worker", object_type="essay", object_id=essay_id,
+                         reason="attempts exhausted")
+        claimed = session.execute(
+            update(Essay)
+            .where(Essay.id.in_(ids), mine, Essay.attempts < max_attempts)
+            .values(
+                status=EssayStatus.grading, claim_token=token, claimed_at=utcnow(),
+                attempts=_attempt_increment(is_retry),
+            )
+            .returning(Essay.id)
+        ).scalars().all()
+    return sorted(claimed)
+
+
+def _attempt_increment(is_retry: bool) -> ColumnElement[int]:
+    if not is_retry:
+        return Essay.attempts + 1
+    # On a retry only essays claimed afresh count a new attempt.
+    return Essay.attempts + case((Essay.status == EssayStatus.queued, 1), else_=0)
+
+
+def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[EssayJob]:
+    """Build pipeline inputs: the essay text plus the names to mask (whole class roster and the school)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(Essay, Assignment, Classroom, School)
+            .join(Assignment, Essay.assignment_id == Assignment.id)
+            .join(Classroom, Assignment.classroom_id == Classroom.id)
+            .join(School, Classroom.school_id == School.id)
+            .where(Essay.id.in_(list(essay_ids)))
+        ).all()
+        roster: dict[int, tuple[str, ...]] = {}
+        for classroom_id in {classroom.id for _, _, classroom, _ in rows}:
+            roster[classroom_id] = tuple(
+                session.scalars(select(Student.name).where(Student.classroom_id == classroom_id)).all()
+            )
+        return [
+            EssayJob(
+                essay_id=essay.id,
+                text=essay.text if not essay.title else f"{essay.title}\n{essay.text}",
+                assignment_prompt=assignment.prompt_text,
+                genre=assignment.genre,
+                required_length=assignment.required_length,
+                rubric_id=assignment.rubric_id,
+                rubric_version=assignment.rubric_version,
+                person_names=roster[classroom.id],
+                school_names=(school.name,),
+            )
+            for essay, assignment, classroom, school in rows
+        ]
+
+
+def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: str) -> bool:
+    """Write the grade, its errors and deductions, the status change and the audit row in one transaction.
+
+    Returns False (and writes nothing) when this task no longer owns the essay.
+    """
+    with transaction(sessions) as session:
+        owned = session.execute(
+            update(Essay)
+            .where(Essay.id == outcome.essay_id, Essay.status == EssayStatus.grading, Essay.claim_token == token)
+            .values(
+                status=EssayStatus.graded, finished_at=utcnow(), failure_reason=None, flags=outcome.flags,
+                char_count=outcome.char_count,
+            )
+        ).rowcount
+        if not owned:
+            logger.info("essay %s no longer claimed by %s; not writing", outcome.essay_id, token)
+            return False
+        version = (session.scalar(select(func.max(Grade.version)).where(Grade.essay_id == outcome.essay_id)) or 0) + 1
+        grade = Grade(
+            essay_id=outcome.essay_id, version=version, rubric_id=outcome.rubric_id,
+            rubric_version=outcome.rubric_version, prompt_version=outcome.prompt_version,
+            dimension_scores=outcome.dimension_scores, bands=outcome.bands, evidence=outcome.evidence,
+            raw_total=outcome.raw_total, total=outcome.total, caps=outcome.caps, comment=outcome.comment,
+            source=GradeSource.model, model_name=outcome.model_name, engine=outcome.engine_name,
+            prompt_tokens=outcome.prompt_tokens, generated_tokens=outcome.generated_tokens,
+            latency_ms=outcome.latency_ms, dropped_quotes=outcome.dropped_quotes,
+        )
+        grade.errors = [
+            ErrorAnnotation(
+                type=e.type, start_offset=e.start, end_offset=e.end, original=e.original[:200],
+                suggestion=e.suggestion[:200], explanation=e.explanation, origin=e.origin,
+            )
+            for e in outcome.errors
+        ]
+        grade.deductions = [Deduction(rule=d.rule, points=d.points, detail=d.detail) for d in outcome.deductions]
+        session.add(grade)
+        session.flush()
+        audit.record(
+            session, "model.grade", actor="worker", object_type="essay", object_id=outcome.essay_id,
+            grade_version=version, model=outcome.model_name, prompt_tokens=outcome.prompt_tokens,
+            generated_tokens=outcome.generated_tokens, latency_ms=outcome.latency_ms, total=outcome.total,
+        )
+    return True
+
+
+def release_failure(
+    sessions: sessionmaker[Session], essay_id: int, token: str, reason: str, *, max_attempts: int
+) -> EssayStatus | None:
+    """After a failed attempt: back to `queued` for another try, or `failed` with the reason at the limit."""
+    with transaction(sessions) as session:
+        essay = session.scalar(
+            select(Essay).where(Essay.id == essay_id, Essay.status == EssayStatus.grading, Essay.claim_token == token)
+        )
+        if essay is None:
+            return None
+        final = essay.attempts >= max_attempts
+        new_status = EssayStatus.failed if final else EssayStatus.queued
+        session.execute(
+            update(Essay)
+            .where(Essay.id == essay_id, Essay.claim_token == token)
+            .values(status=new_status, claim_token=None, failure_reason=reason[:2000],
+                    finished_at=utcnow() if final else None)
+        )
+        audit.record(session, "essay.failed" if final else "essay.retry", actor="worker", object_type="essay",
+                     object_id=essay_id, attempt=essay.attempts, reason=reason[:500])
+    return new_status
+
+
+def unfinished_count(sessions: sessionmaker[Session], assignment_id: int) -> int:
+    with sessions() as session:
+        return session.scalar(
+            select(func.count()).select_from(Essay).where(
+                Essay.assignment_id == assignment_id, Essay.status.in_([EssayStatus.queued, EssayStatus.grading])
+            )
+        ) or 0

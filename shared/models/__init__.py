@@ -1,0 +1,28 @@
+"""SQLAlchemy models used by the web app, the workers and the migrations."""
+
+from shared.models.base import Base
+from shared.models.db import make_engine, make_session_factory, transaction
+from shared.models.grading import (
+    Assignment,
+    Deduction,
+    ErrorAnnotation,
+    Essay,
+    EssayStatus,
+    Grade,
+    GradeSource,
+)
+from shared.models.org import Classroom, Role, School, Student, User
+from shared.models.records import (
+    AuditLog,
+    AuditLogIsAppendOnly,
+    JobStatus,
+    ReportJob,
+    TrainingPlan,
+    WorkerStatus,
+)
+
+__all__ = [
+    "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
+    "Essay", "EssayStatus", "Grade", "GradeSource", "JobStatus", "ReportJob", "Role", "School", "Student",
+    "TrainingPlan", "User", "WorkerStatus", "make_engine", "make_session_factory", "transaction",
+]

@@ -1,0 +1,150 @@
+"""Text normalisation, title detection, paragraph/sentence splitting and character counting for essays.
+
+Everything downstream (offsets of errors, character counts, the prompt) works on ``normalize_text``'s
+output, so the rules here decide what a "character" and a "paragraph" are.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+CharCountRule = Literal["hanzi_alnum_punct", "hanzi_alnum"]
+CHAR_COUNT_RULES: dict[str, str] = {
+    "hanzi_alnum_punct": "汉字、字母、数字和标点（不含标题与空白）",
+    "hanzi_alnum": "汉字、字母和数字（不含标题、标点与空白）",
+}
+
+SENTENCE_FINAL = "。！？…!?"
+CLOSING_QUOTES = "”’」』）)》"
+TITLE_MAX_CHARS = 25
+
+_FULLWIDTH_ALNUM = {
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)},
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF21, 0xFF3B)},
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF41, 0xFF5B)},
+}
+_TRANSLATE = str.maketrans({**_FULLWIDTH_ALNUM, "\u3000": " "})
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LEADING_INDENT_RE = re.compile(r"^[ \t\u3000\u00a0]+", re.MULTILINE)
+_TRAILING_SPACE_RE = re.compile(r"[ \t\u3000\u00a0]+$", re.MULTILINE)
+_BLANK_RUN_RE = re.compile(r"\n{3,}")
+_LABELLED_TITLE_RE = re.compile(r"^(?:题目|标题|题)\s*[:：]\s*(\S.*)$")
+_BOOK_TITLE_RE = re.compile(r"^《([^《》]{1,40})》$")
+_SENTENCE_END_RE = re.compile(rf"[{re.escape(SENTENCE_FINAL)}]+[{re.escape(CLOSING_QUOTES)}]*")
+
+
+def normalize_text(raw: str) -> str:
+    """Return the canonical form of an essay: NFC, half-width letters/digits, LF lines, no indentation.
+
+    Half-width punctuation is kept as written: using it in Chinese text is an error we report.
+    Runs of blank lines collapse to one blank line; leading and trailing blank lines are dropped.
+    """
+    text = unicodedata.normalize("NFC", raw)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
+    text = _CONTROL_RE.sub("", text)
+    text = _LEADING_INDENT_RE.sub("", text)  # before the translation so 　 indentation is removed, not kept
+    text = text.translate(_TRANSLATE)
+    text = _TRAILING_SPACE_RE.sub("", text)
+    text = _BLANK_RUN_RE.sub("\n\n", text)
+    return text.strip("\n")
+
+
+def _is_title_line(line: str) -> bool:
+    if not line or len(line) > TITLE_MAX_CHARS:
+        return False
+    if any(ch in "。！？!?" for ch in line):
+        return False
+    return line[-1] not in SENTENCE_FINAL + "，,、；;：:."
+
+
+def split_title(text: str) -> tuple[str | None, str]:
+    """Split normalised text into (title, body); ``body`` is always a suffix of ``text``.
+
+    A title is a first line labelled 题目：/标题：, a line that is just 《…》, or a short line (≤ 25
+    characters) without sentence-final punctuation that is followed by body text.
+    """
+    first_end = text.find("\n")
+    if first_end < 0:
+        return None, text
+    first = text[:first_end].strip()
+    rest_start = first_end
+    while rest_start < len(text) and text[rest_start] in "\n \t":
+        rest_start += 1
+    body = text[rest_start:]
+    if not body.strip():
+        return None, text
+
+    labelled = _LABELLED_TITLE_RE.match(first)
+    if labelled:
+        return labelled.group(1).strip(), body
+    book = _BOOK_TITLE_RE.match(first)
+    if book:
+        return book.group(1).strip(), body
+    if _is_title_line(first):
+        return first, body
+    return None, text
+
+
+def paragraph_spans(body: str) -> list[tuple[int, int]]:
+    """Return (start, end) offsets of the non-blank lines of ``body``, trimmed of surrounding spaces."""
+    spans: list[tuple[int, int]] = []
+    for match in re.finditer(r"[^\n]+", body):
+        line = match.group()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        start = match.start() + (len(line) - len(line.lstrip()))
+        spans.append((start, start + len(stripped)))
+    return spans
+
+
+def paragraphs(body: str) -> list[str]:
+    """Return the paragraphs of ``body``: each non-blank line is one paragraph."""
+    return [body[start:end] for start, end in paragraph_spans(body)]
+
+
+def sentences(body: str) -> list[tuple[int, int]]:
+    """Return (start, end) offsets of the sentences of ``body``.
+
+    A sentence ends at a run of 。！？… (with any closing quotes or brackets after it) or at the end
+    of its paragraph.
+    """
+    spans: list[tuple[int, int]] = []
+    for p_start, p_end in paragraph_spans(body):
+        cursor = p_start
+        for match in _SENTENCE_END_RE.finditer(body, p_start, p_end):
+            _append_sentence(body, spans, cursor, match.end())
+            cursor = match.end()
+        _append_sentence(body, spans, cursor, p_end)
+    return spans
+
+
+def _append_sentence(body: str, spans: list[tuple[int, int]], start: int, end: int) -> None:
+    while start < end and body[start].isspace():
+        start += 1
+    if start >= end:
+        return
+    if all(unicodedata.category(ch).startswith("P") for ch in body[start:end]):
+        return
+    spans.append((start, end))
+
+
+def is_counted(ch: str, rule: CharCountRule) -> bool:
+    """Whether ``ch`` counts towards the essay length under ``rule``."""
+    if ch.isspace():
+        return False
+    if ch.isalnum():
+        return True
+    return rule == "hanzi_alnum_punct" and unicodedata.category(ch).startswith("P")
+
+
+def count_chars(body: str, rule: CharCountRule) -> int:
+    """Count the characters of ``body`` under a named rule (see ``CHAR_COUNT_RULES``)."""
+    if rule not in CHAR_COUNT_RULES:
+        raise ValueError(f"unknown character-count rule {rule!r}; known: {', '.join(CHAR_COUNT_RULES)}")
+    return sum(1 for ch in body if is_counted(ch, rule))

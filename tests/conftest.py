@@ -1,0 +1,95 @@
+"""Session fixtures: a fresh PostgreSQL database, a Redis db number, a tiny random Qwen2 model."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.models import make_engine, make_session_factory
+from shared.models.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get("YUEJUAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("YUEJUAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def create_pg_database(prefix: str) -> str:
+    """Create a uniquely named empty database next to the admin database and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test session, dropped at the end."""
+    url = create_pg_database("yuejuan_test")
+    upgrade(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def pg_sessions(pg_engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(pg_engine)
+
+
+@pytest.fixture()
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'yuejuan.sqlite'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_sessions(request: pytest.FixtureRequest) -> sessionmaker[Session]:
+    """Sessions on both supported databases, migrated by Alembic."""
+    if request.param == "sqlite":
+        url = request.getfixturevalue("sqlite_url")
+        return make_session_factory(make_engine(url))
+    return request.getfixturevalue("pg_sessions")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A dedicated Redis db number, flushed before and after the session."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client.ping()
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen2 model saved with save_pretrained, built once per test session."""
+    from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
+
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"), TINY_MODEL_TEXTS)
