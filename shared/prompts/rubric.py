@@ -1,0 +1,364 @@
+"""Rubrics as versioned YAML data: the pydantic model, its validation and the loaders.
+
+A rubric says how many points each dimension is worth, what its bands mean, which deductions and
+caps apply and how long the model's answer may be. Shipped rubrics live in ``rubrics/<id>.yaml``
+(older pinned versions as ``rubrics/<id>@<version>.yaml``); a school may load its own file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.textnorm import CharCountRule
+
+logger = logging.getLogger(__name__)
+
+RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
+RESERVED_KEYS = frozenset({"errors", "comment"})
+_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+_VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]*$"
+
+
+class RubricError(ValueError):
+    """A rubric file is missing, unreadable or invalid; the message names the file and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Band(_Strict):
+    """One band (等) of a dimension: an inclusive score range and what earns it."""
+
+    name: str = Field(min_length=1)
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    descriptors: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _range(self) -> Band:
+        if self.min > self.max:
+            raise ValueError(f"分档 {self.name} 的最低分 {self.min} 大于最高分 {self.max}")
+        return self
+
+
+class Dimension(_Strict):
+    """A scored dimension (内容, 表达, 发展等级 …) with bands covering 0..max."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    group: Literal["basic", "development"] = "basic"
+    max: int = Field(gt=0)
+    guidance: str = ""
+    bands: list[Band] = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _not_reserved(cls, key: str) -> str:
+        if key in RESERVED_KEYS:
+            raise ValueError(f"维度键 {key!r} 是保留字（{', '.join(sorted(RESERVED_KEYS))}）")
+        return key
+
+    @field_validator("bands")
+    @classmethod
+    def _sorted_bands(cls, bands: list[Band]) -> list[Band]:
+        names = [band.name for band in bands]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"分档名称重复：{'、'.join(duplicates)}")
+        return sorted(bands, key=lambda band: band.min, reverse=True)
+
+    @model_validator(mode="after")
+    def _bands_cover_range(self) -> Dimension:
+        ascending = list(reversed(self.bands))
+        if ascending[0].min != 0:
+            raise ValueError(f"维度 {self.key}：最低分档 {ascending[0].name} 应从 0 分开始，实际从 {ascending[0].min}")
+        for lower, upper in zip(ascending, ascending[1:], strict=False):
+            if upper.min <= lower.max:
+                raise ValueError(
+                    f"维度 {self.key}：分档 {upper.name}（{upper.min}–{upper.max}）与 "
+                    f"{lower.name}（{lower.min}–{lower.max}）重叠"
+                )
+            if upper.min > lower.max + 1:
+                raise ValueError(
+                    f"维度 {self.key}：分档 {lower.name} 与 {upper.name} 之间缺少 {lower.max + 1}–{upper.min - 1} 分"
+                )
+        if ascending[-1].max != self.max:
+            raise ValueError(
+                f"维度 {self.key}：最高分档 {ascending[-1].name} 止于 {ascending[-1].max}，应止于满分 {self.max}"
+            )
+        return self
+
+    def band_for(self, score: int) -> Band:
+        """Return the band containing ``score``; raise ValueError outside 0..max."""
+        for band in self.bands:
+            if band.min <= score <= band.max:
+                return band
+        raise ValueError(f"score {score} is outside 0..{self.max} of dimension {self.key!r}")
+
+    def rank_of(self, score: int) -> int:
+        """Rank of the band containing ``score``: 0 for the top band."""
+        return self.bands.index(self.band_for(score))
+
+
+class LengthDeduction(_Strict):
+    """Points deducted per ``per_chars`` characters short of the required length."""
+
+    per_chars: int = Field(default=50, gt=0)
+    points: int = Field(default=1, ge=0)
+    rounding: Literal["ceil", "floor"] = "ceil"
+
+
+class TypoDeduction(_Strict):
+    """错别字: points per unique wrong character/word, after ``free_count`` free ones, up to a cap."""
+
+    error_type: str = "错别字"
+    points_each: int = Field(default=1, ge=0)
+    max_points: int = Field(default=5, ge=0)
+    free_count: int = Field(default=0, ge=0)
+
+
+class PunctuationDeduction(_Strict):
+    """标点: ``points`` deducted once ``threshold`` or more punctuation errors are found."""
+
+    error_type: str = "标点"
+    threshold: int = Field(default=3, gt=0)
+    points: int = Field(default=1, ge=0)
+
+
+class Deductions(_Strict):
+    """Deterministic deductions applied after the dimension scores are summed."""
+
+    missing_title: int = Field(default=2, ge=0)
+    length: LengthDeduction | None = Field(default_factory=LengthDeduction)
+    typo: TypoDeduction | None = Field(default_factory=TypoDeduction)
+    punctuation: PunctuationDeduction | None = Field(default_factory=PunctuationDeduction)
+
+
+class LengthCap(_Strict):
+    """A cap on the total for bodies shorter than ``below_chars`` (残篇 and similar 细则)."""
+
+    label: str = "残篇"
+    below_chars: int = Field(gt=0)
+    max_total: int = Field(ge=0)
+    skip_length_deduction: bool = False
+
+
+class FewSentencesCap(_Strict):
+    """One or two sentences: the total is held within [min_total, max_total], never 0."""
+
+    max_sentences: int = Field(default=2, gt=0)
+    below_chars: int = Field(default=200, gt=0)
+    min_total: int = Field(default=1, ge=0)
+    max_total: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> FewSentencesCap:
+        if self.min_total > self.max_total:
+            raise ValueError(f"few_sentences：min_total {self.min_total} 大于 max_total {self.max_total}")
+        return self
+
+
+class Caps(_Strict):
+    """Caps applied to the total after deductions."""
+
+    length: list[LengthCap] = Field(default_factory=list)
+    few_sentences: FewSentencesCap | None = Field(default_factory=FewSentencesCap)
+
+
+class OutputLimits(_Strict):
+    """Size limits for the model's answer, enforced by the JSON schema."""
+
+    comment_max_chars: int = Field(default=150, gt=0)
+    evidence_max_items: int = Field(default=1, ge=0)
+    evidence_max_chars: int = Field(default=40, gt=0)
+    errors_max_items: int = Field(default=12, ge=0)
+    quote_max_chars: int = Field(default=20, gt=0)
+    suggestion_max_chars: int = Field(default=20, gt=0)
+    explanation_max_chars: int = Field(default=40, gt=0)
+
+
+class Rubric(_Strict):
+    """A complete, validated grading rubric."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    version: str = Field(pattern=_VERSION_PATTERN)
+    name: str = Field(min_length=1)
+    total: int = Field(gt=0)
+    allow_total_mismatch: bool = False
+    char_count_rule: CharCountRule = "hanzi_alnum_punct"
+    required_length: int = Field(default=800, gt=0)
+    dimensions: list[Dimension] = Field(min_length=1)
+    development_capped_by_basic: bool = False
+    deductions: Deductions = Field(default_factory=Deductions)
+    caps: Caps = Field(default_factory=Caps)
+    error_types: list[str] = Field(min_length=1)
+    output_limits: OutputLimits = Field(default_factory=OutputLimits)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"version 必须是加引号的字符串（如 \"2024.1\"），实际为 {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rubric:
+        keys = [dim.key for dim in self.dimensions]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"维度键重复：{', '.join(duplicates)}")
+        dimension_sum = sum(dim.max for dim in self.dimensions)
+        if dimension_sum != self.total and not self.allow_total_mismatch:
+            raise ValueError(
+                f"满分 total={self.total} 不等于各维度满分之和 {dimension_sum}"
+                "（如确有意为之，请设置 allow_total_mismatch: true）"
+            )
+        if len(set(self.error_types)) != len(self.error_types) or not all(self.error_types):
+            raise ValueError("error_types 不能为空串或重复")
+        for rule in (self.deductions.typo, self.deductions.punctuation):
+            if rule is not None and rule.error_type not in self.error_types:
+                raise ValueError(f"扣分规则使用的错误类型 {rule.error_type!r} 不在 error_types 中")
+        for cap in self.caps.length:
+            if cap.max_total > self.total:
+                raise ValueError(f"字数上限规则（不足 {cap.below_chars} 字）的 max_total {cap.max_total} 超过满分")
+        if self.caps.few_sentences and self.caps.few_sentences.max_total > self.total:
+            raise ValueError("few_sentences.max_total 超过满分")
+        if self.development_capped_by_basic:
+            self._check_development_cap()
+        return self
+
+    def _check_development_cap(self) -> None:
+        basic, development = self.basic_dimensions, self.development_dimensions
+        if not basic or not development:
+            raise ValueError("development_capped_by_basic 需要至少一个 basic 维度和一个 development 维度")
+        counts = {len(dim.bands) for dim in basic + development}
+        if len(counts) != 1:
+            raise ValueError("development_capped_by_basic 要求基础等级与发展等级各维度的分档数相同")
+
+    @property
+    def ref(self) -> str:
+        """``id@version``: what a grade stores to name the rubric it was scored with."""
+        return f"{self.id}@{self.version}"
+
+    @property
+    def basic_dimensions(self) -> list[Dimension]:
+        return [dim for dim in self.dimensions if dim.group == "basic"]
+
+    @property
+    def development_dimensions(self) -> list[Dimension]:
+        return [dim for dim in self.dimensions if dim.group == "development"]
+
+    def dimension(self, key: str) -> Dimension:
+        """Return the dimension called ``key``; raise KeyError naming the known keys."""
+        for dim in self.dimensions:
+            if dim.key == key:
+                return dim
+        raise KeyError(f"rubric {self.ref} has no dimension {key!r}; known: {', '.join(d.key for d in self.dimensions)}")
+
+    def band_for(self, dimension_key: str, score: int) -> Band:
+        """Return the band of ``dimension_key`` that ``score`` falls in."""
+        return self.dimension(dimension_key).band_for(score)
+
+    def basic_rank(self, scores: dict[str, int]) -> int:
+        """Band rank (0 = top) reached by the basic dimensions together.
+
+        The basic total must reach the sum of the band's minimum over the basic dimensions; for the
+        national rubric that makes 一等 32–40, 二等 22–31, 三等 12–21, 四等 0–11 of the 40 basic points.
+        """
+        basic = self.basic_dimensions
+        reached = sum(scores[dim.key] for dim in basic)
+        for rank in range(len(basic[0].bands)):
+            if reached >= sum(dim.bands[rank].min for dim in basic):
+                return rank
+        return len(basic[0].bands) - 1
+
+
+@dataclass(frozen=True)
+class RubricInfo:
+    """What a rubric picker needs: id, version, name and where the file is."""
+
+    id: str
+    version: str
+    name: str
+    path: Path
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{location}: {message}" if location else message)
+    return "；".join(problems)
+
+
+def parse_rubric(data: Any, source: str) -> Rubric:
+    """Validate already-parsed rubric data; errors name ``source``."""
+    if not isinstance(data, dict):
+        raise RubricError(f"评分标准文件 {source} 无效：顶层必须是键值映射，实际为 {type(data).__name__}")
+    try:
+        return Rubric.model_validate(data)
+    except ValidationError as exc:
+        raise RubricError(f"评分标准文件 {source} 无效：{_format_validation_error(exc)}") from exc
+
+
+def load_rubric_file(path: str | Path) -> Rubric:
+    """Load and validate a rubric YAML file from anywhere on disk (a school's own rubric)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RubricError(f"评分标准文件 {path} 无法读取：{exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RubricError(f"评分标准文件 {path} 不是 UTF-8 文本") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RubricError(f"评分标准文件 {path} 不是合法的 YAML：{exc}") from exc
+    rubric = parse_rubric(data, str(path))
+    logger.debug("loaded rubric %s from %s", rubric.ref, path)
+    return rubric
+
+
+def _shipped_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.yaml"))
+
+
+def list_rubrics(directory: Path | None = None) -> list[RubricInfo]:
+    """List the shipped rubrics (every version), sorted by id then version."""
+    infos = []
+    for path in _shipped_files(directory or RUBRIC_DIR):
+        rubric = load_rubric_file(path)
+        infos.append(RubricInfo(id=rubric.id, version=rubric.version, name=rubric.name, path=path))
+    return sorted(infos, key=lambda info: (info.id, info.version))
+
+
+def load_rubric(rubric_id: str, version: str | None = None, *, directory: Path | None = None) -> Rubric:
+    """Load a shipped rubric by id, optionally pinned to a version.
+
+    ``<id>.yaml`` is the current version; a pinned older version is ``<id>@<version>.yaml``.
+    """
+    directory = directory or RUBRIC_DIR
+    available = sorted({path.stem.split("@", 1)[0] for path in _shipped_files(directory)})
+    if rubric_id not in available:
+        raise RubricError(f"未知的评分标准 {rubric_id!r}；可用：{', '.join(available) or '（无）'}")
+    current = load_rubric_file(directory / f"{rubric_id}.yaml")
+    if current.id != rubric_id:
+        raise RubricError(f"评分标准文件 {directory / f'{rubric_id}.yaml'} 无效：id {current.id!r} 与文件名不符")
+    if version is None or current.version == version:
+        return current
+    pinned_path = directory / f"{rubric_id}@{version}.yaml"
+    if not pinned_path.is_file():
+        versions = [info.version for info in list_rubrics(directory) if info.id == rubric_id]
+        raise RubricError(f"评分标准 {rubric_id} 没有版本 {version!r}；可用版本：{', '.join(versions)}")
+    pinned = load_rubric_file(pinned_path)
+    if pinned.id != rubric_id or pinned.version != version:
+        raise RubricError(f"评分标准文件 {pinned_path} 无效：内容为 {pinned.ref}，与文件名不符")
+    return pinned

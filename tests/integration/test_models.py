@@ -1,0 +1,45 @@
+"""Constraints that make grading idempotent and the audit log append-only, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shared import audit
+from shared.models import AuditLog, AuditLogIsAppendOnly, Grade, GradeSource, transaction
+from tests.factories import make_class
+
+
+def _grade(essay_id: int, version: int) -> Grade:
+    return Grade(
+        essay_id=essay_id, version=version, rubric_id="gaokao-national", rubric_version="2024.1",
+        dimension_scores={"content": 15}, bands={"content": "二等"}, raw_total=45, total=45, source=GradeSource.model,
+    )
+
+
+def test_one_grade_per_essay_and_version(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["一篇作文。"], tag=uuid.uuid4().hex[:6])
+    essay_id = fixture.essay_ids[0]
+    with transaction(db_sessions) as session:
+        session.add(_grade(essay_id, 1))
+    with pytest.raises(IntegrityError), transaction(db_sessions) as session:
+        session.add(_grade(essay_id, 1))
+    with transaction(db_sessions) as session:
+        session.add(_grade(essay_id, 2))
+    with db_sessions() as session:
+        assert session.scalars(select(Grade.version).where(Grade.essay_id == essay_id)).all() == [1, 2]
+
+
+def test_audit_rows_cannot_be_updated_or_deleted(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    with transaction(db_sessions) as session:
+        row = audit.record(session, "test.action", actor="pytest", object_type="essay", object_id=1, note="x")
+    with pytest.raises(AuditLogIsAppendOnly), transaction(db_sessions) as session:
+        loaded = session.get(AuditLog, row.id)
+        loaded.action = "tampered"
+    with pytest.raises(AuditLogIsAppendOnly), transaction(db_sessions) as session:
+        session.delete(session.get(AuditLog, row.id))
+    with db_sessions() as session:
+        assert session.get(AuditLog, row.id).action == "test.action"
