@@ -49,6 +49,7 @@ class EssayOutcome:
     rubric_version: str = ""
     prompt_version: str | None = None
     title: str | None = None
+    text: str = ""  # the normalised essay text that error offsets refer to
     char_count: int = 0
     dimension_scores: dict[str, int] = field(default_factory=dict)
     bands: dict[str, str] = field(default_factory=dict)

@@ -90,7 +90,7 @@ def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list
         return [
             EssayJob(
                 essay_id=essay.id,
-                text=essay.text if not essay.title else f"{essay.title}\n{essay.text}",
+                text=essay.text,
                 assignment_prompt=assignment.prompt_text,
                 genre=assignment.genre,
                 required_length=assignment.required_length,
@@ -114,7 +114,7 @@ def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: 
             .where(Essay.id == outcome.essay_id, Essay.status == EssayStatus.grading, Essay.claim_token == token)
             .values(
                 status=EssayStatus.graded, finished_at=utcnow(), failure_reason=None, flags=outcome.flags,
-                char_count=outcome.char_count,
+                char_count=outcome.char_count, title=outcome.title, text=outcome.text,
             )
         ).rowcount
         if not owned:

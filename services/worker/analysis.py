@@ -1,0 +1,230 @@
+"""Deterministic analysis of one essay: normalised text, title, counts and mechanical punctuation errors.
+
+Offsets in ``Finding`` are into ``Analysis.text`` (the normalised full text, title included), the
+same text the teacher sees, so model findings and rule findings can be shown side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from services.worker.injection import detect_injection, strip_invisible
+from shared.prompts.rubric import Rubric
+from shared.textnorm import (
+    CHAR_COUNT_RULES,
+    CLOSING_QUOTES,
+    count_chars,
+    normalize_text,
+    paragraph_spans,
+    sentences,
+    split_title,
+)
+
+logger = logging.getLogger(__name__)
+
+HALFWIDTH_TO_FULLWIDTH = {",": "，", ".": "。", "?": "？", "!": "！", ";": "；", ":": "："}
+PAIRS = {"“": "”", "《": "》", "（": "）", "「": "」"}
+_CLOSERS = {close: open_ for open_, close in PAIRS.items()}
+_DOUBLED_RE = re.compile(r"[，、。；：]{2,}")
+_HALFWIDTH_RE = re.compile(r'\.{2,}|[,.?!;:"]')
+_HALFWIDTH_MARKS = ',.?!;:"'
+_PARAGRAPH_END_OK = "。！？…!?.—"
+DEFAULT_PUNCT_TYPE = "标点"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One located error: ``text[start:end] == original`` in the normalised full text."""
+
+    type: str
+    start: int
+    end: int
+    original: str
+    suggestion: str
+    explanation: str
+    origin: str
+
+
+@dataclass
+class Analysis:
+    """Everything about an essay that does not need the model."""
+
+    text: str
+    title: str | None
+    body: str
+    body_offset: int
+    char_count: int
+    char_count_rule: str
+    required_length: int
+    paragraph_count: int
+    sentence_count: int
+    few_sentences: bool
+    mechanical_errors: list[Finding] = field(default_factory=list)
+    injection_flags: list[str] = field(default_factory=list)
+
+    @property
+    def is_blank(self) -> bool:
+        """No countable characters in the body (a title alone is still blank)."""
+        return self.char_count == 0
+
+    def facts(self) -> dict[str, object]:
+        """The deterministic figures shown to the model and the teacher, with Chinese labels."""
+        return {
+            "正文字数": self.char_count,
+            "计数规则": CHAR_COUNT_RULES.get(self.char_count_rule, self.char_count_rule),
+            "段落数": self.paragraph_count,
+            "句子数": self.sentence_count,
+            "有标题": self.title is not None,
+        }
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x2FFFF
+        or 0x3000 <= code <= 0x303F
+        or 0xFF01 <= code <= 0xFF0F
+        or 0xFF1A <= code <= 0xFF20
+        or ch in "“”‘’…—·"
+    )
+
+
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _neighbour(text: str, index: int, step: int, lo: int, hi: int) -> str:
+    """The nearest character in direction ``step`` that is neither a space nor half-width punctuation."""
+    index += step
+    while lo <= index < hi and (text[index] == " " or text[index] in _HALFWIDTH_MARKS):
+        index += step
+    return text[index] if lo <= index < hi else ""
+
+
+def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
+    findings: list[Finding] = []
+    quote_count = 0
+    for match in _HALFWIDTH_RE.finditer(text, start, end):
+        mark = match.group()
+        prev = _neighbour(text, match.start(), -1, start, end)
+        nxt = _neighbour(text, match.end() - 1, 1, start, end)
+        in_chinese = _is_cjk(prev) or _is_cjk(nxt)
+        raw_prev = text[match.start() - 1] if match.start() > start else ""
+        latin_context = (_is_latin(prev) and (_is_latin(nxt) or nxt == "")) or (
+            mark == "." and raw_prev.isascii() and raw_prev.isalpha()  # abbreviation or English sentence
+        )
+        if mark == '"':
+            quote_count += 1
+        if not in_chinese or latin_context:
+            continue
+        if mark == '"':
+            suggestion = "“" if quote_count % 2 else "”"
+        elif len(mark) > 1:
+            suggestion = "……"
+        else:
+            suggestion = HALFWIDTH_TO_FULLWIDTH[mark]
+        findings.append(
+            Finding(kind, match.start(), match.end(), mark, suggestion,
+                    f"中文行文中误用半角“{mark}”，应为“{suggestion}”", "rule:halfwidth_punct")
+        )
+    return findings
+
+
+def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
+    findings = []
+    for match in _DOUBLED_RE.finditer(text, start, end):
+        run = match.group()
+        if set(run) == {"。"} and len(run) >= 3:
+            suggestion = "……"
+        else:
+            suggestion = "。" if "。" in run else run[0]
+        findings.append(
+            Finding(kind, match.start(), match.end(), run, suggestion, f"标点“{run}”重复使用", "rule:doubled_punct")
+        )
+    return findings
+
+
+def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
+    findings = []
+    stacks: dict[str, list[int]] = {open_: [] for open_ in PAIRS}
+    for index in range(start, end):
+        ch = text[index]
+        if ch in PAIRS:
+            stacks[ch].append(index)
+        elif ch in _CLOSERS:
+            stack = stacks[_CLOSERS[ch]]
+            if stack:
+                stack.pop()
+            else:
+                findings.append(
+                    Finding(kind, index, index + 1, ch, _CLOSERS[ch] + ch,
+                            f"“{ch}”缺少与之配对的“{_CLOSERS[ch]}”", "rule:unbalanced_pair")
+                )
+    for open_, stack in stacks.items():
+        for index in stack:
+            findings.append(
+                Finding(kind, index, index + 1, open_, open_ + PAIRS[open_],
+                        f"“{open_}”缺少与之配对的“{PAIRS[open_]}”", "rule:unbalanced_pair")
+            )
+    return findings
+
+
+def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> Finding | None:
+    paragraph = text[start:end]
+    if paragraph.startswith("——"):  # attribution or 题记 line
+        return None
+    trimmed = paragraph.rstrip(CLOSING_QUOTES)
+    if not trimmed or trimmed[-1] in _PARAGRAPH_END_OK:
+        return None
+    last = end - 1
+    return Finding(kind, last, end, text[last], text[last] + "。", "段末缺少句末标点", "rule:paragraph_end")
+
+
+def mechanical_errors(text: str, body_offset: int, kind: str = DEFAULT_PUNCT_TYPE) -> list[Finding]:
+    """Rule-based punctuation findings for the body of ``text``, sorted by position."""
+    findings: list[Finding] = []
+    for p_start, p_end in paragraph_spans(text[body_offset:]):
+        start, end = body_offset + p_start, body_offset + p_end
+        findings += _halfwidth_findings(text, start, end, kind)
+        findings += _doubled_findings(text, start, end, kind)
+        findings += _unbalanced_findings(text, start, end, kind)
+        paragraph_end = _paragraph_end_finding(text, start, end, kind)
+        if paragraph_end:
+            findings.append(paragraph_end)
+    return sorted(findings, key=lambda finding: (finding.start, finding.end))
+
+
+def analyse(raw_text: str, rubric: Rubric, required_length: int | None = None) -> Analysis:
+    """Normalise ``raw_text`` and compute everything the score needs that the model does not decide."""
+    text = normalize_text(strip_invisible(raw_text))
+    title, body = split_title(text)
+    body_offset = len(text) - len(body)
+    char_count = count_chars(body, rubric.char_count_rule)
+    sentence_count = len(sentences(body))
+    few = rubric.caps.few_sentences
+    punct_type = rubric.deductions.punctuation.error_type if rubric.deductions.punctuation else DEFAULT_PUNCT_TYPE
+    analysis = Analysis(
+        text=text,
+        title=title,
+        body=body,
+        body_offset=body_offset,
+        char_count=char_count,
+        char_count_rule=rubric.char_count_rule,
+        required_length=required_length or rubric.required_length,
+        paragraph_count=len(paragraph_spans(body)),
+        sentence_count=sentence_count,
+        few_sentences=bool(
+            few and 0 < sentence_count <= few.max_sentences and 0 < char_count < few.below_chars
+        ),
+        mechanical_errors=mechanical_errors(text, body_offset, punct_type),
+        injection_flags=detect_injection(text),
+    )
+    logger.debug(
+        "analysed essay: %d chars, %d paragraphs, %d mechanical errors",
+        char_count, analysis.paragraph_count, len(analysis.mechanical_errors),
+    )
+    return analysis

@@ -1,0 +1,179 @@
+"""The grading pipeline: pure functions around one batched, schema-constrained model call.
+
+normalise → mask personal data → deterministic analysis → prompt from the rubric → generation →
+parse → unmask → map quoted errors to offsets → compose the score with bands, caps and deductions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.worker.analysis import Analysis, Finding, analyse
+from services.worker.jobs import DeductionRow, EssayJob, EssayOutcome, LocatedError
+from services.worker.locate import locate_quotes
+from services.worker.scoring import ScoreResult, compose_score, needs_model
+from shared.deidentify import Deidentifier
+from shared.prompts.answer_schema import AnswerInvalid, answer_schema, parse_answer
+from shared.prompts.render import PROMPT_VERSION, render_grading_messages
+from shared.prompts.rubric import Rubric, load_rubric, load_rubric_file
+
+logger = logging.getLogger(__name__)
+
+ENGINE_NAME = "transformers+xgrammar"
+
+
+class GenerationLike(Protocol):
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    latency_s: float
+    error: str | None
+
+
+class EngineLike(Protocol):
+    def generate_json(self, conversations: Sequence[list[dict[str, str]]], schema: dict) -> Sequence[Any]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@lru_cache(maxsize=32)
+def resolve_rubric(rubric_id: str, version: str | None = None) -> Rubric:
+    """A shipped rubric by id (and version), or a school's rubric file by path."""
+    if rubric_id.endswith((".yaml", ".yml")) or Path(rubric_id).is_file():
+        return load_rubric_file(rubric_id)
+    return load_rubric(rubric_id, version)
+
+
+@dataclass
+class _Prepared:
+    index: int
+    job: EssayJob
+    rubric: Rubric
+    analysis: Analysis
+    masker_mapping: dict[str, str]
+    messages: list[dict[str, str]] | None
+
+
+def grade_jobs(engine: EngineLike, jobs: Sequence[EssayJob]) -> list[EssayOutcome]:
+    """Grade essays as one batch per rubric; outcomes come back in input order, one per job."""
+    outcomes: dict[int, EssayOutcome] = {}
+    by_rubric: dict[str, list[_Prepared]] = defaultdict(list)
+    for index, job in enumerate(jobs):
+        try:
+            prepared = _prepare(index, job)
+        except Exception as exc:  # a bad rubric reference or text fails this essay, not the batch
+            logger.warning("essay %s could not be prepared: %s", job.essay_id, exc)
+            outcomes[index] = EssayOutcome(essay_id=job.essay_id, error=f"预处理失败: {exc}")
+            continue
+        if prepared.messages is None:
+            outcomes[index] = _outcome(prepared, compose_score(prepared.rubric, prepared.analysis, None, []), None)
+        else:
+            by_rubric[prepared.rubric.ref].append(prepared)
+    model_name = str(engine.describe().get("model", "")) if by_rubric else None
+    for items in by_rubric.values():
+        rubric = items[0].rubric
+        generations = engine.generate_json([item.messages for item in items], answer_schema(rubric))  # type: ignore[misc]
+        for item, generation in zip(items, generations, strict=True):
+            outcomes[item.index] = _finish(item, generation, model_name)
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _prepare(index: int, job: EssayJob) -> _Prepared:
+    rubric = resolve_rubric(job.rubric_id, job.rubric_version)
+    analysis = analyse(job.text, rubric, job.required_length)
+    masker = Deidentifier(job.person_names, job.school_names)
+    # Title and body are masked together so one person always gets one placeholder.
+    joined = f"{analysis.title}\n{analysis.body}" if analysis.title else analysis.body
+    masked = masker.mask(joined)
+    if analysis.title:
+        masked_title, _, masked_body = masked.text.partition("\n")
+    else:
+        masked_title, masked_body = None, masked.text
+    messages = None
+    if needs_model(analysis):
+        facts = {
+            "字数": analysis.char_count,
+            "段落数": analysis.paragraph_count,
+            "有标题": analysis.title is not None,
+        }
+        messages = render_grading_messages(
+            rubric, assignment_prompt=job.assignment_prompt, genre=job.genre,
+            required_length=job.required_length, title=masked_title, body=masked_body, facts=facts,
+        )
+    return _Prepared(index, job, rubric, analysis, masked.mapping, messages)
+
+
+def _finish(item: _Prepared, generation: GenerationLike, model_name: str | None) -> EssayOutcome:
+    if generation.error:
+        return EssayOutcome(essay_id=item.job.essay_id, error=f"生成失败: {generation.error}")
+    try:
+        answer = parse_answer(generation.text, item.rubric)
+    except AnswerInvalid as exc:
+        return EssayOutcome(essay_id=item.job.essay_id, error=f"模型输出无效: {exc}")
+    answer = _unmask_answer(answer, item.masker_mapping)
+    located, dropped = locate_quotes(item.analysis.text, answer.get("errors", []))
+    score = compose_score(item.rubric, item.analysis, answer, located)
+    outcome = _outcome(item, score, answer, dropped=dropped, located=located)
+    outcome.model_name, outcome.engine_name = model_name, ENGINE_NAME
+    outcome.prompt_tokens, outcome.generated_tokens = generation.prompt_tokens, generation.new_tokens
+    outcome.latency_ms = int(generation.latency_s * 1000)
+    return outcome
+
+
+def _unmask_answer(answer: Any, mapping: dict[str, str]) -> Any:
+    """Put real names back into every string of the answer (for display and for locating quotes)."""
+    from shared.deidentify import unmask
+
+    if isinstance(answer, str):
+        return unmask(answer, mapping)
+    if isinstance(answer, list):
+        return [_unmask_answer(value, mapping) for value in answer]
+    if isinstance(answer, dict):
+        return {key: _unmask_answer(value, mapping) for key, value in answer.items()}
+    return answer
+
+
+def _outcome(
+    item: _Prepared, score: ScoreResult, answer: dict[str, Any] | None, *, dropped: int = 0,
+    located: Sequence[Finding] = (),
+) -> EssayOutcome:
+    rubric, analysis = item.rubric, item.analysis
+    findings = [*analysis.mechanical_errors, *located]
+    evidence = {
+        dim.key: list(answer[dim.key].get("evidence", [])) for dim in rubric.dimensions
+    } if answer else {}
+    return EssayOutcome(
+        essay_id=item.job.essay_id,
+        rubric_id=rubric.id,
+        rubric_version=rubric.version,
+        prompt_version=PROMPT_VERSION if answer else None,
+        title=analysis.title,
+        text=analysis.text,
+        char_count=analysis.char_count,
+        dimension_scores=dict(score.dimension_scores),
+        bands=dict(score.bands),
+        evidence=evidence,
+        raw_total=score.raw_total,
+        total=score.total,
+        caps=list(score.caps),
+        comment=(answer or {}).get("comment", "") if answer else _no_model_comment(analysis),
+        errors=[
+            LocatedError(f.type, f.start, f.end, f.original, f.suggestion, f.explanation, f.origin)
+            for f in sorted(findings, key=lambda f: (f.start, f.end))
+        ],
+        deductions=[DeductionRow(d.rule, d.points, d.detail) for d in score.deductions],
+        flags=list(analysis.injection_flags),
+        dropped_quotes=dropped,
+    )
+
+
+def _no_model_comment(analysis: Analysis) -> str:
+    if analysis.char_count == 0:
+        return "空白卷，按规定记 0 分。"
+    return f"全文仅 {analysis.char_count} 字，按残篇规定评分，未送模型评阅。"

@@ -1,0 +1,324 @@
+"""The inference engine on a tiny random Qwen2, loaded through the same path as a real model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import torch
+import xgrammar as xgr
+
+from services.worker.engine import (
+    EngineConfig,
+    Generation,
+    LLMEngine,
+    ModelUnavailable,
+    closing_reserve,
+    max_tokens_for_schema,
+)
+from shared.settings import Settings
+from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
+
+BANDS = ["一类", "二类", "三类", "四类"]
+ERROR_TYPES = ["错别字", "标点", "病句", "用词不当"]
+
+
+def _string(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+TRAIT = _object(
+    {
+        "score": {"type": "integer", "minimum": 0, "maximum": 20},
+        "band": {"type": "string", "enum": BANDS},
+        "evidence": {"type": "array", "maxItems": 1, "items": _string(40)},
+    }
+)
+ERROR = _object(
+    {
+        "type": {"type": "string", "enum": ERROR_TYPES},
+        "original": _string(20, 1),
+        "suggestion": _string(20),
+        "explanation": _string(40),
+    }
+)
+GRADING_SCHEMA = _object(
+    {
+        "content": TRAIT,
+        "expression": TRAIT,
+        "development": TRAIT,
+        "errors": {"type": "array", "maxItems": 12, "items": ERROR},
+        "comment": _string(150, 1),
+    }
+)
+SYSTEM = "你是高考语文阅卷老师。请按评分标准给下面的作文打分，指出错别字、标点、病句和用词不当，只输出 JSON。"
+
+
+def _conversation(index: int) -> list[dict[str, str]]:
+    """Essays of different lengths, so every prompt has its own token count."""
+    sentences = TINY_MODEL_TEXTS[index % 20 : index % 20 + 1 + index]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "作文：\n" + "".join(sentences)}]
+
+
+CONVERSATIONS = [_conversation(i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> LLMEngine:
+    # A budget large enough for a batch of all ten at the schema's worst-case answer length.
+    config = EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000)
+    return LLMEngine.load(config)
+
+
+@pytest.fixture(scope="module")
+def baseline(engine: LLMEngine) -> list[Generation]:
+    return engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+
+
+def _with(engine: LLMEngine, **changes: Any) -> LLMEngine:
+    """The same loaded model under a different engine config."""
+    config = dataclasses.replace(engine.config, **changes)
+    return LLMEngine(config, engine.model, engine.tokenizer, engine.device, engine.dtype)
+
+
+@pytest.fixture
+def batch_sizes(engine: LLMEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Record the size of every batch handed to ``_generate_batch``."""
+    sizes: list[int] = []
+    original = LLMEngine._generate_batch
+
+    def spy(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+        sizes.append(len(prompts))
+        return original(self, prompts, plan)
+
+    monkeypatch.setattr(LLMEngine, "_generate_batch", spy)
+    yield sizes
+
+
+def test_every_answer_is_schema_valid_json(baseline: list[Generation]) -> None:
+    assert len(baseline) == len(CONVERSATIONS)
+    for generation in baseline:
+        assert generation.error is None
+        assert generation.finished and not generation.forced_close
+        answer = json.loads(generation.text)
+        jsonschema.validate(answer, GRADING_SCHEMA)
+        assert all(0 <= answer[trait]["score"] <= 20 for trait in ("content", "expression", "development"))
+        assert 0 < generation.new_tokens <= max_tokens_for_schema(GRADING_SCHEMA)
+        assert generation.latency_s > 0
+
+
+def test_input_order_is_restored(engine: LLMEngine, baseline: list[Generation]) -> None:
+    expected = [
+        len(engine.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True)["input_ids"])
+        for c in CONVERSATIONS
+    ]
+    assert len(set(expected)) == len(expected)
+    assert [g.prompt_tokens for g in baseline] == expected
+    reversed_run = engine.generate_json(CONVERSATIONS[::-1], GRADING_SCHEMA)
+    assert [g.text for g in reversed_run] == [g.text for g in baseline][::-1]
+
+
+def test_alone_and_in_a_batch_of_eight_give_the_same_answer(
+    engine: LLMEngine, baseline: list[Generation], batch_sizes: list[int]
+) -> None:
+    alone = engine.generate_json([CONVERSATIONS[5]], GRADING_SCHEMA)
+    in_batch = engine.generate_json(CONVERSATIONS[:8], GRADING_SCHEMA)
+    assert batch_sizes == [1, 8]
+    assert alone[0].text == in_batch[5].text == baseline[5].text
+    assert [g.text for g in in_batch] == [g.text for g in baseline[:8]]
+
+
+def test_generation_is_repeatable(engine: LLMEngine, baseline: list[Generation]) -> None:
+    again = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert [g.text for g in again] == [g.text for g in baseline]
+
+
+def test_batches_respect_the_token_budget(
+    engine: LLMEngine, baseline: list[Generation], batch_sizes: list[int]
+) -> None:
+    longest = max(g.prompt_tokens for g in baseline)
+    per_row = longest + max_tokens_for_schema(GRADING_SCHEMA)
+    small = _with(engine, batch_token_budget=3 * per_row)
+    results = small.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert max(batch_sizes) == 3 and sum(batch_sizes) == len(CONVERSATIONS)
+    assert [g.text for g in results] == [g.text for g in baseline]
+
+
+def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: LLMEngine) -> None:
+    budget = closing_reserve(GRADING_SCHEMA) + 8
+    tight = _with(engine, max_new_tokens=budget)
+    # A schema that lets the model ramble: long strings and many errors.
+    results = tight.generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
+    for generation in results:
+        assert generation.finished and generation.new_tokens <= budget
+        jsonschema.validate(json.loads(generation.text), GRADING_SCHEMA)
+
+
+def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
+    chatty = _object({"notes": {"type": "array", "maxItems": 30, "items": _string(60, 1)}, "comment": _string(80, 1)})
+    free = engine.generate_json(CONVERSATIONS[:2], chatty)
+    assert all(g.finished for g in free)
+    budget = closing_reserve(chatty) + 4
+    assert budget < min(g.new_tokens for g in free)
+    cut = _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:2], chatty)
+    for generation in cut:
+        assert generation.finished and generation.forced_close and generation.new_tokens <= budget
+        jsonschema.validate(json.loads(generation.text), chatty)
+
+
+def test_unconstrained_decoding_runs_under_the_same_budget(engine: LLMEngine) -> None:
+    free = _with(engine, max_new_tokens=16).generate_json(CONVERSATIONS[:3], GRADING_SCHEMA, constrained=False)
+    assert all(g.error is None and 0 < g.new_tokens <= 16 for g in free)
+
+
+def test_out_of_memory_splits_the_batch_and_retries(
+    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    original = LLMEngine._generate_batch
+
+    def small_memory(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+        sizes.append(len(prompts))
+        if len(prompts) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, prompts, plan)
+
+    monkeypatch.setattr(LLMEngine, "_generate_batch", small_memory)
+    results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert sizes[0] == len(CONVERSATIONS) and max(s for s in sizes if s <= 2) == 2
+    assert [g.text for g in results] == [g.text for g in baseline]
+
+
+def test_a_poison_conversation_fails_alone(
+    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = baseline[3].prompt_tokens
+    original = LLMEngine._generate_batch
+
+    def fragile(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+        if any(len(p) == poison for p in prompts):
+            raise RuntimeError("CPU out of memory")  # even alone: this one can never fit
+        return original(self, prompts, plan)
+
+    monkeypatch.setattr(LLMEngine, "_generate_batch", fragile)
+    results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert results[3].error is not None and "out of memory" in results[3].error
+    assert not results[3].finished and results[3].prompt_tokens == poison
+    others = [g for i, g in enumerate(results) if i != 3]
+    assert all(g.error is None for g in others)
+    assert [g.text for g in others] == [g.text for i, g in enumerate(baseline) if i != 3]
+
+
+def test_any_other_failure_is_isolated_too(
+    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = baseline[7].prompt_tokens
+    original = LLMEngine._generate_batch
+
+    def broken(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+        if any(len(p) == poison for p in prompts):
+            raise ValueError("tokenizer produced garbage")
+        return original(self, prompts, plan)
+
+    monkeypatch.setattr(LLMEngine, "_generate_batch", broken)
+    results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert [i for i, g in enumerate(results) if g.error] == [7]
+    assert "ValueError: tokenizer produced garbage" == results[7].error
+
+
+def test_describe(engine: LLMEngine, tiny_model_dir: Path) -> None:
+    info = engine.describe()
+    assert info["model"] == str(tiny_model_dir)
+    assert (info["device"], info["dtype"], info["quantization"]) == ("cpu", "float32", "none")
+    assert info["parameters"] == sum(p.numel() for p in engine.model.parameters())
+    assert info["memory_mb"] > 0
+
+
+def test_missing_local_model_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable) as caught:
+        LLMEngine.load(EngineConfig(model=str(tmp_path / "no-such-model"), device="cpu"))
+    message = str(caught.value)
+    for hint in ("YUEJUAN_MODEL", "HF_HUB_OFFLINE=1", "modelscope download --model", "找不到模型"):
+        assert hint in message
+
+
+def test_directory_without_a_model_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="config.json"):
+        LLMEngine.load(EngineConfig(model=str(tmp_path), device="cpu"))
+
+
+def test_uncached_hub_id_while_offline_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelUnavailable, match="Qwen/Qwen2.5-0.5B-Instruct"):
+        LLMEngine.load(EngineConfig(model="Qwen/Qwen2.5-0.5B-Instruct", device="cpu"))
+
+
+def test_quantization_on_cpu_is_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="CUDA"):
+        LLMEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", quantization="4bit"))
+
+
+def test_config_from_settings_picks_the_model_for_the_device() -> None:
+    settings = Settings(batch_token_budget=4096)
+    on_cpu = EngineConfig.from_settings(settings, cuda_available=False)
+    assert on_cpu.model == "Qwen/Qwen2.5-1.5B-Instruct" and on_cpu.batch_token_budget == 4096
+    assert EngineConfig.from_settings(settings, cuda_available=True).model == "Qwen/Qwen2.5-7B-Instruct"
+    forced_cpu = Settings(device="cpu")
+    assert EngineConfig.from_settings(forced_cpu, cuda_available=True).model == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert EngineConfig.from_settings(Settings(model="/models/q")).model == "/models/q"
+
+
+def test_unbounded_schema_needs_a_configured_budget(engine: LLMEngine) -> None:
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        engine.generate_json(CONVERSATIONS[:1], _object({"comment": {"type": "string"}}))
+
+
+def test_token_bound_is_the_longest_answer_the_grammar_accepts(engine: LLMEngine) -> None:
+    """The bound counts bytes exactly: build the longest answer (4-byte characters) and let xgrammar check it."""
+    widest = "\U00020000"  # a CJK extension-B character, 4 bytes in UTF-8
+    trait = {"score": 20, "band": "四类", "evidence": [widest * 40]}
+    error = {"type": "用词不当", "original": widest * 20, "suggestion": widest * 20, "explanation": widest * 40}
+    longest = {
+        "content": trait,
+        "expression": trait,
+        "development": trait,
+        "errors": [error] * 12,
+        "comment": widest * 150,
+    }
+    text = json.dumps(longest, ensure_ascii=False)
+    grammar = engine._plan(GRADING_SCHEMA, True).grammar
+    matcher = xgr.GrammarMatcher(grammar)
+    assert matcher.accept_string(text) and matcher.is_completed()
+    assert max_tokens_for_schema(GRADING_SCHEMA) == len(text.encode()) + 1
+
+
+def test_bounded_strings_admit_no_escapes(engine: LLMEngine) -> None:
+    """The byte bound assumes xgrammar writes length-bounded strings without escapes (4 bytes a character)."""
+    grammar = engine._plan(GRADING_SCHEMA, True).grammar
+    prefix = '{"content": {"score": 1, "band": "一类", "evidence": ["'
+    assert xgr.GrammarMatcher(grammar).accept_string(prefix + "好")
+    assert not xgr.GrammarMatcher(grammar).accept_string(prefix + "\\u597d")

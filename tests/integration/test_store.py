@@ -1,0 +1,79 @@
+"""Claims and writes: a task owns its essays, redelivery resumes, attempts are bounded, nothing is doubled."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from services.worker import store
+from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
+from shared.models import AuditLog, Essay, EssayStatus, Grade
+from tests.factories import make_class
+
+
+def _outcome(essay_id: int) -> EssayOutcome:
+    return EssayOutcome(
+        essay_id=essay_id, rubric_id="gaokao-national", rubric_version="2024.1", prompt_version="grade-v1",
+        text="读书\n正文。", char_count=3, dimension_scores={"content": 12}, bands={"content": "二等"},
+        raw_total=40, total=38, comment="评语",
+        errors=[LocatedError("错别字", 3, 4, "正", "整", "形近字", "model")],
+        deductions=[DeductionRow("typo", -1, "错别字 1 个")],
+    )
+
+
+def test_a_second_task_cannot_claim_what_the_first_owns(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["甲。", "乙。", "丙。"], tag=uuid.uuid4().hex[:6])
+    ids = fixture.essay_ids
+    first = store.claim(db_sessions, ids, "task-a", max_attempts=3, is_retry=False)
+    assert first == sorted(ids)
+    assert store.claim(db_sessions, ids, "task-b", max_attempts=3, is_retry=False) == []
+    # The same task redelivered (its worker died) resumes its claim and counts an attempt.
+    assert store.claim(db_sessions, ids, "task-a", max_attempts=3, is_retry=False) == sorted(ids)
+    # A Celery retry after a transient error does not count another attempt.
+    assert store.claim(db_sessions, ids, "task-a", max_attempts=3, is_retry=True) == sorted(ids)
+    with db_sessions() as session:
+        assert set(session.scalars(select(Essay.attempts).where(Essay.id.in_(ids)))) == {2}
+
+
+def test_redelivery_beyond_the_attempt_limit_fails_the_essay(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["甲。"], tag=uuid.uuid4().hex[:6])
+    ids = fixture.essay_ids
+    assert store.claim(db_sessions, ids, "t", max_attempts=2, is_retry=False) == ids
+    assert store.claim(db_sessions, ids, "t", max_attempts=2, is_retry=False) == ids
+    assert store.claim(db_sessions, ids, "t", max_attempts=2, is_retry=False) == []
+    with db_sessions() as session:
+        essay = session.get(Essay, ids[0])
+        assert essay.status == EssayStatus.failed and "2" in essay.failure_reason
+
+
+def test_outcome_is_written_once_with_everything_it_carries(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["读书\n正文。"], tag=uuid.uuid4().hex[:6])
+    essay_id = fixture.essay_ids[0]
+    store.claim(db_sessions, [essay_id], "t", max_attempts=3, is_retry=False)
+    assert store.save_outcome(db_sessions, _outcome(essay_id), "t") is True
+    assert store.save_outcome(db_sessions, _outcome(essay_id), "t") is False
+    assert store.save_outcome(db_sessions, _outcome(essay_id), "other") is False
+    with db_sessions() as session:
+        grades = session.scalars(select(Grade).where(Grade.essay_id == essay_id)).all()
+        assert len(grades) == 1 and grades[0].version == 1 and grades[0].total == 38
+        assert [(e.type, e.start_offset, e.end_offset) for e in grades[0].errors] == [("错别字", 3, 4)]
+        assert [(d.rule, d.points) for d in grades[0].deductions] == [("typo", -1)]
+        assert session.get(Essay, essay_id).status == EssayStatus.graded
+        audited = session.scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.action == "model.grade",
+                                                             AuditLog.object_id == essay_id)
+        )
+        assert audited == 1
+
+
+def test_a_failed_attempt_requeues_until_the_limit(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["甲。"], tag=uuid.uuid4().hex[:6])
+    essay_id = fixture.essay_ids[0]
+    store.claim(db_sessions, [essay_id], "t1", max_attempts=2, is_retry=False)
+    assert store.release_failure(db_sessions, essay_id, "t1", "boom", max_attempts=2) == EssayStatus.queued
+    store.claim(db_sessions, [essay_id], "t2", max_attempts=2, is_retry=False)
+    assert store.release_failure(db_sessions, essay_id, "t2", "boom again", max_attempts=2) == EssayStatus.failed
+    with db_sessions() as session:
+        essay = session.get(Essay, essay_id)
+        assert essay.status == EssayStatus.failed and essay.failure_reason == "boom again"
