@@ -98,6 +98,29 @@ def user_create(username: str, display_name: str | None, role: str, school_name:
     click.echo(f"已创建用户 {username} ({role})")
 
 
+@user.command("token")
+@click.option("--username", required=True)
+def user_token(username: str) -> None:
+    """Create a new API token for a user (replacing the old one); it is printed once, only its hash is kept."""
+    from sqlalchemy import select
+
+    from shared import audit
+    from shared.models import User, make_engine, make_session_factory, transaction
+    from shared.security import hash_api_token, new_api_token
+
+    token = new_api_token()
+    engine = make_engine(_settings().resolved_database_url())
+    with transaction(make_session_factory(engine)) as session:
+        account = session.scalar(select(User).where(User.username == username))
+        if account is None:
+            raise click.ClickException(f"没有这个用户: {username}")
+        account.api_token_hash = hash_api_token(token)
+        audit.record(session, "user.api_token", actor="cli", object_type="user", object_id=account.id)
+    engine.dispose()
+    click.echo(f"{username} 的新 API 令牌（只显示这一次，旧令牌已失效）：")
+    click.echo(token)
+
+
 @main.command()
 @click.option("--host", default=None, help="Defaults to YUEJUAN_WEB_HOST.")
 @click.option("--port", type=int, default=None, help="Defaults to YUEJUAN_WEB_PORT.")

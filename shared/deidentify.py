@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 司空 夏侯 令狐 端木 独孤 南宫 西门 轩辕 呼延 澹台".split()
+    ["欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文"]
+    + ["司徒", "司空", "夏侯", "令狐", "端木", "独孤", "南宫", "西门", "轩辕", "呼延", "澹台"]
 )
 _ADMIN_PREFIX_RE = re.compile(r"^(?P<place>[\u4e00-\u9fff]{2,8}?)(?:省|市|自治区|特别行政区|区|县)")
-_NUMBERED_SCHOOL_RE = re.compile(r"^(?P<place>.*?)第(?P<num>[一二三四五六七八九十百零〇\d]+)(?P<kind>中学|高级中学|小学)$")
-GENERIC_SCHOOL_NAMES = frozenset({"中学", "高中", "高级中学", "初级中学", "实验中学", "实验学校", "外国语学校"})
+_NUMBERED_SCHOOL_RE = re.compile(
+    r"^(?P<place>.*?)第(?P<num>[一二三四五六七八九十百零〇\d]+)(?P<kind>中学|高级中学|小学)$"
+)
+GENERIC_SCHOOL_NAMES = frozenset(
+    {"中学", "高中", "高级中学", "初级中学", "实验中学", "实验学校", "外国语学校"}
+)
 _AFFILIATED_RE = re.compile(r"^(?P<univ>.+?)大学附属(?P<kind>中学|小学)$")
 
 _PATTERNS: list[tuple[str, str]] = [
@@ -51,7 +56,7 @@ def school_short_forms(name: str) -> set[str]:
     forms: set[str] = set()
     rest, place = name, ""
     while (prefix := _ADMIN_PREFIX_RE.match(rest)) and len(rest) - prefix.end() >= 2:
-        place, rest = prefix.group("place"), rest[prefix.end():]
+        place, rest = prefix.group("place"), rest[prefix.end() :]
         forms.add(place + rest)
         if rest not in GENERIC_SCHOOL_NAMES:
             forms.add(rest)
@@ -121,7 +126,9 @@ class Deidentifier:
         masked = self._regex.sub(replace, text)
         if by_value:
             logger.debug("masked %d personal values", len(by_value))
-        return MaskedText(text=masked, mapping={placeholder: value for value, placeholder in by_value.items()})
+        return MaskedText(
+            text=masked, mapping={placeholder: value for value, placeholder in by_value.items()}
+        )
 
 
 def unmask(text: str, mapping: dict[str, str]) -> str:

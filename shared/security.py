@@ -1,6 +1,9 @@
-"""Password hashing (argon2) shared by the CLI and the web app."""
+"""Password hashing (argon2) and API token hashing, shared by the CLI and the web app."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,3 +22,16 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+API_TOKEN_PREFIX = "yj_"
+
+
+def new_api_token() -> str:
+    """A fresh random API token; it is shown once and only its hash is stored."""
+    return API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_token(token: str) -> str:
+    """SHA-256 of a token: tokens are long and random, so a fast hash is enough and allows a lookup."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="dev-insecure-change-me", min_length=8)
     max_upload_mb: int = Field(default=50, ge=1)
     max_upload_files: int = Field(default=500, ge=1)
+    session_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000

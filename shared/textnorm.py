@@ -55,18 +55,18 @@ def normalize_text(raw: str) -> str:
 
 
 def _is_title_line(line: str) -> bool:
-    if not line or len(line) > TITLE_MAX_CHARS:
+    """Short, not ending like a clause (。，、；：), and any ？！… only at the very end."""
+    if not line or len(line) > TITLE_MAX_CHARS or line[-1] in "。，,、；;：:":
         return False
-    if any(ch in "。！？!?" for ch in line):
-        return False
-    return line[-1] not in SENTENCE_FINAL + "，,、；;：:."
+    inner = line.rstrip("？！?!…" + CLOSING_QUOTES)
+    return any(ch.isalnum() for ch in inner) and not any(ch in SENTENCE_FINAL for ch in inner)
 
 
 def split_title(text: str) -> tuple[str | None, str]:
     """Split normalised text into (title, body); ``body`` is always a suffix of ``text``.
 
     A title is a first line labelled 题目：/标题：, a line that is just 《…》, or a short line (≤ 25
-    characters) without sentence-final punctuation that is followed by body text.
+    characters) followed by body text, without 。 and with ？！… only at its end (问句 titles are common).
     """
     first_end = text.find("\n")
     if first_end < 0:

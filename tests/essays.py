@@ -7,6 +7,11 @@ import random
 from tests.tiny_model import TINY_MODEL_TEXTS
 
 TITLES = ["读书的意义", "论坚持", "青春的答卷", "家乡的河", "远行"]
+# Only prose sentences: the tokenizer corpus also holds JSON and rubric vocabulary.
+SENTENCES = [
+    text for text in TINY_MODEL_TEXTS
+    if text.endswith(("。", "！", "？", "”")) and not any(ch.isascii() for ch in text)
+]
 
 
 def make_essay(seed: int, *, min_chars: int = 420, max_chars: int = 900) -> str:
@@ -16,7 +21,7 @@ def make_essay(seed: int, *, min_chars: int = 420, max_chars: int = 900) -> str:
     paragraphs: list[str] = []
     length = 0
     while length < target:
-        paragraph = "".join(rng.choice(TINY_MODEL_TEXTS) for _ in range(rng.randint(2, 4)))
+        paragraph = "".join(rng.choice(SENTENCES) for _ in range(rng.randint(2, 4)))
         paragraphs.append(paragraph)
         length += len(paragraph)
     return rng.choice(TITLES) + "\n" + "\n".join(paragraphs)

@@ -66,7 +66,7 @@ TINY_MODEL_TEXTS: list[str] = [
 ]
 
 
-def _train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """Byte-level BPE like Qwen's: every byte is a token, so any text (and any JSON) is encodable."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -101,11 +101,16 @@ def save_random_qwen2(
     *,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
 ) -> Path:
-    """Save a seeded random-weight Qwen2 with ``config`` and the tokenizer into ``out_dir``."""
+    """Save a seeded random-weight Qwen2 with ``config`` and the tokenizer into ``out_dir``.
+
+    The weights are created directly in ``dtype`` on ``device`` (a 7B model in bf16 on a GPU, say).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).to(dtype)
+    with torch.device(device):
+        model = Qwen2ForCausalLM._from_config(config, dtype=dtype)
     # Qwen2.5-Instruct ships sampling defaults; the engine must override them for greedy decoding.
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id,
@@ -119,6 +124,7 @@ def save_random_qwen2(
     )
     model.save_pretrained(out_dir)
     hf_tokenizer.save_pretrained(out_dir)
+    del model
     return out_dir
 
 
@@ -154,7 +160,7 @@ def build_tiny_qwen2(
 
     The model's vocabulary is rounded up past the tokenizer's, as in the real Qwen checkpoints.
     """
-    hf_tokenizer = wrap_tokenizer(_train_tokenizer(texts, vocab_size))
+    hf_tokenizer = wrap_tokenizer(train_tokenizer(texts, vocab_size))
     padded_vocab = -(-len(hf_tokenizer) // 64) * 64 + 64
     config = qwen2_config(
         hf_tokenizer,

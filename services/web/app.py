@@ -19,9 +19,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        # The whole request (every file of a multi-file upload plus the form) must fit; otherwise 413.
         MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
     )
     engine = make_engine(settings.resolved_database_url())
     app.extensions["yuejuan"] = {
@@ -31,10 +32,25 @@ def create_app(settings: Settings | None = None) -> Flask:
         "celery": None,
     }
 
-    from services.web.health import bp as health_bp
-
-    app.register_blueprint(health_bp)
+    _wire(app, settings)
     return app
+
+
+def _wire(app: Flask, settings: Settings) -> None:
+    """Security, errors, the per-request user and database session, template helpers and blueprints."""
+    from services.web import admin, api, assignments, auth, classes, essays, health, reports, rubrics, uploads
+    from services.web.context import close_db
+    from services.web.errors import init_errors
+    from services.web.security import init_security
+    from services.web.templating import init_templating
+
+    init_security(app, settings)
+    init_errors(app)
+    init_templating(app)
+    app.before_request(auth.load_session_user)
+    app.teardown_appcontext(close_db)
+    for module in (health, auth, classes, assignments, uploads, essays, reports, admin, rubrics, api):
+        app.register_blueprint(module.bp)
 
 
 def ext(app: Flask) -> dict[str, Any]:

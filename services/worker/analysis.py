@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from services.worker.injection import detect_injection, strip_invisible
@@ -30,7 +31,9 @@ _CLOSERS = {close: open_ for open_, close in PAIRS.items()}
 _DOUBLED_RE = re.compile(r"[，、。；：]{2,}")
 _HALFWIDTH_RE = re.compile(r'\.{2,}|[,.?!;:"]')
 _HALFWIDTH_MARKS = ',.?!;:"'
-_PARAGRAPH_END_OK = "。！？…!?.—"
+_PARAGRAPH_END_OK = "。！？…!?.—：:；;"
+_ATTRIBUTION_RE = re.compile(r"(?:——|--+)[^。！？…—\-]{1,12}$")
+SUBHEADING_MAX_CHARS = 15
 DEFAULT_PUNCT_TYPE = "标点"
 
 
@@ -66,8 +69,8 @@ class Analysis:
 
     @property
     def is_blank(self) -> bool:
-        """No countable characters in the body (a title alone is still blank)."""
-        return self.char_count == 0
+        """No letters, digits or hanzi in the body (a title alone, or only punctuation, is blank)."""
+        return not any(ch.isalnum() for ch in self.body)
 
     def facts(self) -> dict[str, object]:
         """The deterministic figures shown to the model and the teacher, with Chinese labels."""
@@ -81,6 +84,8 @@ class Analysis:
 
 
 def _is_cjk(ch: str) -> bool:
+    if not ch:
+        return False
     code = ord(ch)
     return (
         0x4E00 <= code <= 0x9FFF
@@ -93,8 +98,8 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
-def _is_latin(ch: str) -> bool:
-    return ch.isascii() and ch.isalnum()
+def _is_punct(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
 
 
 def _neighbour(text: str, index: int, step: int, lo: int, hi: int) -> str:
@@ -114,12 +119,10 @@ def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Find
         nxt = _neighbour(text, match.end() - 1, 1, start, end)
         in_chinese = _is_cjk(prev) or _is_cjk(nxt)
         raw_prev = text[match.start() - 1] if match.start() > start else ""
-        latin_context = (_is_latin(prev) and (_is_latin(nxt) or nxt == "")) or (
-            mark == "." and raw_prev.isascii() and raw_prev.isalpha()  # abbreviation or English sentence
-        )
+        abbreviation = mark == "." and raw_prev.isascii() and raw_prev.isalpha()  # U.S.A. / Mr.
         if mark == '"':
             quote_count += 1
-        if not in_chinese or latin_context:
+        if not in_chinese or abbreviation:
             continue
         if mark == '"':
             suggestion = "“" if quote_count % 2 else "”"
@@ -128,8 +131,15 @@ def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Find
         else:
             suggestion = HALFWIDTH_TO_FULLWIDTH[mark]
         findings.append(
-            Finding(kind, match.start(), match.end(), mark, suggestion,
-                    f"中文行文中误用半角“{mark}”，应为“{suggestion}”", "rule:halfwidth_punct")
+            Finding(
+                kind,
+                match.start(),
+                match.end(),
+                mark,
+                suggestion,
+                f"中文行文中误用半角“{mark}”，应为“{suggestion}”",
+                "rule:halfwidth_punct",
+            )
         )
     return findings
 
@@ -138,12 +148,19 @@ def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[Findin
     findings = []
     for match in _DOUBLED_RE.finditer(text, start, end):
         run = match.group()
+        suggestion = "。" if "。" in run else run[0]
         if set(run) == {"。"} and len(run) >= 3:
             suggestion = "……"
-        else:
-            suggestion = "。" if "。" in run else run[0]
         findings.append(
-            Finding(kind, match.start(), match.end(), run, suggestion, f"标点“{run}”重复使用", "rule:doubled_punct")
+            Finding(
+                kind,
+                match.start(),
+                match.end(),
+                run,
+                suggestion,
+                f"标点“{run}”重复使用",
+                "rule:doubled_punct",
+            )
         )
     return findings
 
@@ -161,22 +178,38 @@ def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Fin
                 stack.pop()
             else:
                 findings.append(
-                    Finding(kind, index, index + 1, ch, _CLOSERS[ch] + ch,
-                            f"“{ch}”缺少与之配对的“{_CLOSERS[ch]}”", "rule:unbalanced_pair")
+                    Finding(
+                        kind,
+                        index,
+                        index + 1,
+                        ch,
+                        _CLOSERS[ch] + ch,
+                        f"“{ch}”缺少与之配对的“{_CLOSERS[ch]}”",
+                        "rule:unbalanced_pair",
+                    )
                 )
     for open_, stack in stacks.items():
         for index in stack:
             findings.append(
-                Finding(kind, index, index + 1, open_, open_ + PAIRS[open_],
-                        f"“{open_}”缺少与之配对的“{PAIRS[open_]}”", "rule:unbalanced_pair")
+                Finding(
+                    kind,
+                    index,
+                    index + 1,
+                    open_,
+                    open_ + PAIRS[open_],
+                    f"“{open_}”缺少与之配对的“{PAIRS[open_]}”",
+                    "rule:unbalanced_pair",
+                )
             )
     return findings
 
 
 def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> Finding | None:
     paragraph = text[start:end]
-    if paragraph.startswith("——"):  # attribution or 题记 line
+    if _ATTRIBUTION_RE.search(paragraph):  # ——题记, ——鲁迅
         return None
+    if len(paragraph) <= SUBHEADING_MAX_CHARS and not any(_is_punct(ch) for ch in paragraph):
+        return None  # a subheading inside the body
     trimmed = paragraph.rstrip(CLOSING_QUOTES)
     if not trimmed or trimmed[-1] in _PARAGRAPH_END_OK:
         return None
@@ -206,7 +239,9 @@ def analyse(raw_text: str, rubric: Rubric, required_length: int | None = None) -
     char_count = count_chars(body, rubric.char_count_rule)
     sentence_count = len(sentences(body))
     few = rubric.caps.few_sentences
-    punct_type = rubric.deductions.punctuation.error_type if rubric.deductions.punctuation else DEFAULT_PUNCT_TYPE
+    punct_type = (
+        rubric.deductions.punctuation.error_type if rubric.deductions.punctuation else DEFAULT_PUNCT_TYPE
+    )
     analysis = Analysis(
         text=text,
         title=title,
@@ -225,6 +260,8 @@ def analyse(raw_text: str, rubric: Rubric, required_length: int | None = None) -
     )
     logger.debug(
         "analysed essay: %d chars, %d paragraphs, %d mechanical errors",
-        char_count, analysis.paragraph_count, len(analysis.mechanical_errors),
+        char_count,
+        analysis.paragraph_count,
+        len(analysis.mechanical_errors),
     )
     return analysis

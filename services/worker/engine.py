@@ -456,6 +456,10 @@ class LLMEngine:
             "memory_mb": round(memory, 1),
         }
 
+    def prepare(self, schema: dict[str, Any]) -> None:
+        """Compile the schema's grammar now (seconds for a Qwen vocabulary) rather than in the first batch."""
+        self._plan(schema, constrained=True)
+
     # --- generation ----------------------------------------------------------------------------------
 
     def generate_json(

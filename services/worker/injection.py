@@ -71,7 +71,9 @@ _ENGLISH_RULES: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "索要分数（英文）",
-        re.compile(r"\b(?:give|award|grade|score)\s+(?:this\s+essay|me|it)\s+(?:a\s+)?(?:full\s+marks|perfect|60|100)"),
+        re.compile(
+            r"\b(?:give|award|grade|score)\s+(?:this\s+essay|me|it)\s+(?:a\s+)?(?:full\s+marks|perfect|60|100)"
+        ),
     ),
     (
         "包含评分结果格式的 JSON",

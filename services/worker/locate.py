@@ -6,6 +6,7 @@ matched exactly first, then after folding both sides. Quotes that cannot be foun
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -17,10 +18,16 @@ logger = logging.getLogger(__name__)
 _FOLD = str.maketrans(
     {
         **{chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)},
-        "“": '"', "”": '"', "‘": "'", "’": "'", "。": ".", "「": '"', "」": '"',
+        "“": '"',
+        "”": '"',
+        "‘": "'",
+        "’": "'",
+        "。": ".",
+        "「": '"',
+        "」": '"',
     }
 )
-_SURROUNDING_QUOTES = ("“”", "\"\"", "‘’", "「」", "''")
+_SURROUNDING_QUOTES = ("“”", '""', "‘’", "「」", "''")
 
 
 def _fold(text: str) -> tuple[str, list[int]]:
@@ -44,12 +51,6 @@ class _Locator:
         self.folded, self.positions = _fold(text)
         self.cursors: dict[str, int] = {}
 
-    def _folded_start(self, offset: int) -> int:
-        for folded_index, original_index in enumerate(self.positions):
-            if original_index >= offset:
-                return folded_index
-        return len(self.positions)
-
     def find(self, quote: str) -> tuple[int, int] | None:
         cursor = self.cursors.get(quote, self.search_from)
         span = self._find_exact(quote, cursor) or self._find_folded(quote, cursor)
@@ -71,7 +72,7 @@ class _Locator:
         folded_quote, _ = _fold(quote)
         if not folded_quote:
             return None
-        found = self.folded.find(folded_quote, self._folded_start(cursor))
+        found = self.folded.find(folded_quote, bisect.bisect_left(self.positions, cursor))
         if found < 0:
             return None
         return self.positions[found], self.positions[found + len(folded_quote) - 1] + 1
@@ -80,7 +81,7 @@ class _Locator:
 def locate_quotes(
     text: str, errors: Sequence[dict[str, Any]], *, search_from: int = 0
 ) -> tuple[list[Finding], int]:
-    """Locate each error's ``original`` in ``text``; return the findings (by position) and how many were dropped.
+    """Locate each error's ``original`` in ``text``; return the findings by position and the number dropped.
 
     A quote repeated in ``errors`` maps to its next occurrence after the previous match; when there is
     none left it is dropped like a quote that is not in the text at all.

@@ -97,14 +97,10 @@ def _prepare(index: int, job: EssayJob) -> _Prepared:
         masked_title, masked_body = None, masked.text
     messages = None
     if needs_model(analysis):
-        facts = {
-            "字数": analysis.char_count,
-            "段落数": analysis.paragraph_count,
-            "有标题": analysis.title is not None,
-        }
         messages = render_grading_messages(
             rubric, assignment_prompt=job.assignment_prompt, genre=job.genre,
-            required_length=job.required_length, title=masked_title, body=masked_body, facts=facts,
+            required_length=job.required_length, title=masked_title, body=masked_body,
+            facts=analysis.facts(),
         )
     return _Prepared(index, job, rubric, analysis, masked.mapping, messages)
 

@@ -33,7 +33,8 @@ class Assignment(CreatedAtMixin, Base):
     title: Mapped[str] = mapped_column(String(200))
     prompt_text: Mapped[str] = mapped_column(Text)
     genre: Mapped[str] = mapped_column(String(40), default="议论文")
-    rubric_id: Mapped[str] = mapped_column(String(80))
+    # A shipped rubric's id, or the path of a school's own rubric file under data_dir/rubrics.
+    rubric_id: Mapped[str] = mapped_column(String(500))
     rubric_version: Mapped[str] = mapped_column(String(40))
     required_length: Mapped[int] = mapped_column(Integer, default=800)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

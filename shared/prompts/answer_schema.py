@@ -80,7 +80,9 @@ def parse_answer(text: str, rubric: Rubric) -> dict[str, Any]:
     try:
         answer = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        raise AnswerInvalid(f"answer is not valid JSON ({exc.msg} at char {exc.pos}): {stripped[:80]!r}") from exc
+        raise AnswerInvalid(
+            f"answer is not valid JSON ({exc.msg} at char {exc.pos}): {stripped[:80]!r}"
+        ) from exc
     validator = Draft202012Validator(answer_schema(rubric))
     problems = sorted(validator.iter_errors(answer), key=lambda error: list(error.absolute_path))
     if problems:

@@ -78,7 +78,9 @@ class Dimension(_Strict):
     def _bands_cover_range(self) -> Dimension:
         ascending = list(reversed(self.bands))
         if ascending[0].min != 0:
-            raise ValueError(f"维度 {self.key}：最低分档 {ascending[0].name} 应从 0 分开始，实际从 {ascending[0].min}")
+            raise ValueError(
+                f"维度 {self.key}：最低分档 {ascending[0].name} 应从 0 分开始，实际从 {ascending[0].min}"
+            )
         for lower, upper in zip(ascending, ascending[1:], strict=False):
             if upper.min <= lower.max:
                 raise ValueError(
@@ -87,11 +89,13 @@ class Dimension(_Strict):
                 )
             if upper.min > lower.max + 1:
                 raise ValueError(
-                    f"维度 {self.key}：分档 {lower.name} 与 {upper.name} 之间缺少 {lower.max + 1}–{upper.min - 1} 分"
+                    f"维度 {self.key}：分档 {lower.name} 与 {upper.name} 之间"
+                    f"缺少 {lower.max + 1}–{upper.min - 1} 分"
                 )
         if ascending[-1].max != self.max:
             raise ValueError(
-                f"维度 {self.key}：最高分档 {ascending[-1].name} 止于 {ascending[-1].max}，应止于满分 {self.max}"
+                f"维度 {self.key}：最高分档 {ascending[-1].name} 止于 {ascending[-1].max}，"
+                f"应止于满分 {self.max}"
             )
         return self
 
@@ -205,7 +209,7 @@ class Rubric(_Strict):
     @classmethod
     def _version_is_text(cls, value: Any) -> Any:
         if not isinstance(value, str):
-            raise ValueError(f"version 必须是加引号的字符串（如 \"2024.1\"），实际为 {value!r}")
+            raise ValueError(f'version 必须是加引号的字符串（如 "2024.1"），实际为 {value!r}')
         return value
 
     @model_validator(mode="after")
@@ -227,7 +231,9 @@ class Rubric(_Strict):
                 raise ValueError(f"扣分规则使用的错误类型 {rule.error_type!r} 不在 error_types 中")
         for cap in self.caps.length:
             if cap.max_total > self.total:
-                raise ValueError(f"字数上限规则（不足 {cap.below_chars} 字）的 max_total {cap.max_total} 超过满分")
+                raise ValueError(
+                    f"字数上限规则（不足 {cap.below_chars} 字）的 max_total {cap.max_total} 超过满分"
+                )
         if self.caps.few_sentences and self.caps.few_sentences.max_total > self.total:
             raise ValueError("few_sentences.max_total 超过满分")
         if self.development_capped_by_basic:
@@ -260,7 +266,9 @@ class Rubric(_Strict):
         for dim in self.dimensions:
             if dim.key == key:
                 return dim
-        raise KeyError(f"rubric {self.ref} has no dimension {key!r}; known: {', '.join(d.key for d in self.dimensions)}")
+        raise KeyError(
+            f"rubric {self.ref} has no dimension {key!r}; known: {', '.join(d.key for d in self.dimensions)}"
+        )
 
     def band_for(self, dimension_key: str, score: int) -> Band:
         """Return the band of ``dimension_key`` that ``score`` falls in."""
@@ -351,7 +359,9 @@ def load_rubric(rubric_id: str, version: str | None = None, *, directory: Path |
         raise RubricError(f"未知的评分标准 {rubric_id!r}；可用：{', '.join(available) or '（无）'}")
     current = load_rubric_file(directory / f"{rubric_id}.yaml")
     if current.id != rubric_id:
-        raise RubricError(f"评分标准文件 {directory / f'{rubric_id}.yaml'} 无效：id {current.id!r} 与文件名不符")
+        raise RubricError(
+            f"评分标准文件 {directory / f'{rubric_id}.yaml'} 无效：id {current.id!r} 与文件名不符"
+        )
     if version is None or current.version == version:
         return current
     pinned_path = directory / f"{rubric_id}@{version}.yaml"

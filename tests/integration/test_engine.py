@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import torch
 import xgrammar as xgr
+from transformers import LogitsProcessor
 
 from services.worker.engine import (
     EngineConfig,
@@ -164,17 +165,18 @@ def test_batches_respect_the_token_budget(
 
 
 def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: LLMEngine) -> None:
-    budget = closing_reserve(GRADING_SCHEMA) + 8
-    tight = _with(engine, max_new_tokens=budget)
-    # A schema that lets the model ramble: long strings and many errors.
-    results = tight.generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
+    budget = closing_reserve(GRADING_SCHEMA) + 8  # the guard steers from the 9th token on
+    results = _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
     for generation in results:
-        assert generation.finished and generation.new_tokens <= budget
+        assert generation.finished and generation.forced_close and generation.new_tokens <= budget
         jsonschema.validate(json.loads(generation.text), GRADING_SCHEMA)
 
 
+CHATTY_SCHEMA = _object({"notes": {"type": "array", "maxItems": 30, "items": _string(60, 1)}, "comment": _string(80, 1)})
+
+
 def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
-    chatty = _object({"notes": {"type": "array", "maxItems": 30, "items": _string(60, 1)}, "comment": _string(80, 1)})
+    chatty = CHATTY_SCHEMA
     free = engine.generate_json(CONVERSATIONS[:2], chatty)
     assert all(g.finished for g in free)
     budget = closing_reserve(chatty) + 4
@@ -183,6 +185,39 @@ def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
     for generation in cut:
         assert generation.finished and generation.forced_close and generation.new_tokens <= budget
         jsonschema.validate(json.loads(generation.text), chatty)
+
+
+class _Adversary(LogitsProcessor):
+    """Pushes the model to the costliest answer: 4-byte characters spelt a byte at a time, and more items."""
+
+    def __init__(self, engine: LLMEngine) -> None:
+        self.bias = torch.zeros(engine.model.config.vocab_size)
+        for token_id, raw in enumerate(engine._vocab().info.decoded_vocab):
+            if raw == b",":
+                self.bias[token_id] = 400
+            elif len(raw) == 1 and raw not in (b'"', b"]", b"}"):
+                self.bias[token_id] = 300 if raw[0] >= 0xF0 else 200 if 0x80 <= raw[0] < 0xC0 else 100
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores + self.bias
+
+
+@pytest.mark.parametrize("schema", [GRADING_SCHEMA, CHATTY_SCHEMA], ids=["grading", "chatty"])
+def test_closing_guard_holds_against_an_adversarial_model(
+    engine: LLMEngine, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adversary = _Adversary(engine)
+    generate = engine.model.generate
+
+    def adversarial_generate(*args: Any, logits_processor: list[LogitsProcessor], **kwargs: Any) -> Any:
+        return generate(*args, logits_processor=[adversary, *logits_processor], **kwargs)
+
+    monkeypatch.setattr(engine.model, "generate", adversarial_generate)
+    reserve = closing_reserve(schema)
+    for budget in (reserve, reserve + 1, reserve + 37, 2 * reserve):
+        for generation in _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:2], schema):
+            assert generation.finished and generation.new_tokens <= budget
+            jsonschema.validate(json.loads(generation.text), schema)
 
 
 def test_unconstrained_decoding_runs_under_the_same_budget(engine: LLMEngine) -> None:

@@ -1,0 +1,309 @@
+"""Throughput of the inference engine on a random-weight model of Qwen2.5's real shape.
+
+    python bench/engine.py [--essays PATH] [--device cpu|cuda] [--shape qwen2.5-0.5b|qwen2.5-7b]
+                           [--quantization none|4bit] [--batches 1,4,16] [--n-essays N]
+                           [--max-new-tokens N] [--compare-batch N] [--model DIR]
+
+The model is built into a temporary directory and loaded through ``LLMEngine.load``, so the real loading
+and generation path is measured. Its tokenizer is a byte-level BPE trained on the essays, padded with
+filler tokens to Qwen2.5's vocabulary size so that xgrammar's per-token mask costs what it costs for the
+real model. Random weights decide nothing worth reading: the figures are speed only. Prompts are the
+real grading prompt (``render_grading_messages``) and the answer schema is the shipped rubric's.
+
+Each batch size runs one ``generate_json`` call over that many essays (cycled from the first
+``--n-essays``), constrained, with ``--max-new-tokens`` (small by default, so that the default run
+ends within about ten minutes on 2 CPU cores; answers then stop before the JSON closes). Then the same
+batch runs unconstrained; the two are compared per decoding step (prefill included in both), beside
+the time spent in the grammar processor itself. The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ESSAYS = Path(__file__).resolve().parents[2] / "shared/data/essays-acea/data.json"
+QWEN_TOKENIZER_SIZE = 151_665  # Qwen2.5's tokenizer, special tokens included (the model rounds up)
+SHAPES: dict[str, dict[str, Any]] = {
+    "qwen2.5-0.5b": dict(
+        vocab_size=151_936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
+    "qwen2.5-7b": dict(
+        vocab_size=152_064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        tie_word_embeddings=False,
+    ),
+}
+SYNTHETIC_ESSAY = (
+    "读书的意义",
+    [
+        "读书使人明智。古人说“腹有诗书气自华”，一个人读过的书，会慢慢变成他看世界的眼睛。" * 3,
+        "在信息爆炸的今天，我们更需要沉下心来读几本好书，而不是只在手机上浏览碎片化的信息。" * 3,
+        "读书也需要方法。只有边读边思考，把书中的道理与生活联系起来，读书才能真正改变我们。" * 3,
+    ],
+)
+
+
+def read_essays(path: Path, limit: int | None = None) -> list[tuple[str, list[str]]]:
+    """(title, paragraphs) from the ACEA JSON lines, or one synthetic essay when the file is absent."""
+    if not path.is_file():
+        logger.warning("%s not found: using a synthetic essay", path)
+        return [SYNTHETIC_ESSAY]
+    essays = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            paragraphs = ["".join(sentence[0] for sentence in para) for para in record["para"]]
+            essays.append((record["title"], paragraphs))
+            if limit is not None and len(essays) >= limit:
+                break
+    return essays
+
+
+def _byte_symbols() -> dict[int, str]:
+    """The printable stand-in byte-level BPE vocabularies use for each byte (the GPT-2 convention)."""
+    kept = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    symbols = {byte: chr(byte) for byte in kept}
+    spare = (chr(0x100 + n) for n in range(256))
+    for byte in range(256):
+        if byte not in symbols:
+            symbols[byte] = next(spare)
+    return symbols
+
+
+def _filler_pieces(rng: random.Random) -> Iterator[str]:
+    """Endless plausible vocabulary entries: Chinese words, English word pieces, code-like fragments."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    while True:
+        roll = rng.random()
+        if roll < 0.35:
+            yield "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(rng.choice((1, 2, 2, 3, 4))))
+        elif roll < 0.9:
+            word = "".join(rng.choice(letters) for _ in range(rng.randint(2, 10)))
+            yield (" " if rng.random() < 0.6 else "") + (word.title() if rng.random() < 0.2 else word)
+        else:
+            yield "".join(rng.choice(letters + "0123456789_.(){}[]<>=+-*/:;,'\"") for _ in range(rng.randint(2, 6)))
+
+
+def pad_vocabulary(tokenizer: Any, size: int, seed: int = 0) -> Any:
+    """Extend a trained byte-level BPE with unmerged filler entries until it holds ``size`` tokens."""
+    from tokenizers import Tokenizer
+
+    data = json.loads(tokenizer.to_str())
+    vocab: dict[str, int] = data["model"]["vocab"]
+    symbols = _byte_symbols()
+    next_id = max(vocab.values()) + 1
+    pieces = _filler_pieces(random.Random(seed))
+    while next_id < size:
+        entry = "".join(symbols[b] for b in next(pieces).encode())
+        if entry not in vocab:
+            vocab[entry] = next_id
+            next_id += 1
+    return Tokenizer.from_str(json.dumps(data))
+
+
+def build_model(out_dir: Path, essays: list[tuple[str, list[str]]], shape: str, device: str, dtype: Any) -> Path:
+    """Random-weight model of ``shape`` with an essay-trained, Qwen-sized tokenizer, saved to ``out_dir``."""
+    from tests.tiny_model import TINY_MODEL_TEXTS, qwen2_config, save_random_qwen2, train_tokenizer, wrap_tokenizer
+
+    texts = [title + "\n" + "\n".join(paragraphs) for title, paragraphs in essays] + TINY_MODEL_TEXTS
+    trained = train_tokenizer(texts, vocab_size=32_000)
+    hf_tokenizer = wrap_tokenizer(pad_vocabulary(trained, QWEN_TOKENIZER_SIZE))
+    shape_kwargs = dict(SHAPES[shape])
+    vocab_size = shape_kwargs.pop("vocab_size")
+    config = qwen2_config(hf_tokenizer, vocab_size, **shape_kwargs)
+    return save_random_qwen2(out_dir, hf_tokenizer, config, dtype=dtype, device=device)
+
+
+def grading_conversations(essays: list[tuple[str, list[str]]]) -> tuple[list[list[dict[str, str]]], dict]:
+    """The real grading prompt for each essay, and the shipped rubric's answer schema."""
+    from services.worker.analysis import analyse
+    from shared.prompts.answer_schema import answer_schema
+    from shared.prompts.render import render_grading_messages
+    from shared.prompts.rubric import load_rubric
+
+    rubric = load_rubric("gaokao-national")
+    conversations = []
+    for title, paragraphs in essays:
+        analysis = analyse(title + "\n" + "\n".join(paragraphs), rubric, 800)
+        conversations.append(
+            render_grading_messages(
+                rubric,
+                assignment_prompt=f"以“{title}”为题写一篇文章。",
+                genre="议论文",
+                required_length=800,
+                title=analysis.title,
+                body=analysis.body,
+                facts=analysis.facts(),
+            )
+        )
+    return conversations, answer_schema(rubric)
+
+
+class _GrammarTimer:
+    """Accumulates the wall time spent inside the engine's grammar logits processor."""
+
+    def __init__(self, processor_class: Any) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        original = processor_class.__call__
+
+        def timed(processor: Any, input_ids: Any, scores: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(processor, input_ids, scores)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        processor_class.__call__ = timed
+
+    def take(self) -> tuple[float, int]:
+        taken = self.seconds, self.calls
+        self.seconds, self.calls = 0.0, 0
+        return taken
+
+
+def measure(engine: Any, conversations: list, schema: dict, batch: int, constrained: bool, timer: _GrammarTimer) -> dict:
+    """One ``generate_json`` call over ``batch`` essays; speed figures for it."""
+    chosen = [conversations[i % len(conversations)] for i in range(batch)]
+    timer.take()
+    started = time.perf_counter()
+    generations = engine.generate_json(chosen, schema, constrained=constrained)
+    wall = time.perf_counter() - started
+    grammar_s, grammar_calls = timer.take()
+    steps = max(g.new_tokens for g in generations)
+    new_tokens = sum(g.new_tokens for g in generations)
+    return {
+        "batch": batch,
+        "constrained": constrained,
+        "wall_s": round(wall, 2),
+        "essays_per_s": round(batch / wall, 4),
+        "new_tokens_per_s": round(new_tokens / wall, 2),
+        "prompt_tokens_mean": round(sum(g.prompt_tokens for g in generations) / batch, 1),
+        "steps": steps,
+        "ms_per_step": round(1000 * wall / steps, 1),
+        "grammar_ms_per_step": round(1000 * grammar_s / grammar_calls, 2) if grammar_calls else 0.0,
+        "finished": sum(g.finished for g in generations),
+        "errors": sum(g.error is not None for g in generations),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--essays", type=Path, default=DEFAULT_ESSAYS, help="ACEA data.json (JSON lines)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-0.5b")
+    parser.add_argument("--quantization", choices=["none", "4bit"], default="none")
+    parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes (GPU: try 1,4,16,64)")
+    parser.add_argument("--n-essays", type=int, default=None, help="distinct essays to use (default: largest batch)")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="new tokens per answer (GPU: try 1024)")
+    parser.add_argument("--compare-batch", type=int, default=None, help="batch for constrained vs free (default: largest)")
+    parser.add_argument("--model", type=Path, default=None, help="a real model directory instead of a random one")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",")]
+    compare_batch = args.compare_batch or max(batches)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # run as a script: tests.tiny_model lives beside services/
+    import torch
+
+    from services.worker import engine as engine_module
+
+    essays = read_essays(args.essays, args.n_essays or max(batches + [compare_batch]))
+    dtype = torch.float32 if args.device == "cpu" else torch.bfloat16
+    with tempfile.TemporaryDirectory(prefix="yuejuan-bench-") as scratch:
+        started = time.perf_counter()
+        if args.model is None:
+            all_essays = read_essays(args.essays)  # the whole corpus trains the tokenizer
+            model_dir = build_model(Path(scratch), all_essays, args.shape, args.device, dtype)
+            print(f"built a random {args.shape} in {time.perf_counter() - started:.0f} s; tokenizer trained on "
+                  f"{len(all_essays)} essays, padded with filler tokens to {QWEN_TOKENIZER_SIZE} (Qwen2.5's size) "
+                  f"so the grammar mask is as costly as for the real vocabulary")
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
+        else:
+            model_dir = args.model
+        config = engine_module.EngineConfig(
+            model=str(model_dir),
+            device=args.device,
+            quantization=args.quantization,
+            batch_token_budget=10**9,  # one generate call per measurement: the bench picks the batch size
+            max_new_tokens=args.max_new_tokens,
+        )
+        started = time.perf_counter()
+        engine = engine_module.LLMEngine.load(config)
+        load_s = time.perf_counter() - started
+    description = engine.describe()
+    print(f"loaded in {load_s:.1f} s: {description}; torch threads: {torch.get_num_threads()}")
+
+    conversations, schema = grading_conversations(essays)
+    started = time.perf_counter()
+    engine.prepare(schema)
+    compile_s = time.perf_counter() - started
+    engine.generate_json([[{"role": "user", "content": "你好"}]], schema, constrained=False)  # warm-up
+    print(f"grammar compiled in {compile_s:.2f} s; worst-case answer {engine_module.max_tokens_for_schema(schema)} "
+          f"tokens, closing guard needs {engine_module.closing_reserve(schema)}; this run: {args.max_new_tokens}")
+    timer = _GrammarTimer(engine_module._GrammarProcessor)
+    runs = []
+    for batch in batches:
+        runs.append(measure(engine, conversations, schema, batch, True, timer))
+        print(json.dumps(runs[-1]))
+    constrained = next((r for r in runs if r["batch"] == compare_batch), None)
+    if constrained is None:
+        constrained = measure(engine, conversations, schema, compare_batch, True, timer)
+        print(json.dumps(constrained))
+    free = measure(engine, conversations, schema, compare_batch, False, timer)
+    print(json.dumps(free))
+    # Same prompts, same number of steps: the wall-time difference is what constraining costs.
+    extra_ms = 1000 * (constrained["wall_s"] - free["wall_s"]) / free["steps"]
+    overhead = constrained["wall_s"] / free["wall_s"] - 1
+    print(f"constrained vs free, batch {compare_batch}: {constrained['wall_s']} vs {free['wall_s']} s "
+          f"({overhead:+.1%}, {extra_ms:+.1f} ms per step; steps {constrained['steps']} vs {free['steps']}); "
+          f"time inside the grammar processor: {constrained['grammar_ms_per_step']} ms per step")
+    summary = {
+        "bench": "engine",
+        "shape": args.shape if args.model is None else str(args.model),
+        "weights": "random" if args.model is None else "real",
+        "tokenizer_vocab": len(engine.tokenizer),
+        "model_vocab": engine.model.config.vocab_size,
+        "max_new_tokens": args.max_new_tokens,
+        "load_s": round(load_s, 1),
+        "grammar_compile_s": round(compile_s, 3),
+        "describe": description,
+        "torch_threads": torch.get_num_threads(),
+        "runs": runs,
+        "unconstrained": free,
+        "constrained_wall_overhead": round(overhead, 4),
+        "constrained_extra_ms_per_step": round(extra_ms, 1),
+    }
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

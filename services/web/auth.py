@@ -1,0 +1,171 @@
+"""Sign-in and sign-out, the signed-in user for each request, role checks and the account page (API token)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from services.web.actor import Actor
+from services.web.context import client_ip, db
+from services.web.errors import render_error
+from services.web.login_limit import LOGIN_FAILED, LOGIN_SUCCESS, is_blocked
+from services.web.security import rotate_csrf_token
+from shared.models import Role, User
+from shared.security import hash_api_token, new_api_token, verify_password
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ADMIN_ROLES = frozenset({Role.school_admin, Role.sysadmin})
+ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员"}
+
+
+def _fingerprint(user: User) -> str:
+    """Ties a session to the current password: changing the password signs out other sessions."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def user() -> User:
+    """The signed-in user of a route that requires one."""
+    account = g.get("user")
+    if account is None:
+        abort(401)
+    return account
+
+
+def actor() -> Actor:
+    account = g.get("user")
+    if account is None:
+        return Actor(name="anonymous", user_id=None, ip=client_ip())
+    return Actor(name=account.username, user_id=account.id, ip=client_ip())
+
+
+def load_session_user() -> None:
+    """Before each page request: the user named by the session cookie, if still active."""
+    g.user = None
+    if request.path.startswith(("/static/", "/api/")):
+        return
+    user_id = session.get("uid")
+    if user_id is None:
+        return
+    account = db().get(User, user_id)
+    if account is None or not account.is_active or session.get("fp") != _fingerprint(account):
+        session.clear()
+        return
+    g.user = account
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    """School admins and sysadmins only; a teacher gets 403."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        account = g.get("user")
+        if account is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if account.role not in ADMIN_ROLES:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("classes.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(url_for("classes.index"))
+        return render_template("login.html", next=request.args.get("next", ""))
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    next_url = request.form.get("next", "")
+    session_db = db()
+    who = Actor(name=username[:120] or "(空)", user_id=None, ip=client_ip())
+    if is_blocked(session_db, who.name, who.ip):
+        who.record(session_db, "auth.login_blocked")
+        session_db.commit()
+        return render_error(429)
+    account = session_db.scalar(select(User).where(User.username == username)) if username else None
+    if account is None or not account.is_active or not verify_password(account.password_hash, password):
+        who.record(
+            session_db, LOGIN_FAILED, object_type="user" if account else None,
+            object_id=account.id if account else None,
+        )
+        session_db.commit()
+        logger.info("failed login for %r from %s", username, who.ip)
+        return render_template("login.html", next=next_url, username=username, error="用户名或密码错误。"), 401
+    session.clear()
+    session.permanent = True
+    session["uid"] = account.id
+    session["fp"] = _fingerprint(account)
+    rotate_csrf_token()
+    Actor(account.username, account.id, who.ip).record(session_db, LOGIN_SUCCESS, object_type="user",
+                                                       object_id=account.id)
+    session_db.commit()
+    return redirect(_safe_next(next_url))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    account = current_user()
+    if account is not None:
+        actor().record(db(), "auth.logout", object_type="user", object_id=account.id)
+        db().commit()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/account")
+@login_required
+def account() -> Any:
+    return render_template("account.html", role_name=ROLE_NAMES[user().role], new_token=None)
+
+
+@bp.post("/account/token")
+@login_required
+def create_token() -> Any:
+    """A new API token replaces the old one; it is shown on this response only."""
+    account = user()
+    token = new_api_token()
+    account.api_token_hash = hash_api_token(token)
+    actor().record(db(), "user.api_token", object_type="user", object_id=account.id)
+    db().commit()
+    return render_template("account.html", role_name=ROLE_NAMES[account.role], new_token=token)
+
+
+@bp.post("/account/token/revoke")
+@login_required
+def revoke_token() -> Any:
+    account = user()
+    account.api_token_hash = None
+    actor().record(db(), "user.api_token_revoked", object_type="user", object_id=account.id)
+    db().commit()
+    return redirect(url_for("auth.account"))

@@ -1,0 +1,111 @@
+"""From uploaded files to Essay rows: run the ingest parser, then write a confirmed preview all or nothing."""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.web.actor import Actor
+from services.web.ingest import EssayPreview, RosterEntry, UploadLimits, UploadRejected, parse_essay_upload
+from services.web.upload_store import StoredPreview
+from shared.models import Assignment, Essay, EssayStatus, Student
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SINGLE_FILE_TYPES = (".docx", ".txt")
+ACCEPTED_TYPES = (".xlsx", ".csv", ".docx", ".txt", ".zip")
+UNCOMPRESSED_FACTOR = 10
+
+
+class ImportRefused(Exception):
+    """The confirmed preview cannot be written; nothing was written. ``message`` is shown to the teacher."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    max_bytes = settings.max_upload_mb * 1024 * 1024
+    return UploadLimits(
+        max_bytes=max_bytes, max_files=settings.max_upload_files,
+        max_uncompressed_bytes=max_bytes * UNCOMPRESSED_FACTOR, max_essay_chars=settings.max_essay_chars,
+    )
+
+
+def parse_uploaded_files(
+    files: Sequence[tuple[str, bytes]], roster: Sequence[RosterEntry], limits: UploadLimits
+) -> EssayPreview:
+    """One table, text file or zip is parsed as it is; several .docx/.txt files are parsed together as one zip."""
+    files = [(name, data) for name, data in files if name]
+    if not files:
+        raise UploadRejected("请选择要上传的文件。")
+    if len(files) == 1:
+        name, data = files[0]
+        return parse_essay_upload(name, data, roster, limits)
+    odd = [name for name, _ in files if not name.lower().endswith(SINGLE_FILE_TYPES)]
+    if odd:
+        raise UploadRejected(
+            f"一次选择多个文件时只能是 .docx 或 .txt 文件；{'、'.join(odd)} 请单独上传（表格或 .zip 压缩包）。"
+        )
+    if len(files) > limits.max_files:
+        raise UploadRejected(f"一次最多上传 {limits.max_files} 个文件，本次选择了 {len(files)} 个。")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for name, data in files:
+            bundle.writestr(name, data)
+    return parse_essay_upload("所选文件.zip", buffer.getvalue(), roster, limits)
+
+
+def existing_essays(session: Session, assignment_id: int) -> dict[int, int]:
+    """student_id → essay_id of the essays this assignment already has."""
+    rows = session.execute(select(Essay.student_id, Essay.id).where(Essay.assignment_id == assignment_id)).all()
+    return {row.student_id: row.id for row in rows}
+
+
+def write_essays(
+    session: Session, actor: Actor, assignment: Assignment, stored: StoredPreview, *, replace: bool
+) -> list[int]:
+    """Add one queued essay per preview item in the caller's transaction; ImportRefused before any write."""
+    if not stored.ok:
+        raise ImportRefused("预览中还有需要处理的问题，未导入任何作文。请修改文件后重新上传。")
+    roster = set(session.scalars(select(Student.id).where(Student.classroom_id == assignment.classroom_id)))
+    student_ids = [item.student_id for item in stored.items]
+    if any(student_id is None or student_id not in roster for student_id in student_ids):
+        raise ImportRefused("名单已变化：有作文对应的学生已不在本班名单中。请重新上传。")
+    if len(set(student_ids)) != len(student_ids):
+        raise ImportRefused("同一名学生对应了多篇作文，未导入任何作文。")
+    existing = existing_essays(session, assignment.id)
+    clashes = [item.student_name for item in stored.items if item.student_id in existing]
+    if clashes and not replace:
+        raise ImportRefused(
+            f"以下学生在本次作业中已有作文：{'、'.join(clashes)}。未导入任何作文；"
+            "如需用新文件替换原作文，请勾选“替换已有作文”后再确认。"
+        )
+    for item in stored.items:
+        if item.student_id in existing:
+            old = session.get(Essay, existing[item.student_id])
+            if old is not None:
+                actor.record(session, "essay.replace", object_type="essay", object_id=old.id,
+                             assignment_id=assignment.id, student_id=item.student_id)
+                session.delete(old)
+    session.flush()  # the replaced rows must be gone before their (assignment, student) pairs are reused
+    essays = [
+        Essay(
+            assignment_id=assignment.id, student_id=item.student_id, source_filename=item.source[:255],
+            title=(item.title or None) and item.title[:200], text=item.text, char_count=item.char_count,
+            status=EssayStatus.queued, flags=[],
+        )
+        for item in stored.items
+    ]
+    session.add_all(essays)
+    session.flush()
+    actor.record(session, "upload.confirm", object_type="assignment", object_id=assignment.id,
+                 essays=len(essays), replaced=len(clashes), files=[name[:100] for name in stored.filenames[:20]])
+    return [essay.id for essay in essays]

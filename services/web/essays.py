@@ -1,0 +1,96 @@
+"""One essay: the highlighted text, scores with evidence, history; teacher override, accepting flags, regrade."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
+
+from services.web.access import get_essay_or_404
+from services.web.assignments import rubric_label, rubric_or_none
+from services.web.auth import actor, login_required, user
+from services.web.context import db
+from services.web.dispatch import BROKER_DOWN, queue_essays
+from services.web.essay_view import SOURCE_NAMES, build_essay_view
+from services.web.results import STATUS_NAMES
+from services.web.review import ReviewError, accept_flags, override_grade, parse_scores, requeue
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("essays", __name__)
+
+
+def _page(essay_id: int, *, errors: list[str] | None = None, form: Any = None, status: int = 200) -> Any:
+    session = db()
+    essay = get_essay_or_404(session, user(), essay_id)
+    assignment = essay.assignment
+    rubric = rubric_or_none(assignment)
+    view = build_essay_view(session, essay, rubric)
+    if status == 200:
+        actor().record(session, "essay.view", object_type="essay", object_id=essay.id)
+        session.commit()
+    return render_template(
+        "essays/show.html", view=view, essay=essay, assignment=assignment, classroom=assignment.classroom,
+        rubric=rubric, rubric_label=rubric_label(assignment, rubric), status_names=STATUS_NAMES,
+        source_names=SOURCE_NAMES, errors=errors or [], form=form or {},
+    ), status
+
+
+@bp.get("/essays/<int:essay_id>")
+@login_required
+def show(essay_id: int) -> Any:
+    return _page(essay_id)
+
+
+@bp.post("/essays/<int:essay_id>/override")
+@login_required
+def override(essay_id: int) -> Any:
+    session = db()
+    essay = get_essay_or_404(session, user(), essay_id)
+    rubric = rubric_or_none(essay.assignment)
+    if rubric is None:
+        return _page(essay_id, errors=["评分标准无法加载，暂时不能改分。"], form=request.form, status=409)
+    raw = {dim.key: request.form.get(f"score_{dim.key}", "") for dim in rubric.dimensions}
+    comment = request.form.get("comment")
+    try:
+        scores = parse_scores(rubric, raw)
+        grade = override_grade(session, actor(), essay, rubric, scores=scores, comment=comment,
+                               reason=request.form.get("reason", ""))
+        session.commit()
+    except ReviewError as exc:
+        session.rollback()
+        return _page(essay_id, errors=[str(exc)], form=request.form, status=400)
+    except IntegrityError:
+        session.rollback()
+        return _page(essay_id, errors=["同时有另一次评分写入，请刷新后重试。"], form=request.form, status=409)
+    flash(f"已保存教师评分（第 {grade.version} 版，总分 {grade.total}）；之前的版本仍保留在历史中。", "ok")
+    return redirect(url_for("essays.show", essay_id=essay.id), 303)
+
+
+@bp.post("/essays/<int:essay_id>/accept")
+@login_required
+def accept(essay_id: int) -> Any:
+    session = db()
+    essay = get_essay_or_404(session, user(), essay_id)
+    count = accept_flags(session, actor(), essay)
+    session.commit()
+    flash(f"已确认并清除 {count} 条标记。", "ok")
+    return redirect(url_for("essays.show", essay_id=essay.id), 303)
+
+
+@bp.post("/essays/<int:essay_id>/regrade")
+@login_required
+def regrade(essay_id: int) -> Any:
+    session = db()
+    essay = get_essay_or_404(session, user(), essay_id)
+    moved = requeue(session, actor(), [essay.id], assignment_id=essay.assignment_id)
+    session.commit()
+    if not moved:
+        flash("这篇作文正在排队或评分中，无需重新评分。", "error")
+    elif queue_essays(moved):
+        flash("已重新排队评分；新结果将作为新版本保存。", "ok")
+    else:
+        flash(BROKER_DOWN, "error")
+    return redirect(url_for("essays.show", essay_id=essay.id), 303)

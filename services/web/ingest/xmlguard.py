@@ -1,0 +1,69 @@
+"""Refuse XML with a DOCTYPE or entity declarations (billion laughs, external entities) before any library
+parses it. Office files never need a DTD, so any declaration is treated as an attack.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Literal, NoReturn
+from xml.parsers import expat
+
+from services.web.ingest.errors import UnreadableFile, UploadRejected
+
+_STRICT_SUFFIXES = (".xml", ".rels")
+_XML_STARTS = (b"<", codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"\x00<")
+_DECLARATION_RES = (
+    re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE),
+    re.compile(rb"<\x00!\x00(?:D\x00O\x00C\x00T\x00Y\x00P\x00E|E\x00N\x00T\x00I\x00T\x00Y)", re.IGNORECASE),
+    re.compile(rb"\x00<\x00!\x00(?:D\x00O\x00C\x00T\x00Y\x00P\x00E|E\x00N\x00T\x00I\x00T\x00Y)", re.IGNORECASE),
+)
+
+
+class _DeclarationFound(Exception):
+    pass
+
+
+def should_check(name: str, data: bytes) -> bool:
+    """Whether a package part is checked: XML by name, or content that a parser could read as XML."""
+    lowered = name.lower()
+    if lowered.endswith(_STRICT_SUFFIXES):
+        return True
+    if lowered.endswith(".svg") and "/media/" in f"/{lowered}":
+        return False  # images are never parsed by python-docx or openpyxl
+    return data.lstrip(b" \t\r\n").startswith(_XML_STARTS)
+
+
+def assert_safe_xml(name: str, data: bytes, where: str) -> None:
+    """Refuse ``data`` if it declares a DOCTYPE or an entity; ``where`` names the part in messages.
+
+    expat does the check; when expat cannot parse the part (an encoding it does not know, broken markup)
+    the raw bytes are searched instead, and a broken ``.xml``/``.rels`` part is reported as corrupt.
+    """
+    verdict = _inspect(data)
+    if verdict == "declaration":
+        raise UploadRejected(
+            f"{where}：含有 DOCTYPE/ENTITY 声明（XML 实体攻击的特征），正常的 Office 文件不会有，出于安全考虑拒绝处理"
+        )
+    if verdict == "broken" and name.lower().endswith(_STRICT_SUFFIXES):
+        raise UnreadableFile(where, "内部 XML 已损坏，请用 Office 重新保存后上传")
+
+
+def _inspect(data: bytes) -> Literal["clean", "declaration", "broken"]:
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def forbid(*_args: object) -> NoReturn:
+        raise _DeclarationFound
+
+    parser.StartDoctypeDeclHandler = forbid
+    parser.EntityDeclHandler = forbid
+    parser.UnparsedEntityDeclHandler = forbid
+    parser.ExternalEntityRefHandler = forbid
+    try:
+        parser.Parse(data, True)
+    except _DeclarationFound:
+        return "declaration"
+    except expat.ExpatError:
+        return "declaration" if any(pattern.search(data) for pattern in _DECLARATION_RES) else "broken"
+    return "clean"

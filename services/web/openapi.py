@@ -1,0 +1,195 @@
+"""The OpenAPI 3 description of /api/v1, written by hand; a test checks it names every API route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "1.0.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _id(name: str, what: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": what, "schema": {"type": "integer"}}
+
+
+def _flag(name: str, what: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": what,
+            "schema": {"type": "string", "enum": ["0", "1"]}}
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "输入无效"),
+    "401": _json(_ref("Error"), "缺少或无效的 API 令牌"),
+    "404": _json(_ref("Error"), "对象不存在或不在您的权限范围内"),
+}
+
+
+def _op(summary: str, ok: dict[str, Any], *, code: str = "200", params: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {code: ok, **ERRORS, **(extra or {})}}
+    if params:
+        operation["parameters"] = params
+    if body:
+        operation["requestBody"] = body
+    return operation
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _files_body(field: str, many: bool) -> dict[str, Any]:
+    file_schema = {"type": "string", "format": "binary"}
+    prop = {"type": "array", "items": file_schema} if many else file_schema
+    return {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "properties": {field: prop}, "required": [field]}}}}
+
+
+OBJ = {"type": "object"}
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NULLABLE_STR = {"type": "string", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": STR, "status": INT,
+                                               "details": {"type": "array", "items": STR}}},
+    "User": {"type": "object", "properties": {"id": INT, "username": STR, "display_name": STR,
+                                              "role": {"type": "string", "enum": ["teacher", "school_admin",
+                                                                                  "sysadmin"]},
+                                              "school_id": {"type": "integer", "nullable": True}}},
+    "Student": {"type": "object", "properties": {"id": INT, "name": STR, "student_number": NULLABLE_STR}},
+    "Class": {"type": "object", "properties": {
+        "id": INT, "name": STR, "school_id": INT, "teacher_id": INT, "teacher_name": STR,
+        "students": {"oneOf": [INT, {"type": "array", "items": _ref("Student")}]},
+        "assignments": {"type": "array", "items": _ref("Assignment")}}},
+    "ClassInput": {"type": "object", "required": ["name"], "properties": {
+        "name": STR, "teacher_id": {"type": "integer", "description": "管理员可指定本校教师；默认为自己"}}},
+    "Assignment": {"type": "object", "properties": {
+        "id": INT, "classroom_id": INT, "title": STR, "prompt_text": STR, "genre": STR, "rubric_id": STR,
+        "rubric_version": STR, "required_length": INT, "created_at": {"type": "string", "format": "date-time"},
+        "progress": _ref("Progress")}},
+    "AssignmentInput": {"type": "object", "required": ["title", "prompt_text", "rubric"], "properties": {
+        "title": STR, "prompt_text": {"type": "string", "description": "作文题目（题干）"},
+        "genre": {"type": "string", "default": "议论文"},
+        "rubric": {"type": "string", "description": "评分标准的 key（见 GET /rubrics），如 gaokao-national@2024.1"},
+        "required_length": {"type": "integer", "minimum": 100, "maximum": 3000}}},
+    "Rubric": {"type": "object", "properties": {"key": STR, "label": STR, "rubric_version": STR,
+                                                "required_length": INT, "own": {"type": "boolean"}}},
+    "RosterImport": {"type": "object", "properties": {"added": {"type": "array", "items": STR},
+                                                      "skipped": {"type": "array", "items": STR},
+                                                      "classroom": _ref("Class")}},
+    "UploadPreview": {"type": "object", "properties": {
+        "token": {"type": "string", "nullable": True, "description": "确认时使用；两小时后失效"},
+        "ok": {"type": "boolean"}, "confirmed": {"type": "boolean"}, "files": {"type": "array", "items": STR},
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "source": STR, "student_id": {"type": "integer", "nullable": True}, "student_name": STR,
+            "title": NULLABLE_STR, "char_count": INT, "problems": {"type": "array", "items": STR},
+            "existing_essay_id": {"type": "integer", "nullable": True}}}},
+        "problems": {"type": "array", "items": STR}, "missing": {"type": "array", "items": STR}}},
+    "UploadConfirmed": {"type": "object", "properties": {
+        "confirmed": {"type": "boolean"}, "essay_ids": {"type": "array", "items": INT},
+        "queued": {"type": "boolean", "description": "是否已发送到评分队列"}}},
+    "Progress": {"type": "object", "properties": {
+        "assignment_id": INT, "total": INT, "queued": INT, "grading": INT, "graded": INT, "failed": INT,
+        "done": INT, "percent": INT, "finished": {"type": "boolean"},
+        "essays_per_minute": {"type": "number", "nullable": True}, "eta_seconds": {"type": "integer",
+                                                                                  "nullable": True},
+        "workers": {"type": "array", "items": OBJ}}},
+    "Results": {"type": "object", "properties": {
+        "assignment_id": INT, "rubric_total": {"type": "integer", "nullable": True}, "sort": STR, "direction": STR,
+        "dimensions": {"type": "array", "items": {"type": "object", "properties": {
+            "key": STR, "name": STR, "max": {"type": "integer", "nullable": True}}}},
+        "rows": {"type": "array", "items": OBJ}}},
+    "Grade": {"type": "object", "properties": {
+        "version": INT, "source": {"type": "string", "enum": ["model", "teacher"]}, "total": INT, "raw_total": INT,
+        "dimension_scores": OBJ, "bands": OBJ, "evidence": OBJ, "comment": STR, "reason": NULLABLE_STR,
+        "errors": {"type": "array", "items": OBJ}, "deductions": {"type": "array", "items": OBJ}}},
+    "Essay": {"type": "object", "properties": {
+        "id": INT, "assignment_id": INT, "student_id": INT, "student_name": STR, "status": STR,
+        "flags": {"type": "array", "items": STR}, "title": NULLABLE_STR, "text": STR, "char_count": INT,
+        "grade": {"allOf": [_ref("Grade")], "nullable": True}, "history": {"type": "array", "items": OBJ}}},
+    "OverrideInput": {"type": "object", "required": ["scores", "reason"], "properties": {
+        "scores": {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "每个维度的分数，如 {\"content\": 16, \"expression\": 15, \"development\": 12}"},
+        "comment": {"type": "string", "description": "省略则沿用上一版评语"},
+        "reason": {"type": "string", "description": "修改理由（必填）"}}},
+}
+
+CLASS_ID = _id("classroom_id", "班级 id")
+ASSIGNMENT_ID = _id("assignment_id", "作业 id")
+ESSAY_ID = _id("essay_id", "作文 id")
+
+
+def openapi_document() -> dict[str, Any]:
+    conflict = {"409": _json(_ref("Error"), "冲突（如学生已有作文、名单为空、正在评分）")}
+    paths: dict[str, Any] = {
+        "/openapi.json": {"get": {"summary": "本文档", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/me": {"get": _op("当前令牌对应的用户", _json(_ref("User"), "用户"))},
+        "/rubrics": {"get": _op("可用的评分标准", _json({"type": "object", "properties": {
+            "rubrics": {"type": "array", "items": _ref("Rubric")}}}, "评分标准列表"),
+            params=[{"name": "classroom_id", "in": "query", "required": False, "schema": INT,
+                     "description": "按该班级所在学校列出（含本校评分标准）"}])},
+        "/classes": {
+            "get": _op("列出可见的班级", _json({"type": "object", "properties": {
+                "classes": {"type": "array", "items": _ref("Class")}}}, "班级列表")),
+            "post": _op("创建班级", _json(_ref("Class"), "已创建"), code="201", body=_json_body(_ref("ClassInput")),
+                        extra=conflict),
+        },
+        "/classes/{classroom_id}": {"get": _op("班级详情（名单与作业）", _json(_ref("Class"), "班级"),
+                                               params=[CLASS_ID])},
+        "/classes/{classroom_id}/roster": {"post": _op(
+            "导入名单（.xlsx/.csv；已在名单中的学生跳过）", _json(_ref("RosterImport"), "导入结果"),
+            params=[CLASS_ID], body=_files_body("file", many=False))},
+        "/classes/{classroom_id}/assignments": {"post": _op(
+            "布置作业", _json(_ref("Assignment"), "已创建"), code="201", params=[CLASS_ID],
+            body=_json_body(_ref("AssignmentInput")))},
+        "/assignments/{assignment_id}": {"get": _op("作业详情与进度", _json(_ref("Assignment"), "作业"),
+                                                    params=[ASSIGNMENT_ID])},
+        "/assignments/{assignment_id}/essays": {"post": _op(
+            "上传作文：默认返回预览和 token；?confirm=1 时若无问题直接导入（全部或全不）并排队评分",
+            _json(_ref("UploadPreview"), "预览（未导入）"), params=[
+                ASSIGNMENT_ID, _flag("confirm", "1 = 无问题时直接导入"),
+                _flag("replace", "1 = 替换学生已有的作文")],
+            body=_files_body("files", many=True),
+            extra={"201": _json(_ref("UploadConfirmed"), "已导入并排队"),
+                   "422": _json(_ref("UploadPreview"), "有问题，未导入任何作文"), **conflict})},
+        "/uploads/{token}/confirm": {"post": _op(
+            "确认一次预览：导入全部作文并排队评分", _json(_ref("UploadConfirmed"), "已导入"), code="201",
+            params=[{"name": "token", "in": "path", "required": True, "schema": STR},
+                    _flag("replace", "1 = 替换学生已有的作文")], extra=conflict)},
+        "/assignments/{assignment_id}/progress": {"get": _op("评分进度", _json(_ref("Progress"), "进度"),
+                                                             params=[ASSIGNMENT_ID])},
+        "/assignments/{assignment_id}/results": {"get": _op(
+            "全班成绩", _json(_ref("Results"), "成绩表"), params=[
+                ASSIGNMENT_ID,
+                {"name": "sort", "in": "query", "required": False, "schema": STR,
+                 "description": "number、name、status、total、deductions、flags 或 dim:<维度键>"},
+                {"name": "dir", "in": "query", "required": False, "schema": {"type": "string",
+                                                                             "enum": ["asc", "desc"]}}])},
+        "/essays/{essay_id}": {"get": _op("作文详情（原文、错误位置、各版本评分）；会写入审计日志",
+                                          _json(_ref("Essay"), "作文"), params=[ESSAY_ID])},
+        "/essays/{essay_id}/override": {"post": _op(
+            "教师改分：保存为新版本（source=teacher），保留模型版本", _json(_ref("Essay"), "新版本已保存"),
+            code="201", params=[ESSAY_ID], body=_json_body(_ref("OverrideInput")), extra=conflict)},
+        "/essays/{essay_id}/regrade": {"post": _op(
+            "重新评分（结果保存为新版本）", _json({"type": "object", "properties": {
+                "requeued": {"type": "boolean"}, "queued": {"type": "boolean"}}}, "已重新排队"),
+            code="202", params=[ESSAY_ID], extra=conflict)},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "阅卷 Yuejuan API", "version": API_VERSION,
+                 "description": "作文批量评分的 JSON 接口。使用账户页面或 `yuejuan user token` 生成的令牌："
+                                "Authorization: Bearer <令牌>。权限与网页相同：教师只能访问自己的班级。"},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
+        "paths": paths,
+    }

@@ -1,0 +1,142 @@
+"""Excel workbooks: request a class or school workbook (sent to the reports queue by name) and download it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from sqlalchemy import select
+
+from services.web.access import (
+    get_assignment_or_404,
+    get_report_job_or_404,
+    get_school_or_404,
+    is_admin,
+    visible_schools,
+)
+from services.web.auth import actor, admin_required, login_required, user
+from services.web.context import db, settings
+from services.web.dispatch import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, send_report_task
+from shared.models import Assignment, JobStatus, ReportJob, Role, School
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("reports", __name__)
+
+CLASS_WORKBOOK = "class_workbook"
+SCHOOL_WORKBOOK = "school_workbook"
+JOB_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+
+
+def report_file(job: ReportJob) -> Path | None:
+    """The finished workbook on disk (a relative path is taken relative to data_dir)."""
+    if job.status != JobStatus.done or not job.file_path:
+        return None
+    path = Path(job.file_path)
+    path = path if path.is_absolute() else settings().data_dir / path
+    return path if path.is_file() else None
+
+
+def class_jobs(assignment: Assignment) -> list[ReportJob]:
+    return list(db().scalars(
+        select(ReportJob).where(ReportJob.assignment_id == assignment.id, ReportJob.kind == CLASS_WORKBOOK)
+        .order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(10)
+    ))
+
+
+def request_class_workbook(assignment: Assignment) -> tuple[ReportJob, bool]:
+    session = db()
+    job = ReportJob(kind=CLASS_WORKBOOK, school_id=assignment.classroom.school_id,
+                    classroom_id=assignment.classroom_id, assignment_id=assignment.id, requested_by=user().id)
+    session.add(job)
+    session.flush()
+    actor().record(session, "report.request", object_type="report", object_id=job.id, kind=CLASS_WORKBOOK,
+                   assignment_id=assignment.id)
+    session.commit()
+    return job, send_report_task(CLASS_WORKBOOK_TASK, job.id)
+
+
+@bp.get("/assignments/<int:assignment_id>/report")
+@login_required
+def class_report(assignment_id: int) -> Any:
+    assignment = get_assignment_or_404(db(), user(), assignment_id)
+    jobs = class_jobs(assignment)
+    ready = {job.id for job in jobs if report_file(job) is not None}
+    return render_template("reports/class.html", assignment=assignment, classroom=assignment.classroom, jobs=jobs,
+                           ready=ready, status_names=JOB_STATUS_NAMES)
+
+
+@bp.post("/assignments/<int:assignment_id>/report")
+@login_required
+def request_class_report(assignment_id: int) -> Any:
+    assignment = get_assignment_or_404(db(), user(), assignment_id)
+    _job, sent = request_class_workbook(assignment)
+    flash("已提交生成请求，请稍候刷新本页。" if sent else "已记录请求，但暂时无法连接任务队列，请稍后重试。",
+          "ok" if sent else "error")
+    return redirect(url_for("reports.class_report", assignment_id=assignment.id), 303)
+
+
+@bp.get("/reports/<int:job_id>/download")
+@login_required
+def download(job_id: int) -> Any:
+    session = db()
+    job = get_report_job_or_404(session, user(), job_id)
+    path = report_file(job)
+    if path is None:
+        abort(404, description="报表尚未生成完成，或文件已不存在。")
+    actor().record(session, "report.download", object_type="report", object_id=job.id, kind=job.kind)
+    session.commit()
+    return send_file(path, as_attachment=True, download_name=_download_name(job, path),
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def _download_name(job: ReportJob, path: Path) -> str:
+    session = db()
+    if job.assignment_id is not None:
+        assignment = session.get(Assignment, job.assignment_id)
+        if assignment is not None:
+            return f"{assignment.classroom.name}-{assignment.title}-成绩.xlsx"
+    if job.school_id is not None:
+        school = session.get(School, job.school_id)
+        if school is not None:
+            return f"{school.name}-全校报表-{job.id}.xlsx"
+    return path.name
+
+
+@bp.get("/admin/reports")
+@admin_required
+def school_reports() -> Any:
+    session = db()
+    schools = session.scalars(visible_schools(user())).all()
+    query = select(ReportJob).where(ReportJob.kind == SCHOOL_WORKBOOK)
+    if user().role != Role.sysadmin:
+        query = query.where(ReportJob.school_id == user().school_id)
+    jobs = session.scalars(query.order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(50)).all()
+    names = {school.id: school.name for school in schools}
+    ready = {job.id for job in jobs if report_file(job) is not None}
+    return render_template("reports/school.html", schools=schools, jobs=jobs, names=names, ready=ready,
+                           status_names=JOB_STATUS_NAMES)
+
+
+@bp.post("/admin/reports")
+@admin_required
+def request_school_report() -> Any:
+    session = db()
+    account = user()
+    raw = request.form.get("school_id", "")
+    school_id = int(raw) if raw.isdigit() else account.school_id
+    if school_id is None or not is_admin(account):
+        abort(404)
+    school = get_school_or_404(session, account, school_id)
+    job = ReportJob(kind=SCHOOL_WORKBOOK, school_id=school.id, requested_by=account.id)
+    session.add(job)
+    session.flush()
+    actor().record(session, "report.request", object_type="report", object_id=job.id, kind=SCHOOL_WORKBOOK,
+                   school_id=school.id)
+    session.commit()
+    sent = send_report_task(SCHOOL_WORKBOOK_TASK, job.id)
+    flash(f"已提交“{school.name}”全校报表的生成请求。" if sent else "暂时无法连接任务队列，请稍后重试。",
+          "ok" if sent else "error")
+    return redirect(url_for("reports.school_reports"), 303)

@@ -1,0 +1,50 @@
+"""Template globals and filters: the signed-in user, role names, dates in Beijing time, durations in Chinese."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import Flask, g
+
+from services.web.access import is_admin
+from shared.models import Role
+
+BEIJING = timezone(timedelta(hours=8), "CST")
+ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员"}
+
+
+def local_time(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # SQLite returns naive UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "估算中"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"约 {hours} 小时 {minutes} 分"
+    if minutes:
+        return f"约 {minutes} 分 {secs} 秒"
+    return f"约 {secs} 秒"
+
+
+def _globals() -> dict[str, Any]:
+    account = g.get("user")
+    return {
+        "current_user": account,
+        "is_admin_user": account is not None and is_admin(account),
+        "role_names": ROLE_NAMES,
+    }
+
+
+def init_templating(app: Flask) -> None:
+    app.context_processor(_globals)
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.autoescape = True

@@ -1,0 +1,122 @@
+"""Upload previews kept server-side between "preview" and "confirm": one JSON file per upload.
+
+Files live in ``data_dir/uploads/<token>.json`` (mode 0600), belong to the user who uploaded and expire
+after two hours; a token is random and is checked against a strict pattern before it touches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.web.ingest import EssayPreview
+
+logger = logging.getLogger(__name__)
+
+TTL_SECONDS = 2 * 60 * 60
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+@dataclass
+class StoredItem:
+    source: str
+    student_id: int | None
+    student_name: str
+    title: str | None
+    text: str
+    char_count: int
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StoredPreview:
+    token: str
+    user_id: int
+    assignment_id: int
+    filenames: list[str]
+    created_at: float
+    items: list[StoredItem]
+    problems: list[str]
+    missing: list[str]
+    ok: bool
+
+    @property
+    def expired(self) -> bool:
+        return time.time() > self.created_at + TTL_SECONDS
+
+
+def _directory(data_dir: Path) -> Path:
+    return data_dir / "uploads"
+
+
+def _path(data_dir: Path, token: str) -> Path | None:
+    return _directory(data_dir) / f"{token}.json" if _TOKEN.match(token) else None
+
+
+def save_preview(
+    data_dir: Path, preview: EssayPreview, *, user_id: int, assignment_id: int, filenames: list[str]
+) -> StoredPreview:
+    """Write the preview and return it with its new token; expired previews are swept at the same time."""
+    directory = _directory(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    purge_expired(data_dir)
+    stored = StoredPreview(
+        token=secrets.token_urlsafe(32), user_id=user_id, assignment_id=assignment_id, filenames=filenames,
+        created_at=time.time(),
+        items=[StoredItem(i.source, i.student_id, i.student_name, i.title, i.text, i.char_count, list(i.problems))
+               for i in preview.items],
+        problems=[str(problem) for problem in preview.problems],
+        missing=[f"{m.name}（{m.student_number}）" if m.student_number else m.name for m in preview.missing],
+        ok=preview.ok,
+    )
+    handle, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(asdict(stored), out, ensure_ascii=False)
+    os.replace(temp, directory / f"{stored.token}.json")
+    return stored
+
+
+def load_preview(data_dir: Path, token: str, *, user_id: int) -> StoredPreview | None:
+    """The preview behind ``token`` if it exists, has not expired and belongs to ``user_id``."""
+    path = _path(data_dir, token)
+    if path is None or not path.is_file():
+        return None
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        stored = StoredPreview(**{**raw, "items": [StoredItem(**item) for item in raw["items"]]})
+    except (OSError, ValueError, TypeError, KeyError):
+        logger.warning("unreadable upload preview %s", path)
+        return None
+    if stored.user_id != user_id:
+        return None
+    if stored.expired:
+        discard_preview(data_dir, token)
+        return None
+    return stored
+
+
+def discard_preview(data_dir: Path, token: str) -> None:
+    path = _path(data_dir, token)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def purge_expired(data_dir: Path) -> int:
+    removed = 0
+    cutoff = time.time() - TTL_SECONDS
+    for path in _directory(data_dir).glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed

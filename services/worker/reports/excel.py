@@ -1,0 +1,238 @@
+"""Safe cell writing for report workbooks: text stays text, sheet names are legal, columns fit Chinese.
+
+Every string that reaches a worksheet goes through ``make_cell``: it is cleaned of characters Excel cannot
+store and always written as a string cell, so student text such as ``=SUM(A1)`` or ``+cmd`` can never
+become a formula (CSV/formula injection). Strings that *look* like formulas also get Excel's quote prefix,
+so they stay text when a teacher edits the cell. The helpers work for normal and write-only workbooks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl.cell.cell import Cell, WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook import Workbook
+
+MAX_CELL_CHARS = 32767
+MAX_SHEET_TITLE = 31
+# What spreadsheet programs read as the start of a formula or command, half- and full-width.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_ILLEGAL_TITLE_CHARS = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
+_RESERVED_TITLES = frozenset({"history"})
+
+HEADER_FILL = PatternFill("solid", start_color="DDEBF7", end_color="DDEBF7")
+BAND_FILLS = (  # by band rank: top band first
+    PatternFill("solid", start_color="C6EFCE", end_color="C6EFCE"),
+    PatternFill("solid", start_color="DDEBF7", end_color="DDEBF7"),
+    PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C"),
+    PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE"),
+)
+
+
+@dataclass(frozen=True)
+class CellStyle:
+    """The few styles reports use; cells without one stay unstyled (cheap in write-only mode)."""
+
+    bold: bool = False
+    size: float | None = None
+    fill: PatternFill | None = None
+    wrap: bool = False
+    number_format: str | None = None
+
+
+HEADER = CellStyle(bold=True, fill=HEADER_FILL, wrap=True)
+TITLE = CellStyle(bold=True, size=14)
+BOLD = CellStyle(bold=True)
+WRAP = CellStyle(wrap=True)
+DECIMAL = CellStyle(number_format="0.00")
+PERCENT = CellStyle(number_format="0.0%")
+
+
+def clean_text(value: str) -> str:
+    """Drop control characters and lone surrogates Excel cannot store, and cut to the cell limit."""
+    return _ILLEGAL_CHARS.sub("", value)[:MAX_CELL_CHARS]
+
+
+def looks_like_formula(text: str) -> bool:
+    return text.startswith(FORMULA_TRIGGERS)
+
+
+def _plain_value(value: Any) -> Any:
+    """Numbers stay numbers (NaN and infinity become empty), datetimes lose their timezone, the rest is text."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.astimezone().replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, date):
+        return value
+    return str(value)
+
+
+def make_cell(ws: Any, value: Any, style: CellStyle | None = None) -> Cell:
+    """A cell for ``ws.append``; strings are always string cells, never formulas or error codes."""
+    cell = WriteOnlyCell(ws)
+    plain = _plain_value(value)
+    if isinstance(plain, str):
+        text = clean_text(plain)
+        cell.value = text
+        cell.data_type = "s"  # set after the value: openpyxl would infer 'f' for "=…" and 'e' for "#N/A"
+        if looks_like_formula(text):
+            cell.quotePrefix = True
+    else:
+        cell.value = plain
+    if style is not None:
+        _apply(cell, style)
+    return cell
+
+
+def _apply(cell: Cell, style: CellStyle) -> None:
+    if style.bold or style.size:
+        cell.font = Font(bold=style.bold, size=style.size)
+    if style.fill is not None:
+        cell.fill = style.fill
+    if style.wrap:
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    if style.number_format:
+        cell.number_format = style.number_format
+
+
+def sheet_title(name: str, taken: Iterable[str]) -> str:
+    """A legal, unique sheet title: no []:*?/\\, no leading/trailing apostrophe, at most 31 characters.
+
+    Excel compares titles case-insensitively and reserves ``History``; a clash gets a ``(2)``-style suffix.
+    """
+    base = _ILLEGAL_TITLE_CHARS.sub("_", clean_text(name)).strip().strip("'").strip() or "Sheet"
+    used = {title.casefold() for title in taken}
+    candidate = base[:MAX_SHEET_TITLE]
+    counter = 1
+    while candidate.casefold() in used or candidate.casefold() in _RESERVED_TITLES:
+        counter += 1
+        suffix = f"({counter})"
+        candidate = base[: MAX_SHEET_TITLE - len(suffix)].rstrip().rstrip("'") + suffix
+    return candidate
+
+
+def add_sheet(workbook: Workbook, name: str) -> Any:
+    """Create a sheet with a sanitised, unique title (works in write-only mode too)."""
+    return workbook.create_sheet(sheet_title(name, workbook.sheetnames))
+
+
+def display_width(value: Any) -> int:
+    """Columns a value needs: wide and full-width (CJK) characters count double; the widest line counts."""
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        text = f"{value:.2f}"
+    elif isinstance(value, datetime | date):
+        text = "2000-01-01 00:00" if isinstance(value, datetime) else "2000-01-01"
+    else:
+        text = str(value)
+    return max(
+        (sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in line) for line in text.split("\n")),
+        default=0,
+    )
+
+
+class ColumnWidths:
+    """Tracks the widest value per column while rows are produced, then sets the widths."""
+
+    def __init__(self, minimum: float = 6, maximum: float = 60) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        self.widths: dict[int, int] = {}
+
+    def observe(self, values: Sequence[Any]) -> None:
+        for index, value in enumerate(values, 1):
+            if isinstance(value, Cell):
+                value = value.value
+            width = display_width(value)
+            if width > self.widths.get(index, 0):
+                self.widths[index] = width
+
+    def fixed(self, column: int, width: int) -> None:
+        self.widths[column] = width
+
+    def apply(self, ws: Any) -> None:
+        """Set the widths; in write-only mode call this before the first row is appended."""
+        for index, width in self.widths.items():
+            ws.column_dimensions[get_column_letter(index)].width = min(self.maximum, max(self.minimum, width + 2))
+
+
+@dataclass
+class _Row:
+    values: Sequence[Any]
+    style: CellStyle | None
+    styles: dict[int, CellStyle]
+
+
+@dataclass
+class SheetBuffer:
+    """The rows of one sheet, measured for column widths and written in one go.
+
+    Write-only sheets need their column widths before the first row, so rows are collected first; report
+    sheets are summaries (hundreds of rows at most), the large data is aggregated before it gets here.
+    """
+
+    ws: Any
+    widths: ColumnWidths = field(default_factory=ColumnWidths)
+    rows: list[_Row] = field(default_factory=list)
+
+    @property
+    def last_row(self) -> int:
+        return len(self.rows)
+
+    def add(
+        self,
+        values: Sequence[Any],
+        style: CellStyle | None = None,
+        *,
+        styles: dict[int, CellStyle] | None = None,
+        measure: bool = True,
+    ) -> int:
+        """Queue a row (``styles`` maps 0-based columns to their own style); returns its 1-based row number."""
+        self.rows.append(_Row(values, style, styles or {}))
+        if measure:
+            self.widths.observe(values)
+        return len(self.rows)
+
+    def blank(self) -> int:
+        return self.add([])
+
+    def write(self) -> None:
+        self.widths.apply(self.ws)
+        for row in self.rows:
+            cells = [
+                make_cell(self.ws, value, row.styles.get(index, row.style))
+                if value is not None or index in row.styles or row.style is not None
+                else None
+                for index, value in enumerate(row.values)
+            ]
+            self.ws.append(cells)
+        self.rows.clear()
+
+
+def save_atomically(workbook: Workbook, path: Path) -> Path:
+    """Save next to ``path`` and rename, so a reader never sees half a workbook."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".xlsx", dir=path.parent)
+    os.close(handle)
+    try:
+        workbook.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
