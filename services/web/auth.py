@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
@@ -16,8 +17,9 @@ from services.web.context import client_ip, db
 from services.web.errors import render_error
 from services.web.login_limit import LOGIN_FAILED, LOGIN_SUCCESS, is_blocked
 from services.web.security import rotate_csrf_token
+from services.web.templating import ROLE_NAMES
 from shared.models import Role, User
-from shared.security import hash_api_token, new_api_token, verify_password
+from shared.security import hash_api_token, hash_password, new_api_token, verify_password
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +27,9 @@ bp = Blueprint("auth", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_ROLES = frozenset({Role.school_admin, Role.sysadmin})
-ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员"}
 
 
-def _fingerprint(user: User) -> str:
+def session_fingerprint(user: User) -> str:
     """Ties a session to the current password: changing the password signs out other sessions."""
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
@@ -61,7 +62,7 @@ def load_session_user() -> None:
     if user_id is None:
         return
     account = db().get(User, user_id)
-    if account is None or not account.is_active or session.get("fp") != _fingerprint(account):
+    if account is None or not account.is_active or session.get("fp") != session_fingerprint(account):
         session.clear()
         return
     g.user = account
@@ -92,6 +93,11 @@ def admin_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -114,7 +120,9 @@ def login() -> Any:
         session_db.commit()
         return render_error(429)
     account = session_db.scalar(select(User).where(User.username == username)) if username else None
-    if account is None or not account.is_active or not verify_password(account.password_hash, password):
+    # An unknown username costs the same argon2 work as a known one, so timing does not reveal which exist.
+    valid = verify_password(account.password_hash if account else _dummy_hash(), password)
+    if account is None or not account.is_active or not valid:
         who.record(
             session_db, LOGIN_FAILED, object_type="user" if account else None,
             object_id=account.id if account else None,
@@ -125,7 +133,7 @@ def login() -> Any:
     session.clear()
     session.permanent = True
     session["uid"] = account.id
-    session["fp"] = _fingerprint(account)
+    session["fp"] = session_fingerprint(account)
     rotate_csrf_token()
     Actor(account.username, account.id, who.ip).record(session_db, LOGIN_SUCCESS, object_type="user",
                                                        object_id=account.id)

@@ -35,12 +35,12 @@ def type_class(error_type: str) -> str:
 
 
 def _tooltip(error: ErrorAnnotation) -> str:
-    parts = [f"{error.type}：{error.original}"]
+    tip = f"{error.type}：{error.original}"
     if error.suggestion:
-        parts.append(f"→ {error.suggestion}")
+        tip += f" → {error.suggestion}"
     if error.explanation:
-        parts.append(f"（{error.explanation}）")
-    return " ".join(parts)
+        tip += f"（{error.explanation}）"
+    return tip
 
 
 def highlight(text: str, errors: Sequence[ErrorAnnotation]) -> tuple[Markup, list[MarkedError]]:

@@ -130,7 +130,8 @@ ESSAY_ID = _id("essay_id", "作文 id")
 def openapi_document() -> dict[str, Any]:
     conflict = {"409": _json(_ref("Error"), "冲突（如学生已有作文、名单为空、正在评分）")}
     paths: dict[str, Any] = {
-        "/openapi.json": {"get": {"summary": "本文档", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/openapi.json": {"get": {"summary": "本文档", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3 文档"}}}},
         "/me": {"get": _op("当前令牌对应的用户", _json(_ref("User"), "用户"))},
         "/rubrics": {"get": _op("可用的评分标准", _json({"type": "object", "properties": {
             "rubrics": {"type": "array", "items": _ref("Rubric")}}}, "评分标准列表"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask, g
@@ -18,7 +18,7 @@ def local_time(moment: datetime | None) -> str:
     if moment is None:
         return ""
     if moment.tzinfo is None:  # SQLite returns naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 

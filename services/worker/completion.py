@@ -56,7 +56,7 @@ def _create_job(session: Session, assignment_id: int) -> int | None:
     statuses = dict(
         session.execute(
             select(Essay.status, func.count()).where(Essay.assignment_id == assignment_id).group_by(Essay.status)
-        ).tuples().all()
+        ).all()
     )
     if not statuses:
         logger.info("assignment %s has no essays; no report", assignment_id)

@@ -88,7 +88,7 @@ def add_grade(
     if created_at is not None:
         grade.created_at = created_at
     grade.errors = [
-        ErrorAnnotation(type=t, start_offset=0, end_offset=len(o), original=o, suggestion=s, explanation="", origin="model")
+        ErrorAnnotation(type=t, start_offset=0, end_offset=len(o), original=o, suggestion=s, origin="model")
         for t, o, s in errors
     ]
     grade.deductions = [Deduction(rule=r, points=p, detail=d) for r, p, d in deductions]
@@ -137,7 +137,8 @@ def _graded_class(sessions: sessionmaker[Session], schools: list[int]) -> tuple[
         add_grade(session, e[1], (10, 10, 8), errors=[("病句", "通过这次活动使我明白", "这次活动使我明白")])
         add_grade(session, e[1], CLASS_SCORES[1], version=2, source=GradeSource.teacher, comment="+教师复核",
                   errors=[("错别字", "再接再励", "再接再厉")])
-        add_grade(session, e[2], CLASS_SCORES[2], errors=[("错别字", "再接再励", "再接再厉"), ("错别字", "必需", "必须")],
+        add_grade(session, e[2], CLASS_SCORES[2],
+                  errors=[("错别字", "再接再励", "再接再厉"), ("错别字", "必需", "必须")],
                   deductions=[("length", -2, "字数 300，少于 800 字要求")])
         add_grade(session, e[3], CLASS_SCORES[3])
         session.execute(update(Essay).where(Essay.id == e[3]).values(flags=["疑似提示注入：“忽略以上要求”"]))
@@ -163,7 +164,9 @@ def test_class_workbook_figures_match_an_independent_computation(
     fixture, _ = _graded_class(pg_sessions, schools)
     with pg_sessions() as session:
         path = build_class_workbook(session, fixture.assignment_id, tmp_path / "class.xlsx")
-        char_counts = session.scalars(select(Essay.char_count).where(Essay.assignment_id == fixture.assignment_id)).all()
+        char_counts = session.scalars(
+            select(Essay.char_count).where(Essay.assignment_id == fixture.assignment_id)
+        ).all()
     wb = load_workbook(path)
     assert wb.sheetnames == ["概览", "学生", "错误", "训练计划"]
     assert all(len(name) <= 31 for name in wb.sheetnames)
@@ -174,7 +177,7 @@ def test_class_workbook_figures_match_an_independent_computation(
     assert value_of(summary, "评分失败") == 1
     assert value_of(summary, "待评分") == 1
     assert value_of(summary, "未提交") == 1
-    assert value_of(summary, "被标记作文（疑似提示注入等）") == 1
+    assert value_of(summary, "被标记作文（需复核）") == 1
     short = sum(1 for c in char_counts if c < 800) / len(char_counts)
     assert value_of(summary, "字数不足 800 字的比例") == pytest.approx(short)
     table = {row[0]: row for row in rows_after(summary, ["维度", "满分", "平均分"])}
@@ -193,7 +196,7 @@ def test_class_workbook_figures_match_an_independent_computation(
     bands = {(row[0], row[1]): row[3] for row in rows_after(summary, ["维度", "分档", "分数范围"])}
     assert (bands[("总分", "一等")], bands[("总分", "二等")], bands[("总分", "三等")]) == (1, 2, 1)
     assert bands[("内容", "一等")] == sum(1 for s in CLASS_SCORES.values() if s[0] >= 16)
-    bins = dict(rows_after(summary, ["总分分数段", "人数"]))
+    bins = {row[0]: row[1] for row in rows_after(summary, ["总分分数段", "人数"])}
     assert sum(bins.values()) == 4 and bins["40–44"] == 2 and bins["25–29"] == 1
     assert len(summary._charts) == 2
 
@@ -203,8 +206,8 @@ def test_class_workbook_figures_match_an_independent_computation(
     body = {row[1].value: row for row in students.iter_rows(min_row=2)}
     assert set(body) == {HOSTILE_NAME, HOSTILE_CMD, "张三", "李四", "王五", "赵六", "孙七"}
     col = {name: header.index(name) for name in header}
-    expected_rank = {name: 1 + sum(o > t for o in totals) for name, t in zip([HOSTILE_NAME, HOSTILE_CMD, "张三", "李四"],
-                                                                             totals, strict=True)}
+    graded_names = [HOSTILE_NAME, HOSTILE_CMD, "张三", "李四"]
+    expected_rank = {name: 1 + sum(o > t for o in totals) for name, t in zip(graded_names, totals, strict=True)}
     for name, rank in expected_rank.items():
         assert body[name][col["班级排名"]].value == rank
     assert body[HOSTILE_CMD][col["总分（60）"]].value == 43  # the teacher's override counts

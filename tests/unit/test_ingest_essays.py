@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 
+import docx
+
 from services.web.ingest import EssayPreview, RosterEntry, parse_essay_upload
-from tests.unit.ingest_samples import ESSAY, LIMITS, ROSTER, csv_bytes, docx_bytes, xlsx_bytes, zip_bytes
+from tests.unit.ingest_samples import (
+    ESSAY,
+    LIMITS,
+    ROSTER,
+    csv_bytes,
+    docx_bytes,
+    replace_member,
+    xlsx_bytes,
+    zip_bytes,
+)
 
 
 def problem_texts(preview: EssayPreview) -> list[str]:
@@ -156,16 +168,12 @@ def test_one_docx_named_after_the_student() -> None:
 
 
 def test_docx_tables_are_read_in_order() -> None:
-    import docx as python_docx
-
-    document = python_docx.Document()
+    document = docx.Document()
     document.add_paragraph("我的青春")
     table = document.add_table(rows=1, cols=2)
     table.cell(0, 0).text = "第一格。"
     table.cell(0, 1).text = "第二格。"
     document.add_paragraph("结尾。")
-    import io
-
     buffer = io.BytesIO()
     document.save(buffer)
     item = parse_essay_upload("张三.docx", buffer.getvalue(), ROSTER, LIMITS).items[0]
@@ -220,6 +228,13 @@ def test_zip_of_documents_ignores_macos_and_hidden_files() -> None:
         ("class.zip/高三1班/2023002-李四.txt", 2),
         ("class.zip/王五/期中作文.txt", 3),  # the folder names the student
     ]
+
+
+def test_zip_member_paths_written_with_dot_and_backslashes() -> None:
+    data = zip_bytes({"./张三.txt": "正文。".encode(), "二班\\李四.txt": "正文。".encode()})
+    preview = parse_essay_upload("class.zip", data, ROSTER, LIMITS)
+    assert preview.ok
+    assert [item.source for item in preview.items] == ["class.zip/张三.txt", "class.zip/二班/李四.txt"]
 
 
 def test_zip_holding_a_table() -> None:
@@ -279,3 +294,23 @@ def test_zip_with_nothing_in_it_is_a_problem() -> None:
 def test_path_sent_by_old_browsers_is_reduced_to_the_file_name() -> None:
     preview = parse_essay_upload("C:\\fakepath\\张三.txt", "正文。".encode(), ROSTER, LIMITS)
     assert preview.items[0].source == "张三.txt"
+
+
+def test_docx_text_follows_word_semantics() -> None:
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    mc = 'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"'
+    body = (
+        '<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>我的青春</w:t></w:r></w:p>'
+        "<w:sdt><w:sdtContent><w:p><w:r><w:t>控件里的正文。</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+        "<w:p><w:r><w:t>改</w:t></w:r><w:del><w:r><w:delText>错字</w:delText></w:r></w:del>"
+        "<w:ins><w:r><w:t>正后</w:t></w:r></w:ins><w:r><w:tab/><w:t>的句子。</w:t><w:br/><w:t>换行。</w:t></w:r></w:p>"
+        "<w:p><w:r><mc:AlternateContent><mc:Choice><w:txbxContent><w:p><w:r><w:t>文本框。</w:t></w:r></w:p>"
+        "</w:txbxContent></mc:Choice><mc:Fallback><w:txbxContent><w:p><w:r><w:t>文本框。</w:t></w:r></w:p>"
+        "</w:txbxContent></mc:Fallback></mc:AlternateContent></w:r><w:r><w:t>框外。</w:t></w:r></w:p>"
+    )
+    declaration = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    document_xml = f"{declaration}<w:document {w} {mc}><w:body>{body}</w:body></w:document>"
+    data = replace_member(docx_bytes("x"), "word/document.xml", document_xml.encode())
+    item = parse_essay_upload("张三.docx", data, ROSTER, LIMITS).items[0]
+    # a text box's paragraph follows the paragraph that anchors it
+    assert item.text == "我的青春\n控件里的正文。\n改正后\t的句子。\n换行。\n框外。\n文本框。"

@@ -87,6 +87,11 @@ def _unicode_path_extra(extra: bytes, raw_name: bytes) -> str | None:
     return None
 
 
+def _tidy_path(name: str) -> str:
+    """``/`` separators and no empty or ``.`` components (some tools write ``./张三.txt``)."""
+    return "/".join(part for part in name.replace("\\", "/").split("/") if part not in ("", "."))
+
+
 def is_unsafe_member_name(name: str) -> bool:
     """Absolute paths, drive letters and ``..`` components could escape an extraction folder (zip slip)."""
     path = name.replace("\\", "/")
@@ -202,7 +207,7 @@ def _checked_entries(
                 "可能是压缩炸弹，已拒绝处理"
             )
         if not info.is_dir():
-            entries.append(ArchiveEntry(info, name.replace("\\", "/")))
+            entries.append(ArchiveEntry(info, _tidy_path(name)))
     declared = sum(info.file_size for info in infos)
     if declared > budget.remaining:
         raise UploadRejected(

@@ -43,7 +43,7 @@ def zip_entry_cap(limits: UploadLimits) -> int:
 def format_size(size: int) -> str:
     """A human-readable size in Chinese UI style (KB below one megabyte, MB above)."""
     if size < 1024 * 1024:
-        return f"{max(size, 1) / 1024:.0f} KB" if size >= 1024 else f"{size} 字节"
+        return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} 字节"
     return f"{size / (1024 * 1024):.1f} MB"
 
 

@@ -91,9 +91,9 @@ class RosterIndex:
         if by_number:
             student = by_number[0]
             if by_name and all(entry.student_id != student.student_id for entry in by_name):
-                names = "、".join(sorted({entry.name for entry in by_name}))
+                written = "、".join(sorted({entry.name for entry in by_name}))
                 return Match(
-                    None, f"文件名中的学号 {student.student_number} 属于“{student.name}”，但文件名中的姓名是“{names}”"
+                    None, f"文件名中的学号 {student.student_number} 属于“{student.name}”，但文件名中的姓名是“{written}”"
                 )
             return Match(student)
         if not by_name:

@@ -64,10 +64,14 @@ def parse_roster(filename: str, data: bytes, limits: UploadLimits) -> list[Roste
         rows.append(RosterRow(name=student, student_number=number))
 
     if errors:
-        listed = "；".join(errors[:_MAX_LISTED_ERRORS])
-        more = f"；另有 {len(errors) - _MAX_LISTED_ERRORS} 处问题" if len(errors) > _MAX_LISTED_ERRORS else ""
         details = [f"{table.where} {error}" for error in errors]
-        raise UploadRejected(f"{table.where}：{listed}{more}。请修改后重新上传（未导入任何学生）", details)
+        if len(errors) == 1:
+            summary = details[0]
+        else:
+            listed = "；".join(errors[:_MAX_LISTED_ERRORS])
+            more = f"；另有 {len(errors) - _MAX_LISTED_ERRORS} 处" if len(errors) > _MAX_LISTED_ERRORS else ""
+            summary = f"{table.where} 有 {len(errors)} 处问题：{listed}{more}"
+        raise UploadRejected(f"{summary}。请修改后重新上传（未导入任何学生）", details)
     if not rows:
         raise UploadRejected(f"{table.where}：名单中没有学生（表头下面没有数据行）")
     logger.info("parsed roster %s: %d students", name, len(rows))

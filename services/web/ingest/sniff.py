@@ -124,4 +124,6 @@ def require_kind(where: str, ext: str, actual: Kind) -> None:
         advice = f"；请把扩展名改为 .{actual} 后再上传"
     elif actual == "ole":
         advice = "；请用 Office 或 WPS 打开后“另存为” .docx/.xlsx 再上传"
-    raise UnreadableFile(where, f"扩展名是 {ext}，但文件内容是{describe(actual)}，与扩展名不符{advice}")
+    label = describe(actual)
+    spacer = " " if label[0].isascii() else ""
+    raise UnreadableFile(where, f"扩展名是 {ext}，但文件内容是{spacer}{label}，与扩展名不符{advice}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import codecs
 import logging
-import unicodedata
+import re
 
 from services.web.ingest.errors import UnreadableFile
 
 logger = logging.getLogger(__name__)
 
-_ALLOWED_CONTROLS = frozenset("\t\n\r\f\v\x1a")  # \x1a: end-of-file mark left by old DOS editors
+# C0/C1 control characters except \t \n \v \f \r and \x1a (the end-of-file mark of old DOS editors)
+_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x19\x1b-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.01
 
 
@@ -58,5 +59,5 @@ def _strict(data: bytes, encoding: str) -> str | None:
 def _looks_binary(text: str) -> bool:
     if "\x00" in text:
         return True
-    controls = sum(1 for ch in text if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc")
+    controls = len(_CONTROL_RE.findall(text))
     return controls > 4 and controls > _MAX_CONTROL_SHARE * len(text)

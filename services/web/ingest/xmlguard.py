@@ -64,6 +64,6 @@ def _inspect(data: bytes) -> Literal["clean", "declaration", "broken"]:
         parser.Parse(data, True)
     except _DeclarationFound:
         return "declaration"
-    except expat.ExpatError:
+    except (expat.ExpatError, ValueError):  # ValueError: an encoding pyexpat cannot handle
         return "declaration" if any(pattern.search(data) for pattern in _DECLARATION_RES) else "broken"
     return "clean"

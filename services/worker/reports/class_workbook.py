@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, Reference
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.utils import get_column_letter
 from sqlalchemy.orm import Session
 
+from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart
 from services.worker.reports.excel import (
     BAND_FILLS,
     BOLD,
@@ -143,7 +143,7 @@ def _summary_sheet(
     sheet.add(["班级", info.classroom_name, "任课教师", info.teacher_name], styles={0: BOLD, 2: BOLD})
     sheet.add(["评分标准", f"{view.name}（{view.ref}）", "要求字数", info.required_length], styles={0: BOLD, 2: BOLD},
               measure=False)
-    sheet.add(["生成时间", datetime.now().strftime("%Y-%m-%d %H:%M")], styles={0: BOLD})
+    sheet.add(["生成时间", datetime.now().strftime("%Y-%m-%d %H:%M")], styles={0: BOLD}, measure=False)
     sheet.blank()
     sheet.add(["指标", "数值"], HEADER)
     chars = [r.char_count for r in roster if r.essay_id is not None and r.char_count is not None]
@@ -153,7 +153,7 @@ def _summary_sheet(
         ("评分失败", figures.failed, None),
         ("待评分", figures.pending, None),
         ("未提交", figures.missing, None),
-        ("被标记作文（疑似提示注入等）", figures.flagged, None),
+        ("被标记作文（需复核）", figures.flagged, None),
         (f"字数不足 {info.required_length} 字的比例", share(figures.short, figures.essays), PERCENT),
         ("平均字数", sum(chars) / len(chars) if chars else None, DECIMAL),
     ):
@@ -189,21 +189,12 @@ def _summary_sheet(
     bins_last = sheet.last_row
     sheet.write()
 
-    distribution = BarChart()
-    distribution.title, distribution.y_axis.title, distribution.x_axis.title = "总分分布", "人数", "分数段"
-    distribution.add_data(Reference(ws, min_col=2, min_row=bins_header, max_row=bins_last), titles_from_data=True)
-    distribution.set_categories(Reference(ws, min_col=1, min_row=bins_header + 1, max_row=bins_last))
-    distribution.legend = None
-    ws.add_chart(distribution, f"{CHART_COLUMN}2")
+    chart = add_series(bar_chart("总分分布", "人数", x_title="分数段", y_format="0"), ws, 2, bins_header, bins_last)
+    ws.add_chart(chart, f"{CHART_COLUMN}2")
     if view.dimensions:
-        means = BarChart()
-        means.title, means.y_axis.title = "各维度平均分", "平均分"
-        means.add_data(
-            Reference(ws, min_col=3, min_row=dimension_rows[0] - 1, max_row=dimension_rows[1]), titles_from_data=True
-        )
-        means.set_categories(Reference(ws, min_col=1, min_row=dimension_rows[0], max_row=dimension_rows[1]))
-        means.legend = None
-        ws.add_chart(means, f"{CHART_COLUMN}20")
+        header_row, last_row = dimension_rows[0] - 1, dimension_rows[1]
+        chart = add_series(bar_chart("各维度平均分", "平均分", y_format="0.0"), ws, 3, header_row, last_row)
+        ws.add_chart(chart, f"{CHART_COLUMN}{2 + ROWS_PER_CHART}")
 
 
 def _deductions_text(row: RosterEssay) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, LineChart, Reference
 from sqlalchemy.orm import Session
 
+from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart, line_chart
 from services.worker.reports.excel import (
     DECIMAL,
     HEADER,
@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_SHEET, CLASSES_SHEET, TEACHERS_SHEET = "概览", "班级对比", "教师对比"
 TREND_SHEET, ASSIGNMENTS_SHEET, ERRORS_SHEET = "学期趋势", "作文明细", "错误统计"
-CHART_WIDTH_CM, CHART_HEIGHT_CM = 24, 10
-CHART_ROWS = 22  # rows a chart of CHART_HEIGHT_CM covers at the default row height, plus a gap
 
 
 @dataclass
@@ -132,19 +130,6 @@ def _columns(views: Sequence[RubricView], groups: Iterable[GroupStats]) -> Colum
 
 def _local(moment: datetime) -> datetime:
     return moment.astimezone() if moment.tzinfo else moment
-
-
-def _bar_chart(title: str, y_title: str) -> BarChart:
-    chart = BarChart()
-    chart.title, chart.y_axis.title, chart.legend = title, y_title, None
-    chart.width, chart.height = CHART_WIDTH_CM, CHART_HEIGHT_CM
-    return chart
-
-
-def _add_series(chart: Any, ws: Any, column: int, header_row: int, last_row: int) -> Any:
-    chart.add_data(Reference(ws, min_col=column, min_row=header_row, max_row=last_row), titles_from_data=True)
-    chart.set_categories(Reference(ws, min_col=1, min_row=header_row + 1, max_row=last_row))
-    return chart
 
 
 @dataclass
@@ -246,8 +231,8 @@ def _classes_sheet(wb: Workbook, school: _School) -> None:
     last = sheet.last_row
     sheet.write()
     if last > 1:
-        chart = _add_series(_bar_chart("各班平均得分率", "平均得分率"), ws, columns.rate_column(5), 1, last)
-        ws.add_chart(chart, "B" + str(last + 3))
+        chart = bar_chart("各班平均得分率", "平均得分率", y_format="0%")
+        ws.add_chart(add_series(chart, ws, columns.rate_column(5), 1, last), f"B{last + 3}")
 
 
 def _teachers_sheet(wb: Workbook, school: _School) -> None:
@@ -268,8 +253,8 @@ def _teachers_sheet(wb: Workbook, school: _School) -> None:
     last = sheet.last_row
     sheet.write()
     if last > 1:
-        chart = _add_series(_bar_chart("各教师平均得分率", "平均得分率"), ws, columns.rate_column(3), 1, last)
-        ws.add_chart(chart, "B" + str(last + 3))
+        chart = bar_chart("各教师平均得分率", "平均得分率", y_format="0%")
+        ws.add_chart(add_series(chart, ws, columns.rate_column(3), 1, last), f"B{last + 3}")
 
 
 def _trend_sheet(wb: Workbook, school: _School) -> None:
@@ -301,11 +286,9 @@ def _trend_sheet(wb: Workbook, school: _School) -> None:
     for title, header, last in (("按月平均得分率", month_header, month_last),
                                 ("各班第 n 次作文平均得分率", ordinal_header, ordinal_last)):
         if last > header:
-            chart = LineChart()
-            chart.title, chart.y_axis.title, chart.legend = title, "平均得分率", None
-            chart.width, chart.height = CHART_WIDTH_CM, CHART_HEIGHT_CM
-            ws.add_chart(_add_series(chart, ws, columns.rate_column(3), header, last), f"B{anchor_row}")
-            anchor_row += CHART_ROWS
+            chart = line_chart(title, "平均得分率", y_format="0%")
+            ws.add_chart(add_series(chart, ws, columns.rate_column(3), header, last), f"B{anchor_row}")
+            anchor_row += ROWS_PER_CHART
 
 
 def _assignments_sheet(wb: Workbook, school: _School) -> None:
@@ -354,7 +337,7 @@ def _errors_sheet(wb: Workbook, school: _School) -> None:
     last = sheet.last_row
     sheet.write()
     if types:
-        chart = _add_series(_bar_chart("全校错误类型分布", "次数"), ws, 2, header, types_last)
+        chart = add_series(bar_chart("全校错误类型分布", "次数", y_format="0"), ws, 2, header, types_last)
         ws.add_chart(chart, f"B{last + 3}")
 
 

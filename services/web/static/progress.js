@@ -1,0 +1,87 @@
+// Live grading progress: poll the assignment's progress.json and update the bar, counts, rate and ETA.
+(function () {
+  "use strict";
+  var box = document.getElementById("progress");
+  if (!box) { return; }
+  var url = box.getAttribute("data-url");
+  var delay = 2000;
+
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = value; }
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) { return "估算中"; }
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (h) { return "约 " + h + " 小时 " + m + " 分"; }
+    if (m) { return "约 " + m + " 分 " + s + " 秒"; }
+    return "约 " + s + " 秒";
+  }
+
+  function renderWorkers(workers) {
+    var holder = document.getElementById("workers");
+    if (!holder) { return; }
+    holder.textContent = "";
+    workers.filter(function (w) { return w.failed; }).forEach(function (w) {
+      var alarm = document.createElement("div");
+      alarm.className = "alarm";
+      alarm.setAttribute("role", "alert");
+      alarm.textContent = "评分进程无法工作：" + w.id + " — " + (w.detail || "模型加载失败") +
+        "。作文会保留在队列中，请联系管理员检查模型配置。";
+      holder.appendChild(alarm);
+    });
+    if (!workers.length) {
+      var p = document.createElement("p");
+      p.className = "warn";
+      p.textContent = "尚未检测到评分进程。作文会在评分进程启动后自动开始评分。";
+      holder.appendChild(p);
+      return;
+    }
+    var list = document.createElement("ul");
+    list.className = "workers";
+    workers.forEach(function (w) {
+      var li = document.createElement("li");
+      li.className = "worker worker-" + w.state;
+      li.textContent = w.id + "（" + w.queues + "）：" + w.state_name + (w.model ? " · " + w.model : "") +
+        (w.device ? " · " + w.device : "");
+      list.appendChild(li);
+    });
+    holder.appendChild(list);
+  }
+
+  function render(p) {
+    var bar = document.getElementById("progress-bar");
+    if (bar) { bar.value = p.percent; bar.textContent = p.percent + "%"; }
+    text("progress-percent", p.percent + "%");
+    text("p-total", p.total);
+    text("p-graded", p.graded);
+    text("p-grading", p.grading);
+    text("p-queued", p.queued);
+    text("p-failed", p.failed);
+    text("p-rate", p.essays_per_minute ? p.essays_per_minute.toFixed(1) : "—");
+    text("p-eta", p.total && !p.finished ? duration(p.eta_seconds) : "—");
+    text("p-state", !p.total ? "尚未上传作文" : (p.finished ? "已全部完成" : "评分进行中，本页自动刷新"));
+    renderWorkers(p.workers || []);
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (p) {
+        render(p);
+        delay = 2000;
+        if (!(p.total && p.finished)) { window.setTimeout(poll, delay); }
+      })
+      .catch(function () {
+        delay = Math.min(delay * 2, 30000);
+        text("p-state", "暂时无法获取进度，稍后重试…");
+        window.setTimeout(poll, delay);
+      });
+  }
+
+  window.setTimeout(poll, 500);
+}());

@@ -1,0 +1,340 @@
+"""Personalised training plans from constructed graded histories; narratives through the real engine."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.worker.engine import EngineConfig, LLMEngine
+from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK
+from services.worker.reports.tasks import run_training_plans
+from services.worker.reports.training import (
+    NARRATIVE_MAX_CHARS,
+    NARRATIVE_SCHEMA,
+    build_plan,
+    build_plans_for_assignment,
+    generate_plans_for_assignment,
+    narrative_messages,
+    write_narratives,
+)
+from shared.models import (
+    Assignment,
+    Classroom,
+    ErrorAnnotation,
+    Essay,
+    EssayStatus,
+    Grade,
+    GradeSource,
+    JobStatus,
+    ReportJob,
+    School,
+    Student,
+    TrainingPlan,
+    transaction,
+)
+from tests.factories import make_class
+
+SCHOOL_RUBRIC = str(Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml")
+
+
+@pytest.fixture()
+def schools(pg_sessions: sessionmaker[Session]) -> Iterator[list[int]]:
+    created: list[int] = []
+    yield created
+    with transaction(pg_sessions) as session:
+        for school_id in created:
+            session.execute(delete(Classroom).where(Classroom.school_id == school_id))
+            session.execute(delete(School).where(School.id == school_id))
+
+
+@dataclass
+class History:
+    classroom_id: int
+    student_ids: list[int]
+    assignment_ids: list[int]
+    essays: list[list[int]]  # [assignment][student]
+
+
+def make_history(
+    sessions: sessionmaker[Session], schools: list[int], names: Sequence[str], assignments: int,
+    rubric_id: str = "gaokao-national", rubric_version: str = "2024.1",
+) -> History:
+    """A class whose students each have a (queued) essay in ``assignments`` assignments a week apart."""
+    fixture = make_class(sessions, ["作文"] * len(names), tag=uuid.uuid4().hex[:6], student_names=list(names),
+                         rubric_id=rubric_id, rubric_version=rubric_version)
+    schools.append(fixture.school_id)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    assignment_ids, essays = [fixture.assignment_id], [fixture.essay_ids]
+    with transaction(sessions) as session:
+        session.execute(update(Assignment).where(Assignment.id == fixture.assignment_id).values(created_at=start))
+        for week in range(1, assignments):
+            assignment = Assignment(classroom_id=fixture.classroom_id, title=f"第{week + 1}次作文", prompt_text="题",
+                                    rubric_id=rubric_id, rubric_version=rubric_version,
+                                    created_at=start + timedelta(weeks=week))
+            session.add(assignment)
+            session.flush()
+            rows = [Essay(assignment_id=assignment.id, student_id=s, text="作文", char_count=2)
+                    for s in fixture.student_ids]
+            session.add_all(rows)
+            session.flush()
+            assignment_ids.append(assignment.id)
+            essays.append([row.id for row in rows])
+    return History(fixture.classroom_id, fixture.student_ids, assignment_ids, essays)
+
+
+def grade(
+    sessions: sessionmaker[Session], essay_id: int, scores: dict[str, int], *,
+    errors: Sequence[tuple[str, str, str]] = (), version: int = 1, source: GradeSource = GradeSource.model,
+    rubric_id: str = "gaokao-national", rubric_version: str = "2024.1",
+) -> None:
+    with transaction(sessions) as session:
+        row = Grade(
+            essay_id=essay_id, version=version, rubric_id=rubric_id, rubric_version=rubric_version,
+            dimension_scores=scores, bands={}, raw_total=sum(scores.values()), total=sum(scores.values()),
+            source=source,
+        )
+        row.errors = [ErrorAnnotation(type=t, start_offset=0, end_offset=1, original=o, suggestion=s, origin="model")
+                      for t, o, s in errors]
+        session.add(row)
+        session.execute(update(Essay).where(Essay.id == essay_id).values(status=EssayStatus.graded))
+
+
+def scores(content: int, expression: int, development: int) -> dict[str, int]:
+    return {"content": content, "expression": expression, "development": development}
+
+
+@dataclass
+class FakeGeneration:
+    text: str
+    error: str | None = None
+
+
+class FakeEngine:
+    """Answers every conversation the same way; records what it was asked."""
+
+    def __init__(self, text: str = '{"narrative": "该生应加强表达训练。"}', error: str | None = None,
+                 fail: bool = False) -> None:
+        self.text, self.error, self.fail = text, error, fail
+        self.calls: list[list[Any]] = []
+
+    def generate_json(self, conversations: Sequence[Any], schema: dict[str, Any]) -> list[FakeGeneration]:
+        if self.fail:
+            raise RuntimeError("CUDA error")
+        assert schema == NARRATIVE_SCHEMA
+        self.calls.append(list(conversations))
+        return [FakeGeneration(self.text, self.error) for _ in conversations]
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "fake-model"}
+
+
+# --- the plan ------------------------------------------------------------------------------------------
+
+
+def test_the_weakest_dimension_relative_to_the_class_comes_first(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学甲", "同学乙", "同学丙"], assignments=2)
+    for a in range(2):
+        grade(pg_sessions, history.essays[a][0], scores(18, 8, 12))  # strong content, weak expression
+        for s in (1, 2, 3):
+            grade(pg_sessions, history.essays[a][s], scores(12, 15, 12))
+    with pg_sessions() as session:
+        draft = build_plan(session, history.student_ids[0])
+    assert draft is not None
+    assert [s.key for s in draft.standings] == ["expression", "development", "content"]
+    expression = draft.standings[0]
+    class_mean = (8 + 15 * 3) / 4 / 20
+    assert expression.student_rate == pytest.approx(8 / 20)
+    assert expression.gap == pytest.approx(8 / 20 - class_mean)
+    assert expression.z < 0
+    first = draft.focus_areas[0]
+    assert (first.kind, first.key, first.label) == ("dimension", "expression", "表达")
+    assert [e.title for e in first.exercises] == ["结构提纲训练", "修辞手法运用练习"]
+    assert all(area.key != "content" for area in draft.focus_areas)
+    assert draft.trend is not None and draft.trend.slope == pytest.approx(0.0)
+    assert draft.essay_ids == tuple(history.essays[a][0] for a in range(2))
+
+
+def test_weakness_is_measured_against_each_dimension_maximum(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    # school-simple: 立意与内容 out of 30, 语言与结构 out of 20.
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1, rubric_id=SCHOOL_RUBRIC,
+                           rubric_version="2025.2")
+    kwargs = {"rubric_id": SCHOOL_RUBRIC, "rubric_version": "2025.2"}
+    # Raw gaps: ideas 6 points, language 5 points; as shares of the maximum: ideas 0.2/2, language 0.25/2.
+    grade(pg_sessions, history.essays[0][0], {"ideas": 20, "language": 10}, **kwargs)
+    grade(pg_sessions, history.essays[0][1], {"ideas": 26, "language": 15}, **kwargs)
+    with pg_sessions() as session:
+        draft = build_plan(session, history.student_ids[0])
+    assert draft is not None
+    assert [s.key for s in draft.standings] == ["language", "ideas"]
+    assert draft.standings[0].gap == pytest.approx(10 / 20 - 12.5 / 20)
+    assert draft.focus_areas[0].label == "语言与结构"
+    # No catalog entry for this school's dimension: the default exercise names it.
+    assert draft.focus_areas[0].exercises[0].title == "语言与结构专项练习"
+
+
+def test_repeated_spelling_errors_give_the_spelling_exercise_with_the_words(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=2)
+    grade(pg_sessions, history.essays[0][0], scores(14, 14, 12),
+          errors=[("错别字", "再接再励", "再接再厉"), ("错别字", "必需", "必须"), ("标点", "，，", "，")])
+    grade(pg_sessions, history.essays[1][0], scores(15, 14, 12),
+          errors=[("错别字", "再接再励", "再接再厉"), ("病句", "通过这件事使我明白", "这件事使我明白")])
+    grade(pg_sessions, history.essays[0][1], scores(14, 14, 12), errors=[("错别字", "以经", "已经")])
+    with pg_sessions() as session:
+        draft = build_plan(session, history.student_ids[0])
+    assert draft is not None
+    spelling = next(area for area in draft.focus_areas if area.kind == "error")
+    assert spelling.key == "错别字" and spelling.reason == "2 篇作文中共出现 3 处"
+    assert spelling.examples == ("再接再励→再接再厉（2 次）", "必需→必须")
+    assert spelling.exercises[0].title == "错别字订正清单"
+    assert "再接再励→再接再厉（2 次）；必需→必须" in spelling.exercises[0].detail
+    assert "以经" not in spelling.exercises[0].detail  # a classmate's mistake
+    assert [area.key for area in draft.focus_areas if area.kind == "error"] == ["错别字"]  # 标点, 病句: once each
+    stored = draft.focus_json()
+    assert stored[-1]["examples"] == ["再接再励→再接再厉（2 次）", "必需→必须"]
+    assert stored[-1]["catalog_version"] == draft.catalog_version
+    json.dumps(stored, ensure_ascii=False)
+
+
+def test_one_essay_gives_a_plan_and_no_graded_essay_gives_none(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["一篇", "没有", "失败"], assignments=1)
+    grade(pg_sessions, history.essays[0][0], scores(12, 9, 10), errors=[("标点", "，，", "，"), ("标点", "。。", "。")])
+    with transaction(pg_sessions) as session:
+        session.execute(update(Essay).where(Essay.id == history.essays[0][2]).values(status=EssayStatus.failed))
+        loner = Student(classroom_id=history.classroom_id, name="转学生", student_number="new")
+        session.add(loner)
+        session.flush()
+    with pg_sessions() as session:
+        single = build_plan(session, history.student_ids[0])
+        assert build_plan(session, history.student_ids[1]) is None  # essay still queued
+        assert build_plan(session, history.student_ids[2]) is None  # failed, never graded
+        assert build_plan(session, loner.id) is None
+        assert build_plan(session, 10**9) is None
+        drafts = build_plans_for_assignment(session, history.assignment_ids[0])
+    assert single is not None and single.essay_ids == (history.essays[0][0],) and single.trend is None
+    assert single.focus_areas[0].kind == "dimension"
+    punctuation = [area for area in single.focus_areas if area.key == "标点"]
+    assert punctuation and punctuation[0].reason == "本篇作文中出现 2 处"
+    assert [d.student_id for d in drafts] == [history.student_ids[0]]
+    assert "只有一篇作文" in "".join(single.facts())
+
+
+def test_a_teacher_override_takes_precedence_over_the_model_grade(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1)
+    essay = history.essays[0][0]
+    grade(pg_sessions, essay, scores(4, 16, 14), errors=[("错别字", "模型", "模形"), ("错别字", "模型", "模形")])
+    grade(pg_sessions, essay, scores(16, 6, 14), version=2, source=GradeSource.teacher)
+    grade(pg_sessions, history.essays[0][1], scores(12, 12, 12))
+    with pg_sessions() as session:
+        draft = build_plan(session, history.student_ids[0])
+    assert draft is not None
+    assert draft.focus_areas[0].key == "expression"
+    assert draft.standings[0].student_rate == pytest.approx(6 / 20)
+    assert draft.errors == ()  # the superseded grade's errors do not count
+
+
+# --- narratives and storage ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_model_dir: Path) -> LLMEngine:
+    return LLMEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000))
+
+
+def test_narratives_come_from_the_real_engine_within_the_limit_and_without_names(
+    pg_sessions: sessionmaker[Session], schools: list[int], tiny_engine: LLMEngine
+) -> None:
+    names = ["欧阳明月", "司马春风"]
+    history = make_history(pg_sessions, schools, names, assignments=2)
+    for a in range(2):
+        grade(pg_sessions, history.essays[a][0], scores(10 + a, 15, 12), errors=[("错别字", "欧阳明月", "欧阳明玥")])
+        grade(pg_sessions, history.essays[a][1], scores(16, 12 - a, 14))
+    with pg_sessions() as session:
+        drafts = build_plans_for_assignment(session, history.assignment_ids[1])
+    assert len(drafts) == 2
+    for draft in drafts:
+        text = json.dumps(narrative_messages(draft), ensure_ascii=False)
+        assert all(name not in text for name in names) and "该生" in text
+
+    narratives = write_narratives(tiny_engine, drafts)
+    assert len(narratives) == 2
+    assert all(isinstance(n, str) and 1 <= len(n) <= NARRATIVE_MAX_CHARS for n in narratives)
+
+    stored = generate_plans_for_assignment(pg_sessions, tiny_engine, history.assignment_ids[1])
+    assert stored == 2
+    with pg_sessions() as session:
+        plans = session.scalars(
+            select(TrainingPlan).where(TrainingPlan.student_id.in_(history.student_ids)).order_by(TrainingPlan.id)
+        ).all()
+    assert len(plans) == 2
+    for plan in plans:
+        assert plan.model_name == tiny_engine.describe()["model"]  # written by the model, not the fallback
+        assert 1 <= len(plan.narrative) <= NARRATIVE_MAX_CHARS
+        assert plan.focus_areas and plan.focus_areas[0]["exercises"]
+        assert len(plan.essay_ids) == 2
+
+
+def test_an_unusable_answer_falls_back_to_the_plain_narrative(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1)
+    grade(pg_sessions, history.essays[0][0], scores(8, 12, 12))
+    grade(pg_sessions, history.essays[0][1], scores(16, 12, 12))
+    assert generate_plans_for_assignment(pg_sessions, FakeEngine(text="not json"), history.assignment_ids[0]) == 2
+    with pg_sessions() as session:
+        plan = session.scalars(select(TrainingPlan).where(TrainingPlan.student_id == history.student_ids[0])).one()
+    assert plan.model_name is None
+    assert plan.narrative.startswith("该生内容方面相对薄弱") and len(plan.narrative) <= NARRATIVE_MAX_CHARS
+
+
+def test_the_training_plans_task_stores_new_plans_then_sends_the_workbook(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1)
+    grade(pg_sessions, history.essays[0][0], scores(8, 12, 12))
+    grade(pg_sessions, history.essays[0][1], scores(16, 12, 12))
+    assignment_id = history.assignment_ids[0]
+    with transaction(pg_sessions) as session:
+        job = ReportJob(kind=CLASS_REPORT, assignment_id=assignment_id, status=JobStatus.queued)
+        session.add(job)
+        session.flush()
+
+    class Sender:
+        sent: list[tuple[str, list[Any]]] = []
+
+        def send_task(self, name: str, args: Sequence[Any] = (), **_: object) -> None:
+            self.sent.append((name, list(args)))
+
+    sender, engine = Sender(), FakeEngine()
+    assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
+    assert sender.sent == [(CLASS_WORKBOOK_TASK, [job.id])]
+    assert len(engine.calls) == 1 and len(engine.calls[0]) == 2  # one batch for the class
+    # Regenerating adds new rows; the newest is the plan in force.
+    assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
+    with pg_sessions() as session:
+        rows = session.scalars(select(TrainingPlan).where(TrainingPlan.student_id == history.student_ids[0])).all()
+    assert len(rows) == 2 and {r.model_name for r in rows} == {"fake-model"}
+    assert rows[0].narrative == "该生应加强表达训练。"
+
+    # The model failing still gets the workbook built, and the failure is raised for Celery to record.
+    with pytest.raises(RuntimeError):
+        run_training_plans(sender, pg_sessions, FakeEngine(fail=True), assignment_id)
+    assert sender.sent[-1] == (CLASS_WORKBOOK_TASK, [job.id]) and len(sender.sent) == 3

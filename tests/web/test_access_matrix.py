@@ -1,0 +1,142 @@
+"""Every object route × {owner teacher, colleague, teacher of another school, school admin, other school's admin}.
+
+Objects outside a user's scope answer 404 (as if they did not exist); admin-only pages answer 403 to teachers.
+Mutating routes are checked for the denied users first (nothing may change), then for the owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.web.conftest import client_as, form
+from tests.web.world import World
+
+CLASS_SCOPE = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
+UPLOADER_ONLY = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": 404, "other_admin": 404}
+ADMINS_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": "ok"}
+OWN_SCHOOL_ADMIN = {"owner": 404, "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
+ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    method: str
+    path: str
+    expect: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+    mutating: bool = False
+    api: bool = False
+
+    def url(self, world: World) -> str:
+        return self.path.format(
+            c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
+            t=world.upload_token, cr=world.class_report, sr=world.school_report,
+        )
+
+
+PAGES = [
+    Route("classes.show", "GET", "/classes/{c}", CLASS_SCOPE),
+    Route("classes.add", "POST", "/classes/{c}/students", CLASS_SCOPE, data={"name": ""}),
+    Route("classes.remove", "POST", "/classes/{c}/students/{s}/delete", CLASS_SCOPE, mutating=True),
+    Route("classes.roster", "POST", "/classes/{c}/roster", CLASS_SCOPE),
+    Route("assignments.new", "GET", "/classes/{c}/assignments/new", CLASS_SCOPE),
+    Route("assignments.new", "POST", "/classes/{c}/assignments/new", CLASS_SCOPE, data={"title": ""}),
+    Route("assignments.show", "GET", "/assignments/{a}", CLASS_SCOPE),
+    Route("assignments.progress", "GET", "/assignments/{a}/progress.json", CLASS_SCOPE),
+    Route("assignments.results", "GET", "/assignments/{a}/results?sort=total&dir=desc", CLASS_SCOPE),
+    Route("assignments.regrade", "POST", "/assignments/{a}/regrade", CLASS_SCOPE, mutating=True),
+    Route("uploads.form", "GET", "/assignments/{a}/upload", CLASS_SCOPE),
+    Route("uploads.upload", "POST", "/assignments/{a}/upload", CLASS_SCOPE),
+    Route("uploads.preview", "GET", "/uploads/{t}", UPLOADER_ONLY),
+    Route("uploads.confirm", "POST", "/uploads/{t}/confirm", UPLOADER_ONLY, mutating=True),
+    Route("uploads.discard", "POST", "/uploads/{t}/discard", UPLOADER_ONLY, mutating=True),
+    Route("essays.show", "GET", "/essays/{e}", CLASS_SCOPE),
+    Route("essays.override", "POST", "/essays/{e}/override", CLASS_SCOPE, data={"reason": ""}),
+    Route("essays.accept", "POST", "/essays/{f}/accept", CLASS_SCOPE, mutating=True),
+    Route("essays.regrade", "POST", "/essays/{e}/regrade", CLASS_SCOPE, mutating=True),
+    Route("reports.class_report", "GET", "/assignments/{a}/report", CLASS_SCOPE),
+    Route("reports.request_class_report", "POST", "/assignments/{a}/report", CLASS_SCOPE, mutating=True),
+    Route("reports.download", "GET", "/reports/{cr}/download", CLASS_SCOPE),
+    Route("reports.download", "GET", "/reports/{sr}/download", OWN_SCHOOL_ADMIN),
+    Route("reports.school_reports", "GET", "/admin/reports", ADMINS_ONLY),
+    Route("reports.request_school_report", "POST", "/admin/reports", ADMINS_ONLY, mutating=True),
+    Route("admin.audit", "GET", "/admin/audit", ADMINS_ONLY),
+    Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
+]
+
+API = [
+    Route("api.get_class", "GET", "/api/v1/classes/{c}", CLASS_SCOPE),
+    Route("api.import_class_roster", "POST", "/api/v1/classes/{c}/roster", CLASS_SCOPE),
+    Route("api.create_class_assignment", "POST", "/api/v1/classes/{c}/assignments", CLASS_SCOPE, json={}),
+    Route("api.rubrics", "GET", "/api/v1/rubrics?classroom_id={c}", CLASS_SCOPE),
+    Route("api.get_assignment", "GET", "/api/v1/assignments/{a}", CLASS_SCOPE),
+    Route("api.upload_essays", "POST", "/api/v1/assignments/{a}/essays", CLASS_SCOPE),
+    Route("api.confirm_upload", "POST", "/api/v1/uploads/{t}/confirm", UPLOADER_ONLY, mutating=True),
+    Route("api.progress", "GET", "/api/v1/assignments/{a}/progress", CLASS_SCOPE),
+    Route("api.results", "GET", "/api/v1/assignments/{a}/results", CLASS_SCOPE),
+    Route("api.essay", "GET", "/api/v1/essays/{e}", CLASS_SCOPE),
+    Route("api.override", "POST", "/api/v1/essays/{e}/override", CLASS_SCOPE, json={"scores": {}}),
+    Route("api.regrade", "POST", "/api/v1/essays/{e}/regrade", CLASS_SCOPE, mutating=True),
+]
+# Routes with no object to scope: every signed-in user may use them (their content is scoped by query).
+UNSCOPED = {
+    "static", "health.healthz", "auth.login", "auth.logout", "auth.account", "auth.create_token",
+    "auth.revoke_token", "classes.home", "classes.index", "classes.new", "classes.template", "rubrics.index",
+    "api.openapi", "api.me", "api.list_classes", "api.create_class",
+}
+
+
+def _call(app: Flask, world: World, route: Route, key: str) -> int:
+    url = route.url(world)
+    if route.api:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {world.tokens[key]}"}
+        if route.method == "GET":
+            return client.get(url, headers=headers).status_code
+        return client.post(url, headers=headers, json=route.json).status_code
+    client = client_as(app, world.users[key])
+    if route.method == "GET":
+        return client.get(url).status_code
+    return client.post(url, data=form(**route.data)).status_code
+
+
+def _check(app: Flask, world: World, route: Route) -> None:
+    for key in ORDER:
+        expected = route.expect[key]
+        if expected == "ok" and route.mutating and key != "owner" and route.expect["owner"] == "ok":
+            continue  # the owner goes last and proves a mutating route works for an allowed user
+        status = _call(app, world, route, key)
+        if expected == "ok":
+            assert status < 400 or status in (400, 409, 422), f"{key} {route.method} {route.path} → {status}"
+        else:
+            assert status == expected, f"{key} {route.method} {route.path} → {status}, expected {expected}"
+
+
+@pytest.mark.parametrize("route", PAGES, ids=lambda r: f"{r.method} {r.path}")
+def test_page_access(app: Flask, world: World, route: Route) -> None:
+    _check(app, world, route)
+
+
+@pytest.mark.parametrize("route", [Route(**{**r.__dict__, "api": True}) for r in API],
+                         ids=lambda r: f"{r.method} {r.path}")
+def test_api_access(app: Flask, world: World, route: Route) -> None:
+    _check(app, world, route)
+
+
+def test_the_matrix_covers_every_route(app: Flask) -> None:
+    covered = {route.endpoint for route in PAGES + API}
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - covered - UNSCOPED == set()
+
+
+def test_sysadmin_sees_every_school(app: Flask, world: World) -> None:
+    client = client_as(app, world.users["sysadmin"])
+    for url in (f"/classes/{world.classroom}", f"/essays/{world.essay}", f"/reports/{world.school_report}/download",
+                "/admin/audit"):
+        assert client.get(url).status_code == 200, url
