@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,22 @@ def on_assignment_complete(sender: TaskSender, sessions: sessionmaker[Session], 
         raise
     logger.info("assignment %s complete: class report job %s, training plans sent", assignment_id, job_id)
     return job_id
+
+
+def on_essays_finished(sender: TaskSender, sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[int]:
+    """Call ``on_assignment_complete`` for each assignment these essays belong to; returns the new job ids.
+
+    Meant for the end of a grading task (all of its essay ids, whatever became of them): assignments that
+    still have essays queued or grading are left alone by ``on_assignment_complete`` itself.
+    """
+    if not essay_ids:
+        return []
+    with sessions() as session:
+        assignment_ids = session.scalars(
+            select(Essay.assignment_id).where(Essay.id.in_(list(essay_ids))).distinct().order_by(Essay.assignment_id)
+        ).all()
+    created = [on_assignment_complete(sender, sessions, assignment_id) for assignment_id in assignment_ids]
+    return [job_id for job_id in created if job_id is not None]
 
 
 def _create_job(session: Session, assignment_id: int) -> int | None:

@@ -10,6 +10,8 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.worker import runtime, store
+from services.worker.completion import on_essays_finished
+from services.worker.reports.tasks import register_report_tasks
 from shared.models import EssayStatus
 from shared.queueing import GRADE_TASK, enqueue_essays
 
@@ -28,6 +30,8 @@ def register_tasks(app: Celery) -> None:
         """Claim, grade as one batch, and write each essay's outcome in its own transaction."""
         return run_grade_batch(app, essay_ids, token=self.request.id, is_retry=bool(self.request.retries))
 
+    register_report_tasks(app)
+
 
 def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: bool) -> dict[str, int]:
     from services.worker.pipeline import grade_jobs
@@ -40,6 +44,8 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
     )
     if not claimed:
         logger.info("task %s: nothing left to claim of %s", token, essay_ids)
+        # Essays failed at claim time (attempts exhausted) may have been an assignment's last ones.
+        on_essays_finished(app, sessions, essay_ids)
         return {"claimed": 0, "graded": 0, "requeued": 0, "failed": 0}
     jobs = store.load_jobs(sessions, claimed)
     outcomes = grade_jobs(engine, jobs)
@@ -60,6 +66,7 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
         # Retried alone, after a pause, so a poison essay cannot hold its batch-mates back.
         for essay_id in requeue:
             enqueue_essays(_Delayed(app, RETRY_DELAY_S), [(essay_id, chars[essay_id])], settings.batch_token_budget)
+    on_essays_finished(app, sessions, essay_ids)
     logger.info("task %s: graded %s, requeued %s, failed %s", token, graded, len(requeue), failed)
     return {"claimed": len(claimed), "graded": graded, "requeued": len(requeue), "failed": failed}
 

@@ -188,14 +188,17 @@ def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
 
 
 class _Adversary(LogitsProcessor):
-    """Pushes the model to the costliest answer: 4-byte characters spelt a byte at a time, and more items."""
+    """Pushes the model to the costliest answer: never close a list or object, prefer tokens that end a
+    string and start another item, spell 4-byte characters a byte at a time."""
 
     def __init__(self, engine: LLMEngine) -> None:
         self.bias = torch.zeros(engine.model.config.vocab_size)
         for token_id, raw in enumerate(engine._vocab().info.decoded_vocab):
-            if raw == b",":
-                self.bias[token_id] = 400
-            elif len(raw) == 1 and raw not in (b'"', b"]", b"}"):
+            if b"]" in raw or b"}" in raw:
+                self.bias[token_id] = -1000
+            elif b"," in raw:
+                self.bias[token_id] = 400 + len(raw)
+            elif len(raw) == 1 and raw != b'"':
                 self.bias[token_id] = 300 if raw[0] >= 0xF0 else 200 if 0x80 <= raw[0] < 0xC0 else 100
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

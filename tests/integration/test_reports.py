@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
 from services.worker.celery_app import make_celery
-from services.worker.completion import on_assignment_complete
+from services.worker.completion import on_assignment_complete, on_essays_finished
 from services.worker.reports.class_workbook import build_class_workbook
 from services.worker.reports.names import (
     CLASS_REPORT,
@@ -477,6 +477,7 @@ def test_completion_creates_one_class_job_and_sends_training_plans(
     sender = RecordingSender()
     assignment_id = fixture.assignment_id
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None  # 赵六's essay is still queued
+    assert on_essays_finished(sender, pg_sessions, fixture.essay_ids[:2]) == []
     assert sender.sent == []
     with transaction(pg_sessions) as session:
         session.execute(update(Essay).where(Essay.id == fixture.essay_ids[5]).values(status=EssayStatus.failed))
@@ -484,6 +485,7 @@ def test_completion_creates_one_class_job_and_sends_training_plans(
     job_id = on_assignment_complete(sender, pg_sessions, assignment_id)
     assert job_id is not None and sender.sent == [(TRAINING_PLANS_TASK, [assignment_id])]
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None  # queued job exists
+    assert on_essays_finished(sender, pg_sessions, fixture.essay_ids) == []
     with transaction(pg_sessions) as session:
         session.execute(update(ReportJob).where(ReportJob.id == job_id).values(status=JobStatus.done))
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None  # done and up to date

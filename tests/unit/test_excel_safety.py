@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ def test_make_cell_keeps_numbers_and_cleans_control_characters() -> None:
     assert make_cell(ws, 42).data_type == "n"
     assert make_cell(ws, 3.5).value == 3.5
     assert make_cell(ws, float("nan")).value is None
+    assert make_cell(ws, Decimal("2.5")).value == 2.5
     cell = make_cell(ws, "好\x00文\x07章\ud800")
     assert cell.value == "好文章" and cell.data_type == "s"
     assert len(make_cell(ws, "字" * 40000).value) == 32767

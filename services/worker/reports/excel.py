@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,9 @@ def _plain_value(value: Any) -> Any:
     """Numbers stay numbers (NaN and infinity become empty), datetimes lose their timezone, the rest is text."""
     if value is None or isinstance(value, bool | int):
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, float | Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else None
     if isinstance(value, datetime):
         return value.astimezone().replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, date):

@@ -15,17 +15,19 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.pipeline import EngineLike
 from services.worker.reports.catalog import Exercise, ExerciseCatalog, load_catalog
 from services.worker.reports.queries import HistoryEssay, class_history, student_classroom
 from services.worker.reports.rubric_view import RubricView, rubric_view
 from services.worker.reports.stats import slope
 from shared.models import Assignment, Essay, TrainingPlan, transaction
+
+if TYPE_CHECKING:
+    from services.worker.pipeline import EngineLike
 
 logger = logging.getLogger(__name__)
 
