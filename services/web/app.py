@@ -22,7 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The whole request (every file of a multi-file upload plus the form) must fit; otherwise 413.
         MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
         MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
     )
     engine = make_engine(settings.resolved_database_url())
     app.extensions["yuejuan"] = {

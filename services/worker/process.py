@@ -8,6 +8,8 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+MODEL_LOAD_FAILED_EXIT = 3
+
 
 def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> int:
     from services.worker import runtime
@@ -23,8 +25,12 @@ def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> 
         "worker", "--queues", ",".join(queues), "--hostname", hostname, "--pool", "prefork",
         "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]
+    code = 0
     try:
         app.worker_main(argv)
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    if runtime.recorded_state() == "failed":
+        logger.critical("worker %s stopped because its model could not be loaded", hostname)
+        return MODEL_LOAD_FAILED_EXIT
+    return code

@@ -85,6 +85,17 @@ def record_status(
         logger.exception("could not record worker status %s", state)
 
 
+def recorded_state() -> str | None:
+    """The state this worker last recorded (read back by the parent after the pool has stopped)."""
+    try:
+        with sessions()() as session:
+            row = session.get(WorkerStatus, _state.worker_id)
+            return row.state if row else None
+    except Exception:
+        logger.exception("could not read worker status")
+        return None
+
+
 @worker_process_init.connect
 def _init_child(**_: object) -> None:
     if _state.settings is None:

@@ -196,6 +196,8 @@ class _Adversary(LogitsProcessor):
         for token_id, raw in enumerate(engine._vocab().info.decoded_vocab):
             if b"]" in raw or b"}" in raw:
                 self.bias[token_id] = -1000
+            elif raw == b'"':
+                self.bias[token_id] = 500  # open strings empty, so that minLength is still to meet
             elif b"," in raw:
                 self.bias[token_id] = 400 + len(raw)
             elif len(raw) == 1 and raw != b'"':
