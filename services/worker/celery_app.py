@@ -27,7 +27,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=soft_limit,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        # The SQLite transport passes its options to create_engine and has no visibility timeout.
+        broker_transport_options=(
+            {} if settings.uses_embedded_broker() else {"visibility_timeout": settings.broker_visibility_timeout_s}
+        ),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         task_queues=[Queue(GPU_QUEUE), Queue(REPORTS_QUEUE)],

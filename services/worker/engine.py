@@ -191,20 +191,78 @@ def closing_reserve(schema: dict[str, Any]) -> int:
 
 # --- constrained decoding ----------------------------------------------------------------------------
 
+_NO_COMMA, _SHALLOW_COMMA, _DEEP_COMMA = 0, 1, 2
+
+
+def _comma_kind(raw: bytes, in_string: bool) -> int:
+    """Whether a token, read from inside or outside a string, writes a comma outside strings.
+
+    Shallow: only at the current nesting level (a new property, or a new item if that level is a list);
+    deep: after opening or closing a bracket within the token.
+    """
+    kind, moved, escaped = _NO_COMMA, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[]{}":
+            moved = True
+        elif byte == 0x2C:
+            if moved:
+                return _DEEP_COMMA
+            kind = _SHALLOW_COMMA
+    return kind
+
+
+@dataclass
+class _JsonCursor:
+    """Where a row's JSON stands: inside a string or not, and the open brackets."""
+
+    in_string: bool = False
+    escaped: bool = False
+    brackets: str = ""
+
+    def feed(self, raw: bytes) -> None:
+        for byte in raw:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:
+                    self.escaped = True
+                elif byte == 0x22:
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string = True
+            elif byte in b"[{":
+                self.brackets += chr(byte)
+            elif byte in b"]}":
+                self.brackets = self.brackets[:-1]
+
 
 @dataclass(frozen=True)
 class _Vocabulary:
     """Token facts the closing guard needs, computed once per engine."""
 
     info: xgr.TokenizerInfo
-    string_closers: torch.Tensor  # `"` followed only by `]`/`}`: ends a string, opens nothing
-    container_closers: torch.Tensor  # only `]`/`}`
-    quote_tokens: dict[int, bytes]  # tokens containing `"` or `\`, which move the in-string state
+    string_closers: torch.Tensor  # ids: `"` followed only by `]`/`}`, ends a string and opens nothing
+    container_closers: torch.Tensor  # ids: only `]`/`}`
+    structural: dict[int, bytes]  # tokens with `"`, `\`, brackets: they move a _JsonCursor
+    adds_item: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma at the current level
+    deep_comma: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma past a bracket
 
     @classmethod
     def build(cls, info: xgr.TokenizerInfo) -> _Vocabulary:
         special = set(info.special_token_ids)
-        string_closers, container_closers, quote_tokens = [], [], {}
+        string_closers, container_closers, structural = [], [], {}
+        size = info.vocab_size
+        adds_item = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
+        deep = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
         for token_id, raw in enumerate(info.decoded_vocab):
             if token_id in special or not raw:
                 continue
@@ -212,10 +270,15 @@ class _Vocabulary:
                 string_closers.append(token_id)
             elif _CONTAINER_CLOSER.fullmatch(raw):
                 container_closers.append(token_id)
-            if b'"' in raw or b"\\" in raw:
-                quote_tokens[token_id] = raw
-        as_tensor = lambda ids: torch.tensor(ids, dtype=torch.long)  # noqa: E731
-        return cls(info, as_tensor(string_closers), as_tensor(container_closers), quote_tokens)
+            if any(byte in b'"\\[]{}' for byte in raw):
+                structural[token_id] = raw
+            if b"," in raw:
+                for in_string in (False, True):
+                    kind = _comma_kind(raw, in_string)
+                    adds_item[in_string][token_id] = kind != _NO_COMMA
+                    deep[in_string][token_id] = kind == _DEEP_COMMA
+        ids = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
+        return cls(info, ids(string_closers), ids(container_closers), structural, adds_item, deep)
 
 
 @dataclass(frozen=True)
@@ -231,64 +294,71 @@ class _Plan:
 class _GrammarProcessor(LogitsProcessor):
     """Masks each row to its grammar; near the end of the budget, steers unfinished rows to close.
 
-    Like ``xgrammar.contrib.hf.LogitsProcessor`` (stateful: one per ``generate`` call), plus the closing
-    guard: once no more than ``reserve`` tokens are left, a row that may end its current string or close
-    a list or object is made to, so every answer completes within ``max_new_tokens``.
+    Like ``xgrammar.contrib.hf.LogitsProcessor`` (stateful: one per ``generate`` call, masks filled by
+    xgrammar's thread pool), plus the closing guard: once no more than ``reserve`` tokens are left, a row
+    that may end its string or close a list or object is made to, and a row that may not is kept from
+    starting another list item, so every answer completes within ``max_new_tokens``.
     """
 
-    def __init__(self, plan: _Plan, vocabulary: _Vocabulary, batch_size: int) -> None:
+    def __init__(
+        self, plan: _Plan, vocabulary: _Vocabulary, batch: xgr.BatchGrammarMatcher, batch_size: int
+    ) -> None:
         assert plan.grammar is not None
         self.matchers = [xgr.GrammarMatcher(plan.grammar) for _ in range(batch_size)]
         self.bitmask = xgr.allocate_token_bitmask(batch_size, vocabulary.info.vocab_size)
+        self.batch = batch
         self.vocabulary = vocabulary
         self.guard_from = plan.max_new_tokens - plan.reserve if plan.reserve is not None else None
         self.step = 0
-        self.in_string = [False] * batch_size
-        self.escaped = [False] * batch_size
+        self.live = list(range(batch_size))
+        self.cursors = [_JsonCursor() for _ in range(batch_size)]
         self.forced = [False] * batch_size
+        self._on_device: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        rows = range(len(self.matchers))
-        live = [i for i in rows if not self.matchers[i].is_terminated()]
         if self.step > 0:
-            for i in live:
-                token = int(input_ids[i, -1])
-                if not self.matchers[i].accept_token(token):
-                    raise RuntimeError(f"grammar rejected token {token} in row {i}")
-                self._track_strings(i, token)
-            live = [i for i in live if not self.matchers[i].is_terminated()]
-        for i in live:
-            self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+            last = input_ids[:, -1].tolist()
+            for i in self.live:
+                if not self.matchers[i].accept_token(last[i]):
+                    raise RuntimeError(f"grammar rejected token {last[i]} in row {i}")
+                raw = self.vocabulary.structural.get(last[i])
+                if raw is not None:
+                    self.cursors[i].feed(raw)
+                else:
+                    self.cursors[i].escaped = False
+            self.live = [i for i in self.live if not self.matchers[i].is_terminated()]
+        self.batch.batch_fill_next_token_bitmask([self.matchers[i] for i in self.live], self.bitmask, self.live)
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
         if self.guard_from is not None and self.step >= self.guard_from:
-            for i in live:
+            for i in self.live:
                 self._steer_to_close(i, scores)
         self.step += 1
         return scores
 
-    def _track_strings(self, row: int, token: int) -> None:
-        raw = self.vocabulary.quote_tokens.get(token)
-        if raw is None:
-            self.escaped[row] = False
-            return
-        for byte in raw:
-            if self.escaped[row]:
-                self.escaped[row] = False
-            elif byte == 0x5C:
-                self.escaped[row] = self.in_string[row]
-            elif byte == 0x22:
-                self.in_string[row] = not self.in_string[row]
+    def _device_tensor(self, name: str, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        if name not in self._on_device:
+            self._on_device[name] = tensor.to(device)
+        return self._on_device[name]
 
     def _steer_to_close(self, row: int, scores: torch.Tensor) -> None:
-        vocab = self.vocabulary
-        closers = (vocab.string_closers if self.in_string[row] else vocab.container_closers).to(scores.device)
+        vocab, cursor, device = self.vocabulary, self.cursors[row], scores.device
+        inside = cursor.in_string
+        closers = self._device_tensor(
+            f"closers{inside}", vocab.string_closers if inside else vocab.container_closers, device
+        )
+        choice = scores[row].argmax()
         allowed = scores[row, closers]
-        if not torch.isfinite(allowed).any():
-            return
-        if not bool((closers == scores[row].argmax()).any()):
-            self.forced[row] = True
-        scores[row] = float("-inf")
-        scores[row, closers] = allowed
+        if torch.isfinite(allowed).any():
+            steered = torch.full_like(scores[row], float("-inf"))
+            steered[closers] = allowed
+        else:
+            in_list = cursor.brackets.endswith("[")
+            banned = vocab.adds_item[inside] if in_list else vocab.deep_comma[inside]
+            steered = scores[row].masked_fill(self._device_tensor(f"ban{inside}{in_list}", banned, device), float("-inf"))
+            if not torch.isfinite(steered).any():
+                return
+        self.forced[row] = self.forced[row] or bool(steered.argmax() != choice)
+        scores[row] = steered
 
 
 # --- loading -------------------------------------------------------------------------------------------
@@ -413,6 +483,7 @@ class LLMEngine:
         )
         self._vocabulary: _Vocabulary | None = None
         self._compiler: xgr.GrammarCompiler | None = None
+        self._batch_matcher = xgr.BatchGrammarMatcher()
         self._plans: dict[tuple[str, bool], _Plan] = {}
 
     @classmethod
@@ -536,7 +607,7 @@ class LLMEngine:
         )
         processor = None
         if plan.grammar is not None:
-            processor = _GrammarProcessor(plan, self._vocab(), len(prompts))
+            processor = _GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
         started = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
