@@ -26,7 +26,6 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,28 +45,6 @@ TERM_START = datetime(2025, 2, 17, 0, 30, tzinfo=UTC)
 
 
 # --- the database ----------------------------------------------------------------------------------------
-
-
-def create_database(admin_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"yuejuan_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _copy(cursor: Any, table: str, columns: str, rows: Iterator[tuple[Any, ...]]) -> int:
@@ -218,8 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))  # run as a script: services/ and shared/ live beside bench/
     from shared.models.migrate import upgrade
+    from shared.models.scratch import create_database, drop_database
 
-    url = create_database(args.pg_url)
+    url = create_database(args.pg_url, "yuejuan_bench")
     try:
         upgrade(url)
         started = time.perf_counter()

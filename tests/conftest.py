@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import make_engine, make_session_factory
 from shared.models.migrate import upgrade
+from shared.models.scratch import create_database, drop_database
 
 PG_ADMIN_URL = os.environ.get("YUEJUAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("YUEJUAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def create_pg_database(prefix: str) -> str:
-    """Create a uniquely named empty database next to the admin database and return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return create_database(PG_ADMIN_URL, prefix)
 
 
 def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(PG_ADMIN_URL, url)
 
 
 @pytest.fixture(scope="session")

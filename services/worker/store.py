@@ -103,49 +103,85 @@ def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list
         ]
 
 
-def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: str) -> bool:
-    """Write the grade, its errors and deductions, the status change and the audit row in one transaction.
+def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutcome], token: str) -> list[int]:
+    """Write graded essays (grade, errors, deductions, status, audit row) in one transaction.
 
-    Returns False (and writes nothing) when this task no longer owns the essay.
+    Only essays this task still owns are written (checked under row locks); returns their ids. The writes
+    are batched statements, a handful of round trips per batch rather than per essay.
     """
+    if not outcomes:
+        return []
     with transaction(sessions) as session:
-        owned = session.execute(
-            update(Essay)
-            .where(Essay.id == outcome.essay_id, Essay.status == EssayStatus.grading, Essay.claim_token == token)
-            .values(
-                status=EssayStatus.graded, finished_at=utcnow(), failure_reason=None, flags=outcome.flags,
-                char_count=outcome.char_count, title=outcome.title, text=outcome.text,
+        owned = set(
+            session.scalars(
+                select(Essay.id)
+                .where(
+                    Essay.id.in_([o.essay_id for o in outcomes]),
+                    Essay.status == EssayStatus.grading,
+                    Essay.claim_token == token,
+                )
+                .with_for_update()
             )
-        ).rowcount
-        if not owned:
-            logger.info("essay %s no longer claimed by %s; not writing", outcome.essay_id, token)
-            return False
-        version = (session.scalar(select(func.max(Grade.version)).where(Grade.essay_id == outcome.essay_id)) or 0) + 1
-        grade = Grade(
-            essay_id=outcome.essay_id, version=version, rubric_id=outcome.rubric_id,
-            rubric_version=outcome.rubric_version, prompt_version=outcome.prompt_version,
-            dimension_scores=outcome.dimension_scores, bands=outcome.bands, evidence=outcome.evidence,
-            raw_total=outcome.raw_total, total=outcome.total, caps=outcome.caps, comment=outcome.comment,
-            source=GradeSource.model, model_name=outcome.model_name, engine=outcome.engine_name,
-            prompt_tokens=outcome.prompt_tokens, generated_tokens=outcome.generated_tokens,
-            latency_ms=outcome.latency_ms, dropped_quotes=outcome.dropped_quotes,
         )
-        grade.errors = [
-            ErrorAnnotation(
-                type=e.type, start_offset=e.start, end_offset=e.end, original=e.original[:200],
-                suggestion=e.suggestion[:200], explanation=e.explanation, origin=e.origin,
+        mine = [outcome for outcome in outcomes if outcome.essay_id in owned]
+        skipped = [outcome.essay_id for outcome in outcomes if outcome.essay_id not in owned]
+        if skipped:
+            logger.info("essays %s no longer claimed by %s; not writing them", skipped, token)
+        if not mine:
+            return []
+        latest = dict(
+            session.execute(
+                select(Grade.essay_id, func.max(Grade.version))
+                .where(Grade.essay_id.in_(owned))
+                .group_by(Grade.essay_id)
+            ).all()
+        )
+        now = utcnow()
+        session.execute(
+            update(Essay),
+            [
+                {
+                    "id": o.essay_id, "status": EssayStatus.graded, "finished_at": now, "failure_reason": None,
+                    "flags": o.flags, "char_count": o.char_count, "title": o.title, "text": o.text,
+                    "claim_token": None,
+                }
+                for o in mine
+            ],
+        )
+        for outcome in mine:
+            version = latest.get(outcome.essay_id, 0) + 1
+            session.add(_grade_row(outcome, version))
+            audit.record(
+                session, "model.grade", actor="worker", object_type="essay", object_id=outcome.essay_id,
+                grade_version=version, model=outcome.model_name, prompt_tokens=outcome.prompt_tokens,
+                generated_tokens=outcome.generated_tokens, latency_ms=outcome.latency_ms, total=outcome.total,
             )
-            for e in outcome.errors
-        ]
-        grade.deductions = [Deduction(rule=d.rule, points=d.points, detail=d.detail) for d in outcome.deductions]
-        session.add(grade)
-        session.flush()
-        audit.record(
-            session, "model.grade", actor="worker", object_type="essay", object_id=outcome.essay_id,
-            grade_version=version, model=outcome.model_name, prompt_tokens=outcome.prompt_tokens,
-            generated_tokens=outcome.generated_tokens, latency_ms=outcome.latency_ms, total=outcome.total,
+    return [outcome.essay_id for outcome in mine]
+
+
+def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: str) -> bool:
+    return save_outcomes(sessions, [outcome], token) == [outcome.essay_id]
+
+
+def _grade_row(outcome: EssayOutcome, version: int) -> Grade:
+    grade = Grade(
+        essay_id=outcome.essay_id, version=version, rubric_id=outcome.rubric_id,
+        rubric_version=outcome.rubric_version, prompt_version=outcome.prompt_version,
+        dimension_scores=outcome.dimension_scores, bands=outcome.bands, evidence=outcome.evidence,
+        raw_total=outcome.raw_total, total=outcome.total, caps=outcome.caps, comment=outcome.comment,
+        source=GradeSource.model, model_name=outcome.model_name, engine=outcome.engine_name,
+        prompt_tokens=outcome.prompt_tokens, generated_tokens=outcome.generated_tokens,
+        latency_ms=outcome.latency_ms, dropped_quotes=outcome.dropped_quotes,
+    )
+    grade.errors = [
+        ErrorAnnotation(
+            type=e.type, start_offset=e.start, end_offset=e.end, original=e.original[:200],
+            suggestion=e.suggestion[:200], explanation=e.explanation, origin=e.origin,
         )
-    return True
+        for e in outcome.errors
+    ]
+    grade.deductions = [Deduction(rule=d.rule, points=d.points, detail=d.detail) for d in outcome.deductions]
+    return grade
 
 
 def release_failure(

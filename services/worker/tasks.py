@@ -49,11 +49,9 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
         return {"claimed": 0, "graded": 0, "requeued": 0, "failed": 0}
     jobs = store.load_jobs(sessions, claimed)
     outcomes = grade_jobs(engine, jobs)
-    graded, requeue, failed = 0, [], 0
-    for outcome in outcomes:
-        if outcome.error is None:
-            graded += store.save_outcome(sessions, outcome, token)
-            continue
+    graded = len(store.save_outcomes(sessions, [o for o in outcomes if o.error is None], token))
+    requeue, failed = [], 0
+    for outcome in (o for o in outcomes if o.error is not None):
         status = store.release_failure(
             sessions, outcome.essay_id, token, outcome.error, max_attempts=settings.max_grading_attempts
         )
