@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.models import make_engine, make_session_factory
+from shared.models import Classroom, School, make_engine, make_session_factory, transaction
 from shared.models.migrate import upgrade
 from shared.models.scratch import create_database, drop_database
 
@@ -45,6 +45,18 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 @pytest.fixture()
 def pg_sessions(pg_engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(pg_engine)
+
+
+@pytest.fixture()
+def schools(pg_sessions: sessionmaker[Session]) -> Iterator[list[int]]:
+    """School ids a test created on PostgreSQL; their data is deleted afterwards (classes first: teachers are
+    RESTRICTed)."""
+    created: list[int] = []
+    yield created
+    with transaction(pg_sessions) as session:
+        for school_id in created:
+            session.execute(delete(Classroom).where(Classroom.school_id == school_id))
+            session.execute(delete(School).where(School.id == school_id))
 
 
 @pytest.fixture()

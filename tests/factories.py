@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.models import Assignment, Classroom, Essay, EssayStatus, Role, School, Student, User, transaction
+from shared.models import (
+    Assignment,
+    Classroom,
+    Deduction,
+    ErrorAnnotation,
+    Essay,
+    EssayStatus,
+    Grade,
+    GradeSource,
+    Role,
+    School,
+    Student,
+    User,
+    transaction,
+)
+
+DIMS = ("content", "expression", "development")
 
 
 @dataclass
@@ -68,3 +87,38 @@ def make_class(
         return ClassFixture(
             school.id, teacher.id, classroom.id, assignment.id, [s.id for s in students], [e.id for e in rows]
         )
+
+
+def add_grade(
+    session: Session,
+    essay_id: int,
+    scores: Sequence[int] | Mapping[str, int],
+    *,
+    version: int = 1,
+    source: GradeSource = GradeSource.model,
+    comment: str = "",
+    errors: Sequence[tuple[str, str, str]] = (),
+    deductions: Sequence[tuple[str, int, str]] = (),
+    created_at: datetime | None = None,
+    rubric_id: str = "gaokao-national",
+    rubric_version: str = "2024.1",
+) -> Grade:
+    """A grade written directly (no model), and the essay marked graded."""
+    by_dimension = dict(scores) if isinstance(scores, Mapping) else dict(zip(DIMS, scores, strict=True))
+    raw = sum(by_dimension.values())
+    grade = Grade(
+        essay_id=essay_id, version=version, rubric_id=rubric_id, rubric_version=rubric_version,
+        dimension_scores=by_dimension, bands={}, raw_total=raw,
+        total=raw + sum(points for _, points, _ in deductions), comment=comment, source=source,
+    )
+    if created_at is not None:
+        grade.created_at = created_at
+    grade.errors = [
+        ErrorAnnotation(type=t, start_offset=0, end_offset=len(o), original=o, suggestion=s, origin="model")
+        for t, o, s in errors
+    ]
+    grade.deductions = [Deduction(rule=r, points=p, detail=d) for r, p, d in deductions]
+    session.add(grade)
+    session.execute(update(Essay).where(Essay.id == essay_id).values(status=EssayStatus.graded,
+                                                                      finished_at=datetime.now(UTC)))
+    return grade

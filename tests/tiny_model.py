@@ -1,4 +1,4 @@
-"""Build a tiny random-weight Qwen2 model and BPE tokenizer on disk, so the real loading path can be tested."""
+"""Build a tiny random-weight Qwen2 and its BPE tokenizer on disk, to test the real loading path."""
 
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ BYTES_PER_CHAR = 4
 _SEPARATOR = 2  # ", " and ": " with whitespace constrained
 _STRING_CLOSER = re.compile(rb'"[\]}]*')
 _CONTAINER_CLOSER = re.compile(rb"[\]}]+")
+_STRUCTURAL = re.compile(rb'["\\\[\]{}]')
 
 
 class ModelUnavailable(RuntimeError):
@@ -93,8 +94,7 @@ class Generation:
 @dataclass(frozen=True)
 class _Bounds:
     longest: int  # bytes of the longest valid value
-    whole: int  # bytes to write a whole value while steering towards the end
-    finish: int  # bytes to finish the value from anywhere inside it while steering towards the end
+    guarded: int  # tokens to write the value, from anywhere up to its start, while the guard steers
 
 
 def _json_bytes(value: object) -> int:
@@ -112,72 +112,61 @@ def _resolve_ref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bounds(node: dict[str, Any], root: dict[str, Any]) -> _Bounds:
+    """Both bounds of a schema node; ``ValueError`` where a part is unbounded."""
     if "$ref" in node:
         return _bounds(_resolve_ref(node, root), root)
     if "enum" in node or "const" in node:
         size = max(_json_bytes(v) for v in node.get("enum", [node.get("const")]))
-        return _Bounds(size, size, size)
+        return _Bounds(size, size)
     alternatives = node.get("anyOf") or node.get("oneOf")
     if isinstance(node.get("type"), list):
         alternatives = [{**node, "type": t} for t in node["type"]]
     if alternatives:
         parts = [_bounds(alt, root) for alt in alternatives]
-        return _Bounds(*(max(getattr(p, f) for p in parts) for f in ("longest", "whole", "finish")))
+        return _Bounds(max(p.longest for p in parts), max(p.guarded for p in parts))
     kind = node.get("type")
     if kind == "string":
-        return _string_bounds(node)
+        if "maxLength" not in node or "pattern" in node or "format" in node:
+            raise ValueError("cannot bound a string without maxLength (or with a pattern or format)")
+        # Guarded: the quotes, the shortest content allowed, and a character half written past it.
+        least = node.get("minLength", 0)
+        return _Bounds(2 + BYTES_PER_CHAR * node["maxLength"], 2 + BYTES_PER_CHAR * (least + 1))
     if kind == "integer":
         if "minimum" not in node or "maximum" not in node:
             raise ValueError("cannot bound an integer without minimum and maximum")
         size = max(len(str(node["minimum"])), len(str(node["maximum"])))
-        return _Bounds(size, size, size)
-    if kind == "boolean":
-        return _Bounds(5, 5, 5)
-    if kind == "null":
-        return _Bounds(4, 4, 4)
+        return _Bounds(size, size)
+    if kind in ("boolean", "null"):
+        return _Bounds(5, 5)
     if kind == "array":
-        return _array_bounds(node, root)
+        if "maxItems" not in node or not isinstance(node.get("items"), dict) or "prefixItems" in node:
+            raise ValueError("cannot bound an array without maxItems and a single items schema")
+        item = _bounds(node["items"], root)
+        most = node["maxItems"]
+        # One token may open the list and its first item together, so even an empty list may get one.
+        least = max(node.get("minItems", 0), 1)
+        return _Bounds(
+            2 + most * item.longest + _SEPARATOR * max(most - 1, 0),
+            2 + least * item.guarded + _SEPARATOR * (least - 1),
+        )
     if kind == "object":
-        return _object_bounds(node, root)
+        if node.get("additionalProperties", False) is not False or "patternProperties" in node:
+            raise ValueError("cannot bound an object that allows additional properties")
+        # Every property counts, optional ones too: the model, not the guard, decides whether to write them.
+        entries = [
+            (_json_bytes(key) + _SEPARATOR, _bounds(value, root))
+            for key, value in node.get("properties", {}).items()
+        ]
+        separators = _SEPARATOR * max(len(entries) - 1, 0)
+        return _Bounds(
+            2 + separators + sum(key + value.longest for key, value in entries),
+            2 + separators + sum(key + value.guarded for key, value in entries),
+        )
     raise ValueError(f"cannot bound schema node {node!r}")
 
 
-def _string_bounds(node: dict[str, Any]) -> _Bounds:
-    if "maxLength" not in node or "pattern" in node or "format" in node:
-        raise ValueError("cannot bound a string without maxLength (or with a pattern or format)")
-    least = node.get("minLength", 0)
-    whole = 2 + BYTES_PER_CHAR * least
-    # Inside: the rest of the shortest allowed content (or of a half-written character), then the quote.
-    return _Bounds(2 + BYTES_PER_CHAR * node["maxLength"], whole, max(whole, BYTES_PER_CHAR * max(least, 1) + 1))
-
-
-def _array_bounds(node: dict[str, Any], root: dict[str, Any]) -> _Bounds:
-    if "maxItems" not in node or not isinstance(node.get("items"), dict) or "prefixItems" in node:
-        raise ValueError("cannot bound an array without maxItems and a single items schema")
-    item = _bounds(node["items"], root)
-    most, least = node["maxItems"], node.get("minItems", 0)
-    whole = 2 + least * item.whole + _SEPARATOR * max(least - 1, 0)
-    finish = item.finish + max(least - 1, 0) * (_SEPARATOR + item.whole) + 1
-    return _Bounds(2 + most * item.longest + _SEPARATOR * max(most - 1, 0), whole, max(whole, finish))
-
-
-def _object_bounds(node: dict[str, Any], root: dict[str, Any]) -> _Bounds:
-    if node.get("additionalProperties", False) is not False or "patternProperties" in node:
-        raise ValueError("cannot bound an object that allows additional properties")
-    # Every property counts, optional ones too: the model, not the guard, decides whether to write them.
-    entries = [(_json_bytes(key) + _SEPARATOR, _bounds(value, root)) for key, value in node.get("properties", {}).items()]
-    separators = _SEPARATOR * max(len(entries) - 1, 0)
-    longest = 2 + separators + sum(key + value.longest for key, value in entries)
-    whole = 2 + separators + sum(key + value.whole for key, value in entries)
-    finish = whole
-    for index, (key, value) in enumerate(entries):
-        rest = sum(_SEPARATOR + k + v.whole for k, v in entries[index + 1 :])
-        finish = max(finish, _SEPARATOR + key + value.finish + rest + 1)
-    return _Bounds(longest, whole, finish)
-
-
 def max_tokens_for_schema(schema: dict[str, Any]) -> int:
-    """New tokens that always suffice for a complete answer (longest valid JSON in bytes, plus the stop token).
+    """New tokens that always suffice for a whole answer: its longest valid JSON in bytes, plus the stop.
 
     Raises ``ValueError`` for schemas with unbounded parts (strings without maxLength, and the like).
     """
@@ -185,8 +174,12 @@ def max_tokens_for_schema(schema: dict[str, Any]) -> int:
 
 
 def closing_reserve(schema: dict[str, Any]) -> int:
-    """New tokens the closing guard needs to finish any partial answer, plus the stop token."""
-    return _bounds(schema, schema).finish + 1
+    """New tokens within which the closing guard finishes any partial answer, the stop token included.
+
+    From any point of an answer, what is left to write under the guard is at most what the guard needs to
+    write the whole answer from its start: every property, each string at its minLength, lists at minItems.
+    """
+    return _bounds(schema, schema).guarded + 1
 
 
 # --- constrained decoding ----------------------------------------------------------------------------
@@ -247,7 +240,7 @@ class _JsonCursor:
 
 @dataclass(frozen=True)
 class _Vocabulary:
-    """Token facts the closing guard needs, computed once per engine."""
+    """Token facts the closing guard needs, computed once per engine, on the device the logits are on."""
 
     info: xgr.TokenizerInfo
     string_closers: torch.Tensor  # ids: `"` followed only by `]`/`}`, ends a string and opens nothing
@@ -257,7 +250,7 @@ class _Vocabulary:
     deep_comma: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma past a bracket
 
     @classmethod
-    def build(cls, info: xgr.TokenizerInfo) -> _Vocabulary:
+    def build(cls, info: xgr.TokenizerInfo, device: torch.device) -> _Vocabulary:
         special = set(info.special_token_ids)
         string_closers, container_closers, structural = [], [], {}
         size = info.vocab_size
@@ -270,15 +263,18 @@ class _Vocabulary:
                 string_closers.append(token_id)
             elif _CONTAINER_CLOSER.fullmatch(raw):
                 container_closers.append(token_id)
-            if any(byte in b'"\\[]{}' for byte in raw):
+            if _STRUCTURAL.search(raw):
                 structural[token_id] = raw
             if b"," in raw:
                 for in_string in (False, True):
                     kind = _comma_kind(raw, in_string)
                     adds_item[in_string][token_id] = kind != _NO_COMMA
                     deep[in_string][token_id] = kind == _DEEP_COMMA
-        ids = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
-        return cls(info, ids(string_closers), ids(container_closers), structural, adds_item, deep)
+        ids = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+        masks = lambda pair: (pair[0].to(device), pair[1].to(device))  # noqa: E731
+        return cls(
+            info, ids(string_closers), ids(container_closers), structural, masks(adds_item), masks(deep)
+        )
 
 
 @dataclass(frozen=True)
@@ -313,7 +309,6 @@ class _GrammarProcessor(LogitsProcessor):
         self.live = list(range(batch_size))
         self.cursors = [_JsonCursor() for _ in range(batch_size)]
         self.forced = [False] * batch_size
-        self._on_device: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.step > 0:
@@ -327,7 +322,9 @@ class _GrammarProcessor(LogitsProcessor):
                 else:
                     self.cursors[i].escaped = False
             self.live = [i for i in self.live if not self.matchers[i].is_terminated()]
-        self.batch.batch_fill_next_token_bitmask([self.matchers[i] for i in self.live], self.bitmask, self.live)
+        self.batch.batch_fill_next_token_bitmask(
+            [self.matchers[i] for i in self.live], self.bitmask, self.live
+        )
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
         if self.guard_from is not None and self.step >= self.guard_from:
             for i in self.live:
@@ -335,26 +332,18 @@ class _GrammarProcessor(LogitsProcessor):
         self.step += 1
         return scores
 
-    def _device_tensor(self, name: str, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-        if name not in self._on_device:
-            self._on_device[name] = tensor.to(device)
-        return self._on_device[name]
-
     def _steer_to_close(self, row: int, scores: torch.Tensor) -> None:
-        vocab, cursor, device = self.vocabulary, self.cursors[row], scores.device
+        vocab, cursor = self.vocabulary, self.cursors[row]
         inside = cursor.in_string
-        closers = self._device_tensor(
-            f"closers{inside}", vocab.string_closers if inside else vocab.container_closers, device
-        )
+        closers = vocab.string_closers if inside else vocab.container_closers
         choice = scores[row].argmax()
         allowed = scores[row, closers]
         if torch.isfinite(allowed).any():
             steered = torch.full_like(scores[row], float("-inf"))
             steered[closers] = allowed
         else:
-            in_list = cursor.brackets.endswith("[")
-            banned = vocab.adds_item[inside] if in_list else vocab.deep_comma[inside]
-            steered = scores[row].masked_fill(self._device_tensor(f"ban{inside}{in_list}", banned, device), float("-inf"))
+            banned = vocab.adds_item[inside] if cursor.brackets.endswith("[") else vocab.deep_comma[inside]
+            steered = scores[row].masked_fill(banned, float("-inf"))
             if not torch.isfinite(steered).any():
                 return
         self.forced[row] = self.forced[row] or bool(steered.argmax() != choice)
@@ -380,7 +369,7 @@ def _unavailable_message(model: str, reason: str) -> str:
 
 
 def _locate_model(model: str) -> str:
-    """A local model directory, or a hub id whose config is reachable (cache or hub); else ModelUnavailable."""
+    """A local model directory, or a hub id whose config can be had (cache or hub); else ModelUnavailable."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -420,7 +409,9 @@ def _quantization_config(quantization: Quantization, device: str) -> Any:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"quantization={quantization} needs bitsandbytes: pip install bitsandbytes") from exc
+        raise ImportError(
+            f"quantization={quantization} needs bitsandbytes: pip install bitsandbytes"
+        ) from exc
     from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
@@ -428,6 +419,11 @@ def _quantization_config(quantization: Quantization, device: str) -> Any:
     return BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
     )
+
+
+def _is_deadline(exc: BaseException) -> bool:
+    """Celery's time limits must reach the task; matched by name so that the engine needs no Celery."""
+    return any(cls.__name__ in ("SoftTimeLimitExceeded", "TimeLimitExceeded") for cls in type(exc).__mro__)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -577,11 +573,15 @@ class LLMEngine:
         if batch:
             yield batch
 
-    def _generate_isolating(self, batch: list[int], prompts: list[list[int]], plan: _Plan) -> list[Generation]:
+    def _generate_isolating(
+        self, batch: list[int], prompts: list[list[int]], plan: _Plan
+    ) -> list[Generation]:
         """Generate a batch; on failure split it in halves until the failing conversation stands alone."""
         try:
             return self._generate_batch([prompts[i] for i in batch], plan)
         except Exception as exc:
+            if _is_deadline(exc):
+                raise
             if len(batch) == 1:
                 logger.exception("generation failed for a prompt of %s tokens", len(prompts[batch[0]]))
                 error = f"{type(exc).__name__}: {exc}"
@@ -625,8 +625,12 @@ class LLMEngine:
             new = new[: stops[0] + 1] if finished else new
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             forced = processor.forced[row] if processor else False
-            generations.append(Generation(text, len(prompt), len(new), latency, finished, forced_close=forced))
-        logger.debug("batch of %s, prompts up to %s tokens: %.2f s", len(prompts), width, latency * len(prompts))
+            generations.append(
+                Generation(text, len(prompt), len(new), latency, finished, forced_close=forced)
+            )
+        logger.debug(
+            "batch of %s, prompts up to %s tokens: %.2f s", len(prompts), width, latency * len(prompts)
+        )
         return generations
 
     # --- grammars ------------------------------------------------------------------------------------
@@ -636,7 +640,7 @@ class LLMEngine:
             info = xgr.TokenizerInfo.from_huggingface(
                 self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.stop_ids
             )
-            self._vocabulary = _Vocabulary.build(info)
+            self._vocabulary = _Vocabulary.build(info, self.input_device)  # generate puts logits there
         return self._vocabulary
 
     def _plan(self, schema: dict[str, Any], constrained: bool) -> _Plan:
@@ -650,11 +654,15 @@ class LLMEngine:
         except ValueError as exc:
             if configured is None:
                 raise ValueError(f"{exc}; set EngineConfig.max_new_tokens for this schema") from exc
-            logger.warning("schema is unbounded (%s): answers may not close within %s tokens", exc, configured)
+            logger.warning(
+                "schema is unbounded (%s): answers may not close within %s tokens", exc, configured
+            )
             longest, reserve = configured, None
         max_new_tokens = min(configured, longest) if configured is not None else longest
         if reserve is not None and reserve > max_new_tokens:
-            logger.warning("max_new_tokens=%s is below the %s the closing guard needs", max_new_tokens, reserve)
+            logger.warning(
+                "max_new_tokens=%s is below the %s the closing guard needs", max_new_tokens, reserve
+            )
             reserve = None
         grammar = None
         if constrained:
@@ -663,6 +671,8 @@ class LLMEngine:
             grammar = self._compiler.compile_json_schema(key[0], any_whitespace=False, strict_mode=True)
         generation_config = GenerationConfig(**self._greedy, max_new_tokens=max_new_tokens)
         plan = _Plan(grammar, max_new_tokens, reserve if constrained else None, generation_config)
-        logger.info("schema plan: max_new_tokens=%s, closing guard from %s tokens left", max_new_tokens, reserve)
+        logger.info(
+            "schema plan: max_new_tokens=%s, closing guard from %s tokens left", max_new_tokens, reserve
+        )
         self._plans[key] = plan
         return plan

@@ -25,7 +25,7 @@ from services.worker.engine import (
 from shared.prompts.answer_schema import answer_schema, parse_answer
 from shared.prompts.rubric import load_rubric
 from shared.settings import Settings
-from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
+from tests.tiny_model import TINY_MODEL_TEXTS
 
 BANDS = ["一类", "二类", "三类", "四类"]
 ERROR_TYPES = ["错别字", "标点", "病句", "用词不当"]
@@ -74,15 +74,22 @@ SYSTEM = "你是高考语文阅卷老师。请按评分标准给下面的作文�
 def _conversation(index: int) -> list[dict[str, str]]:
     """Essays of different lengths, so every prompt has its own token count."""
     sentences = TINY_MODEL_TEXTS[index % 20 : index % 20 + 1 + index]
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "作文：\n" + "".join(sentences)}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "作文：\n" + "".join(sentences)},
+    ]
 
 
 CONVERSATIONS = [_conversation(i) for i in range(10)]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """A tiny model gains nothing from threads, and on a busy 2-core machine they cost up to 50x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +188,9 @@ def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: LLMEn
         jsonschema.validate(json.loads(generation.text), GRADING_SCHEMA)
 
 
-CHATTY_SCHEMA = _object({"notes": {"type": "array", "maxItems": 30, "items": _string(60, 1)}, "comment": _string(80, 1)})
+CHATTY_SCHEMA = _object(
+    {"notes": {"type": "array", "maxItems": 30, "items": _string(60, 1)}, "comment": _string(80, 1)}
+)
 
 
 def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
@@ -197,8 +206,8 @@ def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
 
 
 class _Adversary(LogitsProcessor):
-    """Pushes the model to the costliest answer: never close a list or object, prefer tokens that end a
-    string and start another item, spell 4-byte characters a byte at a time."""
+    """Pushes the model to the costliest answer: never close a list or object, open lists with an item,
+    prefer tokens that end a string and start another item, spell 4-byte characters a byte at a time."""
 
     def __init__(self, engine: LLMEngine) -> None:
         self.bias = torch.zeros(engine.model.config.vocab_size)
@@ -207,6 +216,8 @@ class _Adversary(LogitsProcessor):
                 self.bias[token_id] = -1000
             elif raw == b'"':
                 self.bias[token_id] = 500  # open strings empty, so that minLength is still to meet
+            elif raw[:1] in (b"[", b"{") and len(raw) > 1:
+                self.bias[token_id] = 450  # open a list and its first item in one token
             elif b"," in raw:
                 self.bias[token_id] = 400 + len(raw)
             elif len(raw) == 1 and raw != b'"':
@@ -237,7 +248,9 @@ def test_closing_guard_holds_against_an_adversarial_model(
 
 
 def test_unconstrained_decoding_runs_under_the_same_budget(engine: LLMEngine) -> None:
-    free = _with(engine, max_new_tokens=16).generate_json(CONVERSATIONS[:3], GRADING_SCHEMA, constrained=False)
+    free = _with(engine, max_new_tokens=16).generate_json(
+        CONVERSATIONS[:3], GRADING_SCHEMA, constrained=False
+    )
     assert all(g.error is None and 0 < g.new_tokens <= 16 for g in free)
 
 
@@ -293,7 +306,19 @@ def test_any_other_failure_is_isolated_too(
     monkeypatch.setattr(LLMEngine, "_generate_batch", broken)
     results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
     assert [i for i, g in enumerate(results) if g.error] == [7]
-    assert "ValueError: tokenizer produced garbage" == results[7].error
+    assert results[7].error == "ValueError: tokenizer produced garbage"
+
+
+def test_a_time_limit_is_not_swallowed(engine: LLMEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    class SoftTimeLimitExceeded(Exception):  # what Celery raises inside a task that ran out of time
+        pass
+
+    def out_of_time(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(LLMEngine, "_generate_batch", out_of_time)
+    with pytest.raises(SoftTimeLimitExceeded):
+        engine.generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
 
 
 def test_describe(engine: LLMEngine, tiny_model_dir: Path) -> None:
@@ -317,7 +342,9 @@ def test_directory_without_a_model_is_unavailable(tmp_path: Path) -> None:
         LLMEngine.load(EngineConfig(model=str(tmp_path), device="cpu"))
 
 
-def test_uncached_hub_id_while_offline_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_uncached_hub_id_while_offline_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -349,10 +376,15 @@ def test_unbounded_schema_needs_a_configured_budget(engine: LLMEngine) -> None:
 
 
 def test_token_bound_is_the_longest_answer_the_grammar_accepts(engine: LLMEngine) -> None:
-    """The bound counts bytes exactly: build the longest answer (4-byte characters) and let xgrammar check it."""
+    """The bound is exact: the longest answer (4-byte characters everywhere) is one xgrammar accepts."""
     widest = "\U00020000"  # a CJK extension-B character, 4 bytes in UTF-8
     trait = {"score": 20, "band": "四类", "evidence": [widest * 40]}
-    error = {"type": "用词不当", "original": widest * 20, "suggestion": widest * 20, "explanation": widest * 40}
+    error = {
+        "type": "用词不当",
+        "original": widest * 20,
+        "suggestion": widest * 20,
+        "explanation": widest * 40,
+    }
     longest = {
         "content": trait,
         "expression": trait,

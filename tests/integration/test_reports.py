@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
@@ -31,71 +31,24 @@ from shared.models import (
     Assignment,
     AuditLog,
     Classroom,
-    Deduction,
-    ErrorAnnotation,
     Essay,
     EssayStatus,
-    Grade,
     GradeSource,
     JobStatus,
     ReportJob,
     Role,
-    School,
     Student,
     TrainingPlan,
     User,
     transaction,
 )
 from shared.settings import Settings
-from tests.factories import ClassFixture, make_class
+from tests.factories import ClassFixture, add_grade, make_class
 
-DIMS = ("content", "expression", "development")
 HOSTILE_NAME, HOSTILE_CMD = "=SUM(A1)", "+cmd|' /C calc'!A0"
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def schools(pg_sessions: sessionmaker[Session]) -> Iterator[list[int]]:
-    """School ids a test created; their data is deleted afterwards (classes first: teachers are RESTRICTed)."""
-    created: list[int] = []
-    yield created
-    with transaction(pg_sessions) as session:
-        for school_id in created:
-            session.execute(delete(Classroom).where(Classroom.school_id == school_id))
-            session.execute(delete(School).where(School.id == school_id))
-
-
-def add_grade(
-    session: Session,
-    essay_id: int,
-    scores: Sequence[int],
-    *,
-    version: int = 1,
-    source: GradeSource = GradeSource.model,
-    comment: str = "",
-    errors: Sequence[tuple[str, str, str]] = (),
-    deductions: Sequence[tuple[str, int, str]] = (),
-    created_at: datetime | None = None,
-) -> Grade:
-    raw = sum(scores)
-    grade = Grade(
-        essay_id=essay_id, version=version, rubric_id="gaokao-national", rubric_version="2024.1",
-        dimension_scores=dict(zip(DIMS, scores, strict=True)), bands={}, raw_total=raw,
-        total=raw + sum(points for _, points, _ in deductions), comment=comment, source=source,
-    )
-    if created_at is not None:
-        grade.created_at = created_at
-    grade.errors = [
-        ErrorAnnotation(type=t, start_offset=0, end_offset=len(o), original=o, suggestion=s, origin="model")
-        for t, o, s in errors
-    ]
-    grade.deductions = [Deduction(rule=r, points=p, detail=d) for r, p, d in deductions]
-    session.add(grade)
-    session.execute(update(Essay).where(Essay.id == essay_id).values(status=EssayStatus.graded,
-                                                                      finished_at=datetime.now(UTC)))
-    return grade
 
 
 def rows_after(ws: Any, header: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.engine import EngineConfig, LLMEngine
@@ -28,32 +28,18 @@ from services.worker.reports.training import (
 )
 from shared.models import (
     Assignment,
-    Classroom,
-    ErrorAnnotation,
     Essay,
     EssayStatus,
-    Grade,
     GradeSource,
     JobStatus,
     ReportJob,
-    School,
     Student,
     TrainingPlan,
     transaction,
 )
-from tests.factories import make_class
+from tests.factories import add_grade, make_class
 
 SCHOOL_RUBRIC = str(Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml")
-
-
-@pytest.fixture()
-def schools(pg_sessions: sessionmaker[Session]) -> Iterator[list[int]]:
-    created: list[int] = []
-    yield created
-    with transaction(pg_sessions) as session:
-        for school_id in created:
-            session.execute(delete(Classroom).where(Classroom.school_id == school_id))
-            session.execute(delete(School).where(School.id == school_id))
 
 
 @dataclass
@@ -97,15 +83,9 @@ def grade(
     rubric_id: str = "gaokao-national", rubric_version: str = "2024.1",
 ) -> None:
     with transaction(sessions) as session:
-        row = Grade(
-            essay_id=essay_id, version=version, rubric_id=rubric_id, rubric_version=rubric_version,
-            dimension_scores=scores, bands={}, raw_total=sum(scores.values()), total=sum(scores.values()),
-            source=source,
-        )
-        row.errors = [ErrorAnnotation(type=t, start_offset=0, end_offset=1, original=o, suggestion=s, origin="model")
-                      for t, o, s in errors]
-        session.add(row)
-        session.execute(update(Essay).where(Essay.id == essay_id).values(status=EssayStatus.graded))
+        add_grade(session, essay_id, scores, errors=errors, version=version, source=source,
+                  rubric_id=rubric_id, rubric_version=rubric_version)
+
 
 
 def scores(content: int, expression: int, development: int) -> dict[str, int]:
