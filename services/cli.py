@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -124,16 +125,22 @@ def user_token(username: str) -> None:
 @main.command()
 @click.option("--host", default=None, help="Defaults to YUEJUAN_WEB_HOST.")
 @click.option("--port", type=int, default=None, help="Defaults to YUEJUAN_WEB_PORT.")
+@click.option("--server", type=click.Choice(["waitress", "gunicorn"]), default="waitress", show_default=True,
+              help="gunicorn (Linux, the `web` extra) runs several processes; the Docker image uses it.")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes.")
 @click.option("--threads", type=int, default=8, show_default=True)
-def web(host: str | None, port: int | None, threads: int) -> None:
-    """Serve the web app (waitress; production images use gunicorn with the same app factory)."""
-    from waitress import serve
-
-    from services.web.app import create_app
+def web(host: str | None, port: int | None, server: str, workers: int, threads: int) -> None:
+    """Serve the web app (waitress, or gunicorn with the same app factory)."""
+    from services.web.server import serve_gunicorn, serve_waitress
 
     settings = _settings()
-    app = create_app(settings)
-    serve(app, host=host or settings.web_host, port=port or settings.web_port, threads=threads)
+    host, port = host or settings.web_host, port or settings.web_port
+    if server == "gunicorn":
+        if importlib.util.find_spec("gunicorn") is None:
+            raise click.ClickException("gunicorn 未安装：pip install 'yuejuan[web]'，或使用 --server waitress")
+        serve_gunicorn(settings, host, port, workers, threads)
+    else:
+        serve_waitress(settings, host, port, threads)
 
 
 @main.command()
@@ -148,7 +155,7 @@ def worker(queues: str, hostname: str | None) -> None:
 
 @main.command()
 def up() -> None:
-    """Embedded single-machine mode: migrate, start the web app and one worker, stop on Ctrl-C."""
+    """Embedded single-machine mode: migrate, start the web app, the workers and beat; stop on Ctrl-C."""
     from shared.models.migrate import upgrade
 
     settings = _settings()
@@ -160,6 +167,7 @@ def up() -> None:
         subprocess.Popen([*exe, "web"], env=env),
         subprocess.Popen([*exe, "worker", "--queues", "gpu"], env=env),
         subprocess.Popen([*exe, "worker", "--queues", "reports"], env=env),
+        subprocess.Popen([*exe, "beat"], env=env),
     ]
     click.echo(f"阅卷已启动: http://{settings.web_host}:{settings.web_port}/")
     click.echo(f"数据目录: {settings.data_dir.resolve()}  (数据库 {_safe_url(settings.resolved_database_url())})")
@@ -193,9 +201,11 @@ def up() -> None:
 
 
 def _register_extra_commands() -> None:
+    from services import ops_commands
     from services.worker import cli_commands
 
     cli_commands.register(main)
+    ops_commands.register(main)
 
 
 _register_extra_commands()

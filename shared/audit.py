@@ -1,12 +1,21 @@
-"""Writing audit rows: who did what to which object, never the personal content itself."""
+"""Writing audit rows: who did what to which object, never the personal content itself.
+
+Details hold ids, counts and categories only: no student names, file names (which are often student
+names) or essay text, so that erasing a student leaves nothing personal in the append-only log.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from shared.models import AuditLog
+
+_REASON_END = re.compile(r"[:：]")
 
 
 def record(
@@ -27,3 +36,13 @@ def record(
     )
     session.add(row)
     return row
+
+
+def reason_category(reason: str, limit: int = 60) -> str:
+    """The category of a failure message: the text before its first colon (what follows may quote an essay)."""
+    return _REASON_END.split(reason, maxsplit=1)[0].strip()[:limit]
+
+
+def file_types(names: Iterable[str]) -> list[str]:
+    """The distinct extensions of uploaded files, in place of their names."""
+    return sorted({PurePath(name).suffix.lower().lstrip(".")[:10] or "?" for name in names})

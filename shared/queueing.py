@@ -60,3 +60,23 @@ def enqueue_assignment(session: Session, sender: TaskSender, assignment_id: int,
         )
     ).all()
     return enqueue_essays(sender, [(row.id, row.char_count) for row in rows], token_budget)
+
+
+def queue_depths(broker_url: str, queues: Sequence[str], timeout_s: float = 3.0) -> dict[str, int]:
+    """Messages waiting in each queue (Redis list length, or the SQLite transport's visible rows).
+
+    A queue the broker has never seen counts as empty; an unreachable broker raises.
+    """
+    from kombu import Connection
+    from kombu.exceptions import ChannelError
+
+    depths: dict[str, int] = {}
+    with Connection(broker_url, connect_timeout=timeout_s) as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout_s)
+        channel = connection.default_channel
+        for queue in queues:
+            try:
+                depths[queue] = int(channel.queue_declare(queue, passive=True).message_count)
+            except ChannelError:
+                depths[queue] = 0
+    return depths

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Quantization = Literal["none", "8bit", "4bit"]
@@ -23,7 +24,8 @@ class Settings(BaseSettings):
     inside ``data_dir``. Point ``database_url`` / ``broker_url`` at PostgreSQL and Redis to scale out.
     """
 
-    model_config = SettingsConfigDict(env_prefix="YUEJUAN_", extra="ignore")
+    # An empty variable means "use the default", so docker-compose can pass every setting through as ${VAR:-}.
+    model_config = SettingsConfigDict(env_prefix="YUEJUAN_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(default=Path("./data"), description="Where SQLite files, uploads and reports live.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
@@ -46,11 +48,34 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    proxy_hops: int = Field(
+        default=0, ge=0, le=5,
+        description="Reverse proxies in front of the web app whose X-Forwarded-For/-Proto headers are trusted.",
+    )
+    allowed_networks: str = Field(
+        default="", description="Comma-separated CIDRs allowed to use the web app; empty allows every address."
+    )
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token for /metrics from other hosts (loopback needs none)."
+    )
+    retention_days: int = Field(
+        default=365, ge=0, description="Essays, grades and reports older than this are purged; 0 keeps them."
+    )
     max_grading_attempts: int = Field(default=3, ge=1)
     task_time_limit_s: int = Field(default=1800, ge=5, description="Hard limit for one grading batch.")
     broker_visibility_timeout_s: int = Field(
         default=7200, ge=10, description="Redis redelivers an unacknowledged task after this long."
     )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for part in _split_networks(value):
+            ipaddress.ip_network(part, strict=False)  # raises ValueError with the offending text
+        return value
+
+    def allowed_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(part, strict=False) for part in _split_networks(self.allowed_networks)]
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'yuejuan.sqlite').resolve()}"
@@ -65,6 +90,10 @@ class Settings(BaseSettings):
         if self.model:
             return self.model
         return GPU_DEFAULT_MODEL if cuda_available else CPU_DEFAULT_MODEL
+
+
+def _split_networks(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -60,7 +60,6 @@ TINY_MODEL_TEXTS: list[str] = [
     "得分 评语 原文 建议 解释 证据 等级",
     '{"content": {"score": 18, "band": "一类", "evidence": ["立意深刻"]}, "errors": [], "comment": "好"}',
     '{"type": "错别字", "original": "在接再厉", "suggestion": "再接再厉", "explanation": "形近字"}',
-    '{"evidence": ["立意深刻。", "结构完整。", "语言流畅！"], "notes": ["好。", "妙！"]}',
     "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 50 60",
     '{ } [ ] : , " - . ! ? 。，、；：？！“”‘’（）《》……——',
     "The essay is well organised and the argument is clear.",

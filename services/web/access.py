@@ -113,3 +113,14 @@ def get_report_job_or_404(session: Session, user: User, job_id: int) -> ReportJo
     else:
         get_school_or_404(session, user, job.school_id)
     return job
+
+
+def get_any_student_or_404(session: Session, user: User, student_id: int) -> Student:
+    """A student of any class the caller may see (for admin actions reached by the student's id alone)."""
+    student = session.scalar(
+        select(Student).join(Classroom, Student.classroom_id == Classroom.id)
+        .where(Student.id == student_id, classroom_scope(user))
+    )
+    if student is None:
+        abort(404)
+    return student

@@ -27,6 +27,7 @@ from services.web.review import ReviewError, override_grade, parse_scores, reque
 from services.web.roster import import_roster, roster_entries
 from services.web.rubric_store import rubric_choices
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
+from shared.audit import file_types
 from shared.models import Assignment, Classroom, Student
 
 logger = logging.getLogger(__name__)
@@ -207,8 +208,8 @@ def upload_essays(assignment_id: int) -> Any:
     stored = save_preview(settings().data_dir, preview, user_id=user().id, assignment_id=assignment.id,
                           filenames=[name for name, _ in files if name])
     actor().record(session, "upload.preview", object_type="assignment", object_id=assignment.id,
-                   files=[name[:100] for name, _ in files[:20]], essays=len(preview.items),
-                   problems=len(preview.problems), ok=preview.ok, api=True)
+                   files=len(files), file_types=file_types(name for name, _ in files if name),
+                   essays=len(preview.items), problems=len(preview.problems), ok=preview.ok, api=True)
     session.commit()
     if not _flag("confirm"):
         return jsonify(_preview_json(stored, existing_essays(session, assignment.id)))

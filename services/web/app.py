@@ -37,18 +37,33 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _wire(app: Flask, settings: Settings) -> None:
     """Security, errors, the per-request user and database session, template helpers and blueprints."""
-    from services.web import admin, api, assignments, auth, classes, essays, health, reports, rubrics, uploads
+    from services.web import (
+        admin,
+        api,
+        assignments,
+        auth,
+        classes,
+        essays,
+        health,
+        metrics,
+        privacy,
+        reports,
+        rubrics,
+        uploads,
+    )
     from services.web.context import close_db
     from services.web.errors import init_errors
+    from services.web.network import init_network
     from services.web.security import init_security
     from services.web.templating import init_templating
 
+    init_network(app, settings)
     init_security(app, settings)
     init_errors(app)
     init_templating(app)
     app.before_request(auth.load_session_user)
     app.teardown_appcontext(close_db)
-    for module in (health, auth, classes, assignments, uploads, essays, reports, admin, rubrics, api):
+    for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, privacy, rubrics, api):
         app.register_blueprint(module.bp)
 
 

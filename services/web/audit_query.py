@@ -29,6 +29,8 @@ ACTION_GROUPS = {
     "assignment": "作业",
     "rubric": "评分标准",
     "report": "报表",
+    "privacy": "个人数据（导出、彻底删除）",
+    "retention": "到期数据清理",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
 
@@ -41,3 +41,8 @@ def task_sender() -> Any:
 def client_ip() -> str | None:
     """The peer address as the WSGI server saw it (put ProxyFix in front when behind a reverse proxy)."""
     return (request.remote_addr or "")[:64] or None
+
+
+def session_factory() -> sessionmaker[Session]:
+    """For work that needs its own transaction beside the request's session."""
+    return _state()["sessions"]

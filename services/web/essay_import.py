@@ -107,5 +107,5 @@ def write_essays(
     session.add_all(essays)
     session.flush()
     actor.record(session, "upload.confirm", object_type="assignment", object_id=assignment.id,
-                 essays=len(essays), replaced=len(clashes), files=[name[:100] for name in stored.filenames[:20]])
+                 essays=len(essays), replaced=len(clashes), files=len(stored.filenames))
     return [essay.id for essay in essays]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
 from services.web.ingest import RosterEntry, RosterRow
+from shared.audit import file_types
 from shared.models import Classroom, Student
 
 
@@ -47,5 +48,5 @@ def import_roster(
         result.added.append(label)
     session.flush()
     actor.record(session, "roster.import", object_type="classroom", object_id=classroom.id,
-                 filename=filename[:200], added=len(result.added), skipped=len(result.skipped))
+                 file_types=file_types([filename]), added=len(result.added), skipped=len(result.skipped))
     return result

@@ -13,6 +13,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,4 +120,26 @@ def purge_expired(data_dir: Path) -> int:
                 removed += 1
         except OSError:
             continue
+    return removed
+
+
+def discard_previews_about(data_dir: Path, *, assignment_ids: Iterable[int], student_ids: Iterable[int]) -> int:
+    """Delete pending previews for these assignments or listing these students (used when erasing them).
+
+    A preview names every roster member who has no essay yet, so any preview of the class's assignments
+    may mention an erased student; an unreadable file is deleted too rather than kept unexamined.
+    """
+    assignments, students = set(assignment_ids), set(student_ids)
+    removed = 0
+    for path in _directory(data_dir).glob("*.json"):
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            mentions = raw.get("assignment_id") in assignments or any(
+                item.get("student_id") in students for item in raw.get("items", [])
+            )
+        except (OSError, ValueError, AttributeError, TypeError):
+            mentions = True
+        if mentions:
+            path.unlink(missing_ok=True)
+            removed += 1
     return removed

@@ -22,6 +22,7 @@ from services.web.essay_import import (
 from services.web.ingest import UploadRejected
 from services.web.roster import roster_entries
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
+from shared.audit import file_types
 from shared.models import Assignment
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,14 @@ def upload(assignment_id: int) -> Any:
         preview = parse_uploaded_files(files, roster, upload_limits(settings()))
     except UploadRejected as exc:
         actor().record(session, "upload.rejected", object_type="assignment", object_id=assignment.id,
-                       files=[name[:100] for name, _ in files[:20]], reason=exc.message[:300])
+                       files=len(files), file_types=file_types(name for name, _ in files),
+                       reason=type(exc).__name__)
         session.commit()
         return _form(assignment, exc.details, 400)
     stored = save_preview(settings().data_dir, preview, user_id=user().id, assignment_id=assignment.id,
                           filenames=[name for name, _ in files])
     actor().record(session, "upload.preview", object_type="assignment", object_id=assignment.id,
-                   files=[name[:100] for name, _ in files[:20]], essays=len(preview.items),
+                   files=len(files), file_types=file_types(name for name, _ in files), essays=len(preview.items),
                    problems=len(preview.problems), ok=preview.ok)
     session.commit()
     return redirect(url_for("uploads.preview", token=stored.token), 303)

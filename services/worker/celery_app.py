@@ -35,7 +35,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_max_retries=None,
         task_queues=[Queue(GPU_QUEUE), Queue(REPORTS_QUEUE)],
         task_default_queue=GPU_QUEUE,
-        task_routes={"grading.*": {"queue": GPU_QUEUE}, "reports.*": {"queue": REPORTS_QUEUE}},
+        task_routes={
+            "grading.*": {"queue": GPU_QUEUE}, "reports.*": {"queue": REPORTS_QUEUE},
+            "maintenance.*": {"queue": REPORTS_QUEUE},
+        },
         worker_hijack_root_logger=False,
         worker_proc_alive_timeout=900,  # a large model loads in worker_process_init
         worker_cancel_long_running_tasks_on_connection_loss=False,

@@ -648,6 +648,29 @@ class LLMEngine:
         key = (json.dumps(schema, ensure_ascii=False, separators=(",", ":")), constrained)
         if key in self._plans:
             return self._plans[key]
+        max_new_tokens, reserve = self._token_budget(schema)
+        grammar = None
+        if not constrained:
+            reserve = None
+        else:
+            if reserve is not None and reserve > max_new_tokens:
+                logger.warning(
+                    "max_new_tokens=%s is below the %s the closing guard needs", max_new_tokens, reserve
+                )
+                reserve = None
+            if self._compiler is None:
+                self._compiler = xgr.GrammarCompiler(self._vocab().info)
+            grammar = self._compiler.compile_json_schema(key[0], any_whitespace=False, strict_mode=True)
+        generation_config = GenerationConfig(**self._greedy, max_new_tokens=max_new_tokens)
+        plan = _Plan(grammar, max_new_tokens, reserve, generation_config)
+        logger.info(
+            "schema plan: max_new_tokens=%s, closing guard from %s tokens left", max_new_tokens, reserve
+        )
+        self._plans[key] = plan
+        return plan
+
+    def _token_budget(self, schema: dict[str, Any]) -> tuple[int, int | None]:
+        """New tokens per answer (configured, or the schema's worst case) and the closing guard's reserve."""
         configured = self.config.max_new_tokens
         try:
             longest, reserve = max_tokens_for_schema(schema), closing_reserve(schema)
@@ -657,22 +680,5 @@ class LLMEngine:
             logger.warning(
                 "schema is unbounded (%s): answers may not close within %s tokens", exc, configured
             )
-            longest, reserve = configured, None
-        max_new_tokens = min(configured, longest) if configured is not None else longest
-        if reserve is not None and reserve > max_new_tokens:
-            logger.warning(
-                "max_new_tokens=%s is below the %s the closing guard needs", max_new_tokens, reserve
-            )
-            reserve = None
-        grammar = None
-        if constrained:
-            if self._compiler is None:
-                self._compiler = xgr.GrammarCompiler(self._vocab().info)
-            grammar = self._compiler.compile_json_schema(key[0], any_whitespace=False, strict_mode=True)
-        generation_config = GenerationConfig(**self._greedy, max_new_tokens=max_new_tokens)
-        plan = _Plan(grammar, max_new_tokens, reserve if constrained else None, generation_config)
-        logger.info(
-            "schema plan: max_new_tokens=%s, closing guard from %s tokens left", max_new_tokens, reserve
-        )
-        self._plans[key] = plan
-        return plan
+            return configured, None
+        return (longest if configured is None else min(configured, longest)), reserve

@@ -71,7 +71,8 @@ def load_engine(config_settings: Settings) -> Any:
 
 
 def record_status(
-    state: str, detail: str | None = None, *, model: str | None = None, device: str | None = None
+    state: str, detail: str | None = None, *, model: str | None = None, device: str | None = None,
+    memory_mb: int | None = None,
 ) -> None:
     try:
         with transaction(sessions()) as session:
@@ -81,8 +82,28 @@ def record_status(
                 session.add(row)
             row.state, row.detail, row.updated_at = state, detail, utcnow()
             row.model, row.device = model or row.model, device or row.device
+            row.memory_mb = memory_mb if memory_mb is not None else row.memory_mb
     except Exception:  # the status record is best effort; the log line below is not
         logger.exception("could not record worker status %s", state)
+
+
+def model_memory_mb(info: dict[str, Any]) -> int | None:
+    """The memory figure of an engine's ``describe()``, if it reports one."""
+    value = info.get("memory_mb")
+    return int(round(value)) if isinstance(value, int | float) else None
+
+
+def heartbeat() -> None:
+    """After a batch: refresh this worker's memory figure and timestamp (read by /metrics)."""
+    if _state.settings is None or _state.engine is None:
+        return
+    try:
+        info = _state.engine.describe()
+    except Exception:  # an engine without describe() (or one that fails) still grades
+        logger.debug("engine describe() failed", exc_info=True)
+        return
+    record_status("ready", model=str(info.get("model") or "") or None, device=str(info.get("device") or "") or None,
+                  memory_mb=model_memory_mb(info))
 
 
 def recorded_state() -> str | None:
@@ -114,7 +135,8 @@ def _init_child(**_: object) -> None:
         return
     info = _state.engine.describe()
     logger.info("model loaded: %s", info)
-    record_status("ready", model=str(info.get("model")), device=str(info.get("device")))
+    record_status("ready", model=str(info.get("model")), device=str(info.get("device")),
+                  memory_mb=model_memory_mb(info))
 
 
 @worker_process_shutdown.connect

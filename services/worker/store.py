@@ -203,7 +203,7 @@ def release_failure(
                     finished_at=utcnow() if final else None)
         )
         audit.record(session, "essay.failed" if final else "essay.retry", actor="worker", object_type="essay",
-                     object_id=essay_id, attempt=essay.attempts, reason=reason[:500])
+                     object_id=essay_id, attempt=essay.attempts, reason=audit.reason_category(reason))
     return new_status
 
 

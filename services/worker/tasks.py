@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.worker import runtime, store
 from services.worker.completion import on_essays_finished
+from services.worker.maintenance import register_maintenance_tasks
 from services.worker.reports.tasks import register_report_tasks
 from shared.models import EssayStatus
 from shared.queueing import GRADE_TASK, enqueue_essays
@@ -31,6 +32,7 @@ def register_tasks(app: Celery) -> None:
         return run_grade_batch(app, essay_ids, token=self.request.id, is_retry=bool(self.request.retries))
 
     register_report_tasks(app)
+    register_maintenance_tasks(app)
 
 
 def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: bool) -> dict[str, int]:
@@ -65,6 +67,7 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
         for essay_id in requeue:
             enqueue_essays(_Delayed(app, RETRY_DELAY_S), [(essay_id, chars[essay_id])], settings.batch_token_budget)
     on_essays_finished(app, sessions, essay_ids)
+    runtime.heartbeat()
     logger.info("task %s: graded %s, requeued %s, failed %s", token, graded, len(requeue), failed)
     return {"claimed": len(claimed), "graded": graded, "requeued": len(requeue), "failed": failed}
 

@@ -88,4 +88,6 @@ class WorkerStatus(Base):
     model: Mapped[str | None] = mapped_column(String(300))
     device: Mapped[str | None] = mapped_column(String(80))
     detail: Mapped[str | None] = mapped_column(Text)
+    # Memory the loaded model holds (CUDA allocated, or the process RSS on CPU), refreshed after each batch.
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -25,7 +25,7 @@ from services.worker.engine import (
 from shared.prompts.answer_schema import answer_schema, parse_answer
 from shared.prompts.rubric import load_rubric
 from shared.settings import Settings
-from tests.tiny_model import TINY_MODEL_TEXTS
+from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
 
 BANDS = ["一类", "二类", "三类", "四类"]
 ERROR_TYPES = ["错别字", "标点", "病句", "用词不当"]
@@ -227,10 +227,20 @@ class _Adversary(LogitsProcessor):
         return scores + self.bias
 
 
+@pytest.fixture(scope="module")
+def list_engine(tmp_path_factory: pytest.TempPathFactory) -> LLMEngine:
+    """A tiny model whose vocabulary has tokens like `。",` that end a string and start another item."""
+    lists = '{"evidence": ["立意深刻。", "结构完整。", "语言流畅！"], "notes": ["好。", "妙！"]}'
+    model_dir = build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2-lists"), [*TINY_MODEL_TEXTS, lists])
+    return LLMEngine.load(EngineConfig(model=str(model_dir), device="cpu", batch_token_budget=200_000))
+
+
 @pytest.mark.parametrize("schema", [GRADING_SCHEMA, CHATTY_SCHEMA], ids=["grading", "chatty"])
 def test_closing_guard_holds_against_an_adversarial_model(
-    engine: LLMEngine, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    list_engine: LLMEngine, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine = list_engine
+    assert any(raw.endswith(b'",') and len(raw) > 2 for raw in engine._vocab().info.decoded_vocab)
     adversary = _Adversary(engine)
     generate = engine.model.generate
 

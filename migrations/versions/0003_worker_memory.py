@@ -1,0 +1,25 @@
+"""worker memory: the memory a worker's model holds, reported on /metrics
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23 16:20:07.329602
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0003'
+down_revision: str | None = '0002'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('worker_status', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('memory_mb', sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('worker_status', schema=None) as batch_op:
+        batch_op.drop_column('memory_mb')

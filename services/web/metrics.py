@@ -1,0 +1,170 @@
+"""Prometheus ``/metrics``: computed from the database and the broker at scrape time (safe with many web processes).
+
+Counters that come from the append-only audit log (essays graded, failures, retries) only ever grow; token
+counters and the latency histogram cover the grades still retained, so a retention purge may lower them.
+Readable from loopback without credentials, from elsewhere with ``Authorization: Bearer <metrics_token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.web.network import is_loopback
+from shared.models import AuditLog, Essay, EssayStatus, Grade, GradeSource, JobStatus, ReportJob, WorkerStatus
+from shared.models.base import utcnow
+from shared.queueing import queue_depths
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("metrics", __name__)
+
+QUEUES = ("gpu", "reports")
+LATENCY_BUCKETS_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+THROUGHPUT_WINDOW = timedelta(minutes=15)
+AUDIT_COUNTERS = {
+    "model.grade": ("yuejuan_essays_graded", "Essays graded by the model (one per grade version written)."),
+    "essay.failed": ("yuejuan_grading_failures", "Essays marked failed after their last attempt."),
+    "essay.retry": ("yuejuan_grading_retries", "Failed grading attempts that were queued again."),
+}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+class YuejuanCollector:
+    """Collects every metric on each scrape; nothing is kept between scrapes."""
+
+    def __init__(self, sessions: sessionmaker[Session], broker_url: str) -> None:
+        self.sessions, self.broker_url = sessions, broker_url
+
+    def collect(self) -> Iterator[Metric]:
+        now = utcnow()
+        with self.sessions() as session:
+            yield from self._essays(session)
+            yield from self._audit_counters(session)
+            yield from self._grades(session, now)
+            yield from self._workers(session, now)
+            yield from self._reports(session)
+        yield from self._queues()
+
+    def _essays(self, session: Session) -> Iterator[Metric]:
+        counts = dict(session.execute(select(Essay.status, func.count()).group_by(Essay.status)).tuples().all())
+        gauge = GaugeMetricFamily("yuejuan_essays", "Essays held, by status.", labels=["status"])
+        for status in EssayStatus:
+            gauge.add_metric([status.value], counts.get(status, 0))
+        yield gauge
+
+    def _audit_counters(self, session: Session) -> Iterator[Metric]:
+        counts = dict(session.execute(
+            select(AuditLog.action, func.count()).where(AuditLog.action.in_(AUDIT_COUNTERS)).group_by(AuditLog.action)
+        ).tuples().all())
+        for action, (name, documentation) in AUDIT_COUNTERS.items():
+            yield CounterMetricFamily(name, documentation, value=counts.get(action, 0))
+
+    def _grades(self, session: Session, now: datetime) -> Iterator[Metric]:
+        model = (Grade.source == GradeSource.model) & Grade.latency_ms.is_not(None)
+        buckets = [func.sum(case((Grade.latency_ms <= bound * 1000, 1), else_=0)) for bound in LATENCY_BUCKETS_S]
+        row = session.execute(select(
+            func.count(), func.coalesce(func.sum(Grade.latency_ms), 0), func.coalesce(func.sum(Grade.prompt_tokens), 0),
+            func.coalesce(func.sum(Grade.generated_tokens), 0), *buckets,
+        ).where(model)).one()
+        count, latency_ms, prompt_tokens, generated_tokens = (int(v or 0) for v in row[:4])
+        yield HistogramMetricFamily(
+            "yuejuan_grading_latency_seconds",
+            "Model time per essay (its share of the batch), over the grades still retained.",
+            buckets=[*((str(b), int(v or 0)) for b, v in zip(LATENCY_BUCKETS_S, row[4:], strict=True)),
+                     ("+Inf", count)],
+            sum_value=latency_ms / 1000,
+        )
+        yield CounterMetricFamily("yuejuan_prompt_tokens", "Prompt tokens of retained model grades.",
+                                  value=prompt_tokens)
+        yield CounterMetricFamily("yuejuan_generated_tokens", "Generated tokens of retained model grades.",
+                                  value=generated_tokens)
+        recent = session.execute(
+            select(func.coalesce(func.sum(Grade.generated_tokens), 0), func.coalesce(func.sum(Grade.latency_ms), 0))
+            .where(model, Grade.created_at >= now - THROUGHPUT_WINDOW)
+        ).one()
+        tokens, busy_ms = int(recent[0] or 0), int(recent[1] or 0)
+        yield GaugeMetricFamily(
+            "yuejuan_generation_tokens_per_second",
+            "Generated tokens per second of model time over the last 15 minutes (0 when idle).",
+            value=tokens / (busy_ms / 1000) if busy_ms else 0.0,
+        )
+
+    def _workers(self, session: Session, now: datetime) -> Iterator[Metric]:
+        rows = session.scalars(select(WorkerStatus).order_by(WorkerStatus.id)).all()
+        ready = GaugeMetricFamily("yuejuan_worker_ready", "1 if the worker's last report was 'ready'.",
+                                  labels=["worker", "queues"])
+        info = GaugeMetricFamily("yuejuan_worker_info", "The worker's last reported state, model and device.",
+                                 labels=["worker", "queues", "state", "model", "device"])
+        age = GaugeMetricFamily("yuejuan_worker_last_report_age_seconds", "Seconds since the worker last reported.",
+                                labels=["worker"])
+        memory = GaugeMetricFamily("yuejuan_worker_memory_bytes",
+                                   "Memory held by the worker's model (GPU allocated, or process RSS on CPU).",
+                                   labels=["worker", "device"])
+        for row in rows:
+            ready.add_metric([row.id, row.queues], 1 if row.state == "ready" else 0)
+            info.add_metric([row.id, row.queues, row.state, row.model or "", row.device or ""], 1)
+            age.add_metric([row.id], max(0.0, (now - _aware(row.updated_at)).total_seconds()))
+            if row.memory_mb is not None:
+                memory.add_metric([row.id, row.device or ""], row.memory_mb * 2**20)
+        yield from (ready, info, age, memory)
+
+    def _reports(self, session: Session) -> Iterator[Metric]:
+        counts = dict(session.execute(
+            select(ReportJob.status, func.count()).group_by(ReportJob.status)
+        ).tuples().all())
+        gauge = GaugeMetricFamily("yuejuan_report_jobs", "Report jobs held, by status.", labels=["status"])
+        for status in JobStatus:
+            gauge.add_metric([status.value], counts.get(status, 0))
+        yield gauge
+
+    def _queues(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("yuejuan_broker_up", "1 if the broker answered this scrape.")
+        depth = GaugeMetricFamily("yuejuan_queue_depth", "Tasks waiting in the queue (not yet taken by a worker).",
+                                  labels=["queue"])
+        try:
+            depths = queue_depths(self.broker_url, QUEUES)
+        except Exception as exc:  # a scrape reports the broker as down rather than failing
+            logger.warning("metrics: broker unreachable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for queue, count in depths.items():
+            depth.add_metric([queue], count)
+        yield from (up, depth)
+
+
+def allowed(settings: Settings, remote_addr: str | None, authorization: str | None) -> bool:
+    """Loopback, or the configured bearer token (compared in constant time)."""
+    if is_loopback(remote_addr):
+        return True
+    token = settings.metrics_token
+    if not token or not authorization or not authorization.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(authorization.removeprefix("Bearer ").strip().encode(), token.encode())
+
+
+@bp.get("/metrics")
+def metrics() -> Any:
+    state = current_app.extensions["yuejuan"]
+    settings: Settings = state["settings"]
+    if not allowed(settings, request.remote_addr, request.headers.get("Authorization")):
+        from services.web.errors import render_error
+
+        return render_error(403, "指标接口只对本机或持有指标令牌（YUEJUAN_METRICS_TOKEN）的请求开放。")
+    collector = YuejuanCollector(state["sessions"], settings.resolved_broker_url())
+    return Response(generate_latest(collector), content_type=CONTENT_TYPE_LATEST)  # type: ignore[arg-type]

@@ -1,0 +1,64 @@
+"""Retention: essays (with their grades), training plans and reports older than the configured period are purged.
+
+Run daily by Celery beat (``maintenance.purge_expired``) and on demand by ``yuejuan purge``. An assignment
+left without essays once it is past the period goes too; rosters and accounts stay until erased explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import audit
+from shared.erasure import Erased, erase_essays, erase_report_jobs, remove_stored_files
+from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, transaction
+from shared.models.base import utcnow
+
+logger = logging.getLogger(__name__)
+
+PURGE_ACTION = "retention.purge"
+
+
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime | None:
+    """The moment before which data is expired; None when retention is disabled (0 days)."""
+    if retention_days <= 0:
+        return None
+    return (now or utcnow()) - timedelta(days=retention_days)
+
+
+def purge_expired(session: Session, cutoff: datetime) -> Erased:
+    """Delete everything created before ``cutoff`` in the caller's transaction (files are returned, not removed)."""
+    purged = Erased()
+    # An essay a worker holds right now is left for the next run rather than pulled from under it.
+    erase_essays(session, purged, select(Essay.id).where(
+        Essay.created_at < cutoff, Essay.status != EssayStatus.grading
+    ))
+    result = session.execute(delete(TrainingPlan).where(TrainingPlan.created_at < cutoff))
+    purged.counts["training_plans"] += result.rowcount or 0
+    erase_report_jobs(session, purged, ReportJob.created_at < cutoff)
+    empty = ~exists().where(Essay.assignment_id == Assignment.id)
+    stale = list(session.scalars(select(Assignment.id).where(Assignment.created_at < cutoff, empty)))
+    if stale:
+        erase_report_jobs(session, purged, ReportJob.assignment_id.in_(stale))
+        result = session.execute(delete(Assignment).where(Assignment.id.in_(stale)))
+        purged.counts["assignments"] += result.rowcount or 0
+    logger.info("retention purge before %s: %s", cutoff.isoformat(), purged.audit_details() or "nothing expired")
+    return purged
+
+
+def run_retention(
+    sessions: sessionmaker[Session], data_dir: Path, retention_days: int, *, actor: str, now: datetime | None = None
+) -> dict[str, int] | None:
+    """Purge, audit (counts only) and remove the expired report files; None when retention is disabled."""
+    cutoff = retention_cutoff(retention_days, now)
+    if cutoff is None:
+        return None
+    with transaction(sessions) as session:
+        purged = purge_expired(session, cutoff)
+        audit.record(session, PURGE_ACTION, actor=actor, retention_days=retention_days, **purged.audit_details())
+    files = remove_stored_files(purged.files, data_dir)
+    return {**purged.audit_details(), "files": files}

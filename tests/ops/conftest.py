@@ -1,0 +1,45 @@
+"""Ops fixtures: the web app on the test PostgreSQL database with the real Redis broker and its own data dir."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.web.app import create_app
+from shared.settings import Settings
+
+SECRET = "ops-test-secret-key"
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture()
+def make_ops_app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[AppFactory]:
+    """Build apps (PostgreSQL, Redis, ``tmp_path/data``) with settings overrides; engines are disposed after."""
+    built: list[Flask] = []
+
+    def _make(**overrides: Any) -> Flask:
+        values: dict[str, Any] = {"database_url": pg_url, "broker_url": redis_url, "data_dir": tmp_path / "data",
+                                  "secret_key": SECRET, **overrides}
+        app = create_app(Settings(**values))
+        app.config["TESTING"] = True
+        built.append(app)
+        return app
+
+    yield _make
+    for app in built:
+        app.extensions["yuejuan"]["engine"].dispose()
+
+
+@pytest.fixture()
+def ops_app(make_ops_app: AppFactory) -> Flask:
+    return make_ops_app()
+
+
+@pytest.fixture()
+def ops_sessions(ops_app: Flask) -> sessionmaker[Session]:
+    return ops_app.extensions["yuejuan"]["sessions"]
