@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         default=None, description="module:Class of an alternative engine with the same interface."
     )
     batch_token_budget: int = Field(default=16384, ge=256, description="Prompt+answer tokens per batch.")
+    max_new_tokens: int = Field(
+        default=1024, ge=400, description="Answer tokens per essay; the closing guard ends every answer within it."
+    )
     max_essay_chars: int = Field(default=6000, ge=100)
 
     secret_key: str = Field(default="dev-insecure-change-me", min_length=8)

@@ -91,6 +91,10 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight Qwen2 model saved with save_pretrained, built once per test session."""
+    import torch
+
     from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
 
+    # Tiny matrices: threads only add contention on a small machine (the workers get OMP_NUM_THREADS=1).
+    torch.set_num_threads(1)
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"), TINY_MODEL_TEXTS)

@@ -66,6 +66,7 @@ class EngineConfig:
             dtype=settings.dtype,
             quantization=settings.quantization,
             batch_token_budget=settings.batch_token_budget,
+            max_new_tokens=settings.max_new_tokens,
         )
 
 

@@ -133,10 +133,20 @@ def _init_child(**_: object) -> None:
         record_status("failed", f"模型无法加载: {exc}")
         os.kill(os.getppid(), signal.SIGTERM)
         return
+    _prepare_default_grammar(_state.engine)
     info = _state.engine.describe()
     logger.info("model loaded: %s", info)
     record_status("ready", model=str(info.get("model")), device=str(info.get("device")),
                   memory_mb=model_memory_mb(info))
+
+
+def _prepare_default_grammar(engine: Any) -> None:
+    """Compile the shipped rubric's answer grammar now (seconds on CPU) rather than in the first batch."""
+    from shared.prompts.answer_schema import answer_schema
+    from shared.prompts.rubric import load_rubric
+
+    if hasattr(engine, "prepare"):
+        engine.prepare(answer_schema(load_rubric("gaokao-national")))
 
 
 @worker_process_shutdown.connect

@@ -37,8 +37,12 @@ def _template(version: str) -> Template:
 
 
 def defuse_markers(text: str) -> str:
-    """Make the essay unable to close or reopen the data section: ``<<<``/``>>>`` become full-width."""
-    return text.replace("<<<", "＜＜＜").replace(">>>", "＞＞＞")
+    """Make the essay unable to close the data section or to forge chat-template tokens.
+
+    ``<<<``/``>>>`` become full-width, and so does the ``<|`` that opens a special token such as
+    ``<|im_end|>`` (tokenizers would otherwise read it as the real control token).
+    """
+    return text.replace("<<<", "＜＜＜").replace(">>>", "＞＞＞").replace("<|", "＜|").replace("|>", "|＞")
 
 
 def _fact_value(value: object) -> str:
