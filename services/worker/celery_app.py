@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.settings import Settings, load_settings
 
@@ -33,7 +33,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         ),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        task_queues=[Queue(GPU_QUEUE), Queue(REPORTS_QUEUE)],
+        # Each queue on its own direct exchange: a grading task must never land in the reports queue too.
+        task_queues=[
+            Queue(GPU_QUEUE, Exchange(GPU_QUEUE, type="direct"), routing_key=GPU_QUEUE),
+            Queue(REPORTS_QUEUE, Exchange(REPORTS_QUEUE, type="direct"), routing_key=REPORTS_QUEUE),
+        ],
         task_default_queue=GPU_QUEUE,
         task_routes={
             "grading.*": {"queue": GPU_QUEUE}, "reports.*": {"queue": REPORTS_QUEUE},

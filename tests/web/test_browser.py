@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.celery_app import make_celery
 from shared.models import Role, School, User, transaction
 from shared.security import hash_password
-from shared.settings import Settings
 from tests.essays import make_essay
 from tests.processes import ManagedProcess, free_port, wait_for, worker_env, worker_process
 
@@ -36,15 +35,6 @@ CHROMIUM_FLAGS = [
 PASSWORD = "browser-password-1"
 STUDENTS = [("陈一", "2024001"), ("林二", "2024002"), ("黄三", "2024003")]
 GRADING_TIMEOUT_MS = 540_000
-
-
-def _report_tasks_registered(settings: Settings) -> bool:
-    """Whether the worker app knows reports.class_workbook yet (the reports part may land after this one)."""
-    from services.worker.tasks import register_tasks
-
-    app = make_celery(settings)
-    register_tasks(app)
-    return "reports.class_workbook" in app.tasks
 
 
 def _healthy(url: str) -> bool:
@@ -99,7 +89,6 @@ def test_teacher_grades_a_class_in_the_browser(
     redis.Redis.from_url(redis_url).flushdb()  # no stale tasks from earlier tests for this worker
     data_dir = tmp_path / "data"
     env_settings = {"database_url": pg_url, "broker_url": redis_url, "data_dir": str(data_dir)}
-    settings = Settings(**env_settings)  # type: ignore[arg-type]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     web = ManagedProcess(
@@ -117,8 +106,7 @@ def test_teacher_grades_a_class_in_the_browser(
                 args=CHROMIUM_FLAGS, accept_downloads=True, locale="zh-CN",
             )
             try:
-                _walk_through(playwright_api, context.new_page(), base, teacher, roster_file, essays_file,
-                              _report_tasks_registered(settings))
+                _walk_through(playwright_api, context.new_page(), base, teacher, roster_file, essays_file)
             finally:
                 context.close()
     except BaseException:
@@ -129,8 +117,7 @@ def test_teacher_grades_a_class_in_the_browser(
         web.stop()
 
 
-def _walk_through(pw, page, base: str, username: str, roster: Path, essays: Path,  # type: ignore[no-untyped-def]
-                  reports_available: bool) -> None:
+def _walk_through(pw, page, base: str, username: str, roster: Path, essays: Path) -> None:  # type: ignore[no-untyped-def]
     expect = pw.expect
     console_errors: list[str] = []
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
@@ -188,18 +175,17 @@ def _walk_through(pw, page, base: str, username: str, roster: Path, essays: Path
     page.click("text=成绩报表（Excel）")
     page.click("button:has-text('生成报表')")
     expect(page.locator("#report-jobs")).to_be_visible()
-    if reports_available:
-        link = page.locator("#report-jobs a.button").first
-        for _ in range(120):
-            if link.count():
-                break
-            page.wait_for_timeout(1000)
-            page.reload()
-        with page.expect_download() as download_info:
-            link.click()
-        path = download_info.value.path()
-        assert path is not None and Path(path).read_bytes()[:2] == b"PK"
-    else:
-        # The reports worker part is not registered yet: the request is recorded and shown as queued.
-        expect(page.locator("#report-jobs")).to_contain_text("排队中")
+    link = page.locator("#report-jobs a.button").first
+    for _ in range(120):
+        if link.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert link.count(), "the class workbook never became ready"
+    with page.expect_download() as download_info:
+        link.click()
+    path = download_info.value.path()
+    assert path is not None
+    workbook = load_workbook(io.BytesIO(Path(path).read_bytes()), read_only=True)
+    assert "概览" in workbook.sheetnames and "学生" in workbook.sheetnames
     assert not console_errors, console_errors
