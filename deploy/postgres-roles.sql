@@ -1,7 +1,8 @@
 -- PostgreSQL roles for Yuejuan: the owner runs migrations; the application role can read and write the data
 -- but cannot UPDATE, DELETE or TRUNCATE audit_log, so the audit log stays append-only even if the application
--- (or someone holding its password) misbehaves. Run as a superuser or as the owner (with CREATEROLE),
--- connected to the Yuejuan database, after `yuejuan db upgrade`, and again after every upgrade (idempotent):
+-- (or someone holding its password) misbehaves. Run as a superuser, or (PostgreSQL 15+) as the owner of the
+-- database with CREATEROLE, connected to the Yuejuan database, after `yuejuan db upgrade` and again after
+-- every upgrade (it is idempotent):
 --
 --   psql -h HOST -U yuejuan -d yuejuan -v ON_ERROR_STOP=1 \
 --        -v owner_role=yuejuan -v app_role=yuejuan_app -v app_password='a long random password' \
@@ -16,7 +17,7 @@
 -- The application role: can log in, owns nothing, creates nothing.
 SELECT format('CREATE ROLE %I LOGIN', :'app_role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_role') \gexec
-ALTER ROLE :"app_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD :'app_password';
+ALTER ROLE :"app_role" WITH LOGIN PASSWORD :'app_password';
 
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'app_role') \gexec
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, delete, or_, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import (
     Assignment,
@@ -155,3 +155,17 @@ def remove_stored_files(paths: Iterable[str], data_dir: Path) -> int:
         except OSError:
             logger.exception("could not delete stored file %s", path)
     return removed
+
+
+def flush_deleted_pages(sessions: sessionmaker[Session]) -> None:
+    """On SQLite, copy the overwritten pages into the database file and empty the write-ahead log.
+
+    With ``secure_delete`` the deleted rows are zeroed, but the log still holds the old page images until a
+    checkpoint. PostgreSQL reclaims dead rows with (auto)vacuum; backups keep them until they rotate.
+    """
+    with sessions() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return
+        busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        if busy:
+            logger.warning("the SQLite checkpoint after an erasure was blocked by a reader; it completes later")

@@ -14,7 +14,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
-from shared.erasure import Erased, erase_essays, erase_report_jobs, remove_stored_files
+from shared.erasure import Erased, erase_essays, erase_report_jobs, flush_deleted_pages, remove_stored_files
 from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, transaction
 from shared.models.base import utcnow
 
@@ -60,5 +60,6 @@ def run_retention(
     with transaction(sessions) as session:
         purged = purge_expired(session, cutoff)
         audit.record(session, PURGE_ACTION, actor=actor, retention_days=retention_days, **purged.audit_details())
+    flush_deleted_pages(sessions)
     files = remove_stored_files(purged.files, data_dir)
     return {**purged.audit_details(), "files": files}

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.web.actor import Actor
 from services.web.rubric_store import school_rubric_dir
 from services.web.upload_store import discard_previews_about
-from shared.erasure import Erased, erase_classroom, erase_school, erase_student, remove_stored_files
+from shared.erasure import (
+    Erased,
+    erase_classroom,
+    erase_school,
+    erase_student,
+    flush_deleted_pages,
+    remove_stored_files,
+)
 from shared.models import transaction
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ def erase(
         if erased is None:
             return None
         actor.record(session, ERASE_ACTION, object_type=target, object_id=object_id, **erased.audit_details())
+    flush_deleted_pages(sessions)
     erased.counts["report_files"] = remove_stored_files(erased.files, data_dir)
     erased.counts["upload_previews"] = discard_previews_about(
         data_dir, assignment_ids=erased.assignment_ids, student_ids=erased.student_ids

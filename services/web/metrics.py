@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,7 +61,7 @@ class YuejuanCollector:
         yield from self._queues()
 
     def _essays(self, session: Session) -> Iterator[Metric]:
-        counts = dict(session.execute(select(Essay.status, func.count()).group_by(Essay.status)).tuples().all())
+        counts = dict(session.execute(select(Essay.status, func.count()).group_by(Essay.status)).all())
         gauge = GaugeMetricFamily("yuejuan_essays", "Essays held, by status.", labels=["status"])
         for status in EssayStatus:
             gauge.add_metric([status.value], counts.get(status, 0))
@@ -69,7 +70,7 @@ class YuejuanCollector:
     def _audit_counters(self, session: Session) -> Iterator[Metric]:
         counts = dict(session.execute(
             select(AuditLog.action, func.count()).where(AuditLog.action.in_(AUDIT_COUNTERS)).group_by(AuditLog.action)
-        ).tuples().all())
+        ).all())
         for action, (name, documentation) in AUDIT_COUNTERS.items():
             yield CounterMetricFamily(name, documentation, value=counts.get(action, 0))
 
@@ -84,7 +85,7 @@ class YuejuanCollector:
         yield HistogramMetricFamily(
             "yuejuan_grading_latency_seconds",
             "Model time per essay (its share of the batch), over the grades still retained.",
-            buckets=[*((str(b), int(v or 0)) for b, v in zip(LATENCY_BUCKETS_S, row[4:], strict=True)),
+            buckets=[*((floatToGoString(b), int(v or 0)) for b, v in zip(LATENCY_BUCKETS_S, row[4:], strict=True)),
                      ("+Inf", count)],
             sum_value=latency_ms / 1000,
         )
@@ -125,7 +126,7 @@ class YuejuanCollector:
     def _reports(self, session: Session) -> Iterator[Metric]:
         counts = dict(session.execute(
             select(ReportJob.status, func.count()).group_by(ReportJob.status)
-        ).tuples().all())
+        ).all())
         gauge = GaugeMetricFamily("yuejuan_report_jobs", "Report jobs held, by status.", labels=["status"])
         for status in JobStatus:
             gauge.add_metric([status.value], counts.get(status, 0))

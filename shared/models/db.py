@@ -20,6 +20,8 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows are overwritten, not left in free pages: erasing a student must really erase.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.app import create_app
 from shared.settings import Settings
+from tests.ops.people import People, build_people, remove_people
 
 SECRET = "ops-test-secret-key"
 AppFactory = Callable[..., Flask]
+PeopleFactory = Callable[..., People]
 
 
 @pytest.fixture()
@@ -43,3 +45,18 @@ def ops_app(make_ops_app: AppFactory) -> Flask:
 @pytest.fixture()
 def ops_sessions(ops_app: Flask) -> sessionmaker[Session]:
     return ops_app.extensions["yuejuan"]["sessions"]
+
+
+@pytest.fixture()
+def make_people() -> Iterator[PeopleFactory]:
+    """``make_people(sessions, data_dir, **kw)`` builds a test school; every one built is removed afterwards."""
+    built: list[tuple[sessionmaker[Session], People]] = []
+
+    def _make(sessions: sessionmaker[Session], data_dir: Path, **kwargs: Any) -> People:
+        people = build_people(sessions, data_dir, **kwargs)
+        built.append((sessions, people))
+        return people
+
+    yield _make
+    for sessions, people in built:
+        remove_people(sessions, people)

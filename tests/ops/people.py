@@ -242,3 +242,12 @@ def disk_mentions(data_dir: Path, needles: list[str]) -> list[str]:
 def rows(sessions: sessionmaker[Session], model: Any, *where: Any) -> list[Any]:
     with sessions() as session:
         return list(session.scalars(select(model).where(*where)))
+
+
+def remove_people(sessions: sessionmaker[Session], people: People) -> None:
+    """Erase both schools of a test (the bystander first: it may hold a class taught from the other school)."""
+    from shared.erasure import erase_school
+
+    with transaction(sessions) as session:
+        for school_id in (people.bystander_school, people.school):
+            erase_school(session, school_id)

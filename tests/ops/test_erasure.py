@@ -32,7 +32,8 @@ from shared.models import (
     User,
     transaction,
 )
-from tests.ops.people import People, build_people, database_mentions, disk_mentions, rows
+from tests.ops.conftest import PeopleFactory
+from tests.ops.people import People, database_mentions, disk_mentions, rows
 from tests.web.conftest import TaskRecorder, client_as, form
 
 ADMIN = Actor(name="pytest-admin", user_id=None, ip=None)
@@ -57,8 +58,10 @@ def _assert_survives(sessions: sessionmaker[Session], people: People, *keys: str
     assert people.previews["X"].is_file(), "another school's pending upload was removed"
 
 
-def test_erasing_a_student_leaves_nothing_about_them(db_sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    people = build_people(db_sessions, tmp_path)
+def test_erasing_a_student_leaves_nothing_about_them(
+    make_people: PeopleFactory, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    people = make_people(db_sessions, tmp_path)
     jia = people.person("甲")
     erased = erase(db_sessions, tmp_path, "student", jia.id, ADMIN)
     assert erased is not None
@@ -77,8 +80,10 @@ def test_erasing_a_student_leaves_nothing_about_them(db_sessions: sessionmaker[S
     assert erase(db_sessions, tmp_path, "student", jia.id, ADMIN) is None, "a second erasure finds nothing"
 
 
-def test_erasing_a_class_leaves_nothing_about_it(db_sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    people = build_people(db_sessions, tmp_path)
+def test_erasing_a_class_leaves_nothing_about_it(
+    make_people: PeopleFactory, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    people = make_people(db_sessions, tmp_path)
     jia, yi = people.person("甲"), people.person("乙")
     assert erase(db_sessions, tmp_path, "classroom", people.classroom_a, ADMIN) is not None
 
@@ -90,8 +95,10 @@ def test_erasing_a_class_leaves_nothing_about_it(db_sessions: sessionmaker[Sessi
     assert _erase_audit(db_sessions, "classroom", people.classroom_a).details["students"] == 2
 
 
-def test_erasing_a_school_leaves_nothing_about_it(db_sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    people = build_people(db_sessions, tmp_path)
+def test_erasing_a_school_leaves_nothing_about_it(
+    make_people: PeopleFactory, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    people = make_people(db_sessions, tmp_path)
     needles = [people.person(k).name for k in ("甲", "乙", "丙")] + [people.school_name, people.classroom_a_name]
     assert erase(db_sessions, tmp_path, "school", people.school, ADMIN) is not None
 
@@ -112,9 +119,10 @@ def test_erasing_a_school_leaves_nothing_about_it(db_sessions: sessionmaker[Sess
 
 
 def test_a_school_whose_teacher_teaches_elsewhere_is_not_half_erased(
+    make_people: PeopleFactory,
     db_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    people = build_people(db_sessions, tmp_path)
+    people = make_people(db_sessions, tmp_path)
     with transaction(db_sessions) as session:
         session.add(Classroom(school_id=people.bystander_school, teacher_id=people.teacher, name=f"借调-{people.tag}"))
     with pytest.raises(ErasureRefused):
@@ -137,10 +145,11 @@ def _other_admin(sessions: sessionmaker[Session], people: People) -> int:
 
 
 def test_the_erase_pages_need_an_admin_of_the_school_csrf_and_the_typed_name(
+    make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
     data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
-    people = build_people(ops_sessions, data_dir)
+    people = make_people(ops_sessions, data_dir)
     jia = people.person("甲")
     url = f"/admin/students/{jia.id}/erase"
     assert client_as(ops_app, people.teacher).get(url).status_code == 403
@@ -163,10 +172,11 @@ def test_the_erase_pages_need_an_admin_of_the_school_csrf_and_the_typed_name(
 
 
 def test_the_class_and_school_pages_erase_and_an_admin_of_an_erased_school_is_signed_out(
+    make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
     data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
-    people = build_people(ops_sessions, data_dir)
+    people = make_people(ops_sessions, data_dir)
     admin = client_as(ops_app, people.admin)
     classes = admin.post(f"/admin/classes/{people.classroom_a}/erase", data=form(confirm_name=people.classroom_a_name))
     assert classes.status_code == 303 and rows(ops_sessions, Classroom, Classroom.id == people.classroom_a) == []
@@ -178,11 +188,12 @@ def test_the_class_and_school_pages_erase_and_an_admin_of_an_erased_school_is_si
 
 
 def test_uploads_and_rosters_leave_no_names_in_the_audit_log_and_erasure_removes_the_rest(
+    make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
     ops_app.extensions["yuejuan"]["celery"] = TaskRecorder()
     data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
-    people = build_people(ops_sessions, data_dir)
+    people = make_people(ops_sessions, data_dir)
     newcomer = f"戊{people.tag}"
     teacher = client_as(ops_app, people.teacher)
     roster = f"姓名,学号\n{newcomer},{people.tag}9\n".encode()
@@ -219,8 +230,10 @@ def test_uploads_and_rosters_leave_no_names_in_the_audit_log_and_erasure_removes
 # --- the command line ------------------------------------------------------------------------------------------
 
 
-def test_yuejuan_delete_asks_then_erases(pg_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    people = build_people(pg_sessions, tmp_path)
+def test_yuejuan_delete_asks_then_erases(
+    make_people: PeopleFactory, pg_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    people = make_people(pg_sessions, tmp_path)
     jia = people.person("甲")
     env = {"YUEJUAN_DATABASE_URL": pg_url, "YUEJUAN_DATA_DIR": str(tmp_path)}
     runner = CliRunner()

@@ -19,6 +19,7 @@ CLASS_SCOPE = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": "ok", 
 UPLOADER_ONLY = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": 404, "other_admin": 404}
 ADMINS_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": "ok"}
 OWN_SCHOOL_ADMIN = {"owner": 404, "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
+SCHOOL_ADMIN_PAGE = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": 404}
 ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
 
 
@@ -36,7 +37,7 @@ class Route:
     def url(self, world: World) -> str:
         return self.path.format(
             c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
-            t=world.upload_token, cr=world.class_report, sr=world.school_report,
+            t=world.upload_token, cr=world.class_report, sr=world.school_report, sa=world.school_a,
         )
 
 
@@ -68,6 +69,15 @@ PAGES = [
     Route("reports.request_school_report", "POST", "/admin/reports", ADMINS_ONLY, mutating=True),
     Route("admin.audit", "GET", "/admin/audit", ADMINS_ONLY),
     Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
+    Route("privacy.index", "GET", "/admin/privacy", ADMINS_ONLY),
+    Route("privacy.export", "GET", "/admin/students/{s}/export", SCHOOL_ADMIN_PAGE),
+    # Without the typed name an erase form answers 400 and changes nothing (the erasure itself: tests/ops).
+    Route("privacy.erase_student_page", "GET", "/admin/students/{s}/erase", SCHOOL_ADMIN_PAGE),
+    Route("privacy.erase_student_page", "POST", "/admin/students/{s}/erase", SCHOOL_ADMIN_PAGE),
+    Route("privacy.erase_classroom_page", "GET", "/admin/classes/{c}/erase", SCHOOL_ADMIN_PAGE),
+    Route("privacy.erase_classroom_page", "POST", "/admin/classes/{c}/erase", SCHOOL_ADMIN_PAGE),
+    Route("privacy.erase_school_page", "GET", "/admin/schools/{sa}/erase", SCHOOL_ADMIN_PAGE),
+    Route("privacy.erase_school_page", "POST", "/admin/schools/{sa}/erase", SCHOOL_ADMIN_PAGE),
 ]
 
 API = [
@@ -86,7 +96,7 @@ API = [
 ]
 # Routes with no object to scope: every signed-in user may use them (their content is scoped by query).
 UNSCOPED = {
-    "static", "health.healthz", "auth.login", "auth.logout", "auth.account", "auth.create_token",
+    "static", "health.healthz", "metrics.metrics", "auth.login", "auth.logout", "auth.account", "auth.create_token",
     "auth.revoke_token", "classes.home", "classes.index", "classes.new", "classes.template", "rubrics.index",
     "api.openapi", "api.me", "api.list_classes", "api.create_class",
 }
