@@ -14,27 +14,16 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from services.web.ingest import EssayPreview
+from services.web.ingest import EssayPreview, PreviewItem
 
 logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 2 * 60 * 60
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
-
-
-@dataclass
-class StoredItem:
-    source: str
-    student_id: int | None
-    student_name: str
-    title: str | None
-    text: str
-    char_count: int
-    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -44,7 +33,7 @@ class StoredPreview:
     assignment_id: int
     filenames: list[str]
     created_at: float
-    items: list[StoredItem]
+    items: list[PreviewItem]
     problems: list[str]
     missing: list[str]
     ok: bool
@@ -72,8 +61,7 @@ def save_preview(
     stored = StoredPreview(
         token=secrets.token_urlsafe(32), user_id=user_id, assignment_id=assignment_id, filenames=filenames,
         created_at=time.time(),
-        items=[StoredItem(i.source, i.student_id, i.student_name, i.title, i.text, i.char_count, list(i.problems))
-               for i in preview.items],
+        items=[replace(item, problems=list(item.problems)) for item in preview.items],
         problems=[str(problem) for problem in preview.problems],
         missing=[f"{m.name}（{m.student_number}）" if m.student_number else m.name for m in preview.missing],
         ok=preview.ok,
@@ -92,7 +80,7 @@ def load_preview(data_dir: Path, token: str, *, user_id: int) -> StoredPreview |
         return None
     try:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        stored = StoredPreview(**{**raw, "items": [StoredItem(**item) for item in raw["items"]]})
+        stored = StoredPreview(**{**raw, "items": [PreviewItem(**item) for item in raw["items"]]})
     except (OSError, ValueError, TypeError, KeyError):
         logger.warning("unreadable upload preview %s", path)
         return None
