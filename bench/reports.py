@@ -192,8 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="an existing database next to which to create one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # run as a script: services/ and shared/ live beside bench/
+    # Run as a script, this folder heads the import path and bench/platform.py would shadow the standard
+    # library's platform module; the repository root takes its place.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != here)]
     from shared.models.migrate import upgrade
     from shared.models.scratch import create_database, drop_database
 
