@@ -3,8 +3,10 @@
     python bench/platform.py [--essays PATH] [--classes 20] [--per-class 50] [--model-seconds-per-essay S]
 
 Each stage runs the production code: the upload parser and the web's confirm step (one transaction per
-class), `enqueue_assignment` sending real Celery messages to Redis, the worker's claim, and the worker's
-outcome write (grade, ~5 error annotations, 2 deductions, status, audit row). The model is not run; its
+class), `enqueue_assignment` sending real Celery messages to Redis, then for each task the worker's own code around
+the model call: `open_batch` (claim, load the essays and the rosters to mask) and `close_batch` (grade, ~5
+error annotations, 2 deductions, status and audit row per essay, then the completion check that queues a
+finished class's report job and training plans). The model is not run; its
 time per essay is an input (default: the CPU figure of ../shared/reference/inference-notes.md, 12.7 s for
 a 0.5B model at batch 4; pass a GPU figure from bench/engine.py to compare against GPU time). Ends with one
 JSON line of the figures.
@@ -82,19 +84,27 @@ def sample_outcome(essay_id: int, text: str) -> Any:
     )
 
 
+class _Refuse:
+    """Retry sender for the bench: every sample outcome is a success, so nothing may be requeued."""
+
+    def send_task(self, name: str, args: Any = (), **options: Any) -> Any:
+        raise AssertionError(f"unexpected requeue of {args}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import redis
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from services.web.actor import Actor
     from services.web.essay_import import parse_uploaded_files, upload_limits, write_essays
     from services.web.ingest import RosterEntry
     from services.web.upload_store import save_preview
-    from services.worker import store
+    from services.worker.batch import BatchRules, close_batch, open_batch
     from services.worker.celery_app import make_celery
     from shared.models import (
         Assignment,
         Classroom,
+        ReportJob,
         Role,
         School,
         Student,
@@ -163,34 +173,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
                     lengths = session.execute(select(Essay.id, Essay.char_count).where(Essay.id.in_(ids))).all()
                 assignments.append((assignment_id, [(row.id, row.char_count) for row in lengths]))
-            texts_by_id: dict[int, str] = {}
-            for _, essays in assignments:
-                for essay_id, _chars in essays:
-                    texts_by_id[essay_id] = ""
-            with sessions() as session:
-                from shared.models import Essay
-
-                for essay_id, text in session.execute(select(Essay.id, Essay.text)):
-                    texts_by_id[essay_id] = text
+            rules = BatchRules(max_attempts=3, token_budget=settings.batch_token_budget)
+            retry_sender = _Refuse()
             for _, essays in assignments:
                 for number, batch in enumerate(plan_batches(essays, settings.batch_token_budget)):
                     token = f"bench-{batch[0]}-{number}"
                     started = time.perf_counter()
-                    claimed = store.claim(sessions, batch, token, max_attempts=3, is_retry=False)
+                    jobs = open_batch(sessions, batch, token, rules, is_retry=False)
                     timings["claim"] += time.perf_counter() - started
-                    assert claimed == sorted(batch)
+                    assert sorted(job.essay_id for job in jobs) == sorted(batch)
+                    outcomes = [sample_outcome(job.essay_id, job.text) for job in jobs]
                     started = time.perf_counter()
-                    outcomes = [sample_outcome(essay_id, texts_by_id[essay_id]) for essay_id in claimed]
-                    assert store.save_outcomes(sessions, outcomes, token) == claimed
+                    counts = close_batch(celery, retry_sender, sessions, batch, jobs, outcomes, token, rules)
                     timings["write"] += time.perf_counter() - started
+                    assert counts["graded"] == len(batch), counts
             queued_messages = redis.Redis.from_url(args.redis_url).llen("gpu")
+            with sessions() as session:
+                report_jobs = session.scalar(select(func.count()).select_from(ReportJob))
+            assert report_jobs == args.classes, f"{report_jobs} report jobs for {args.classes} finished classes"
     finally:
         drop_database(args.pg_url, url)
         redis.Redis.from_url(args.redis_url).flushdb()
     per_essay_ms = {stage: seconds * 1000 / total for stage, seconds in timings.items()}
     platform_ms = sum(per_essay_ms.values())
     return {
-        "essays": total, "essay_source": source, "messages_in_redis": queued_messages,
+        "essays": total, "essay_source": source, "messages_in_redis": queued_messages, "report_jobs": report_jobs,
         **{f"{stage}_ms_per_essay": round(ms, 3) for stage, ms in per_essay_ms.items()},
         "platform_ms_per_essay": round(platform_ms, 3),
         "model_seconds_per_essay": args.model_seconds_per_essay,

@@ -7,10 +7,11 @@ names) or essay text, so that erasing a student leaves nothing personal in the a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from shared.models import AuditLog
@@ -18,8 +19,7 @@ from shared.models import AuditLog
 _REASON_END = re.compile(r"[:：]")
 
 
-def record(
-    session: Session,
+def entry(
     action: str,
     *,
     actor: str,
@@ -28,14 +28,28 @@ def record(
     object_id: int | None = None,
     ip: str | None = None,
     **details: Any,
-) -> AuditLog:
-    """Add an audit row to the caller's transaction so it commits (or not) with the change it describes."""
-    row = AuditLog(
-        action=action, actor=actor, actor_id=actor_id, object_type=object_type, object_id=object_id,
-        ip=ip, details=details,
-    )
+) -> dict[str, Any]:
+    """The column values of one audit row."""
+    return {
+        "action": action, "actor": actor, "actor_id": actor_id, "object_type": object_type,
+        "object_id": object_id, "ip": ip, "details": details,
+    }
+
+
+def record(session: Session, action: str, *, actor: str, **fields: Any) -> AuditLog:
+    """Add an audit row to the caller's transaction so it commits (or not) with the change it describes.
+
+    Takes `entry`'s arguments.
+    """
+    row = AuditLog(**entry(action, actor=actor, **fields))
     session.add(row)
     return row
+
+
+def record_many(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    """Insert many `entry` rows in one statement, inside the caller's transaction."""
+    if entries:
+        session.execute(insert(AuditLog), list(entries))
 
 
 def reason_category(reason: str, limit: int = 60) -> str:

@@ -45,18 +45,26 @@ def on_assignment_complete(sender: TaskSender, sessions: sessionmaker[Session], 
 
 
 def on_essays_finished(sender: TaskSender, sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[int]:
-    """Call ``on_assignment_complete`` for each assignment these essays belong to; returns the new job ids.
+    """Call ``on_assignment_complete`` for each assignment of these essays that has nothing left to grade;
+    returns the new job ids.
 
-    Meant for the end of a grading task (all of its essay ids, whatever became of them): assignments that
-    still have essays queued or grading are left alone by ``on_assignment_complete`` itself.
+    Meant for the end of a grading task (all of its essay ids, whatever became of them), after its writes
+    have committed: of two tasks finishing an assignment's last essays at once, the later check sees both.
+    One query usually settles it; ``on_assignment_complete`` checks again under its lock.
     """
     if not essay_ids:
         return []
+    theirs = select(Essay.assignment_id).where(Essay.id.in_(list(essay_ids))).scalar_subquery()
+    unfinished = Essay.status.in_([EssayStatus.queued, EssayStatus.grading])
     with sessions() as session:
-        assignment_ids = session.scalars(
-            select(Essay.assignment_id).where(Essay.id.in_(list(essay_ids))).distinct().order_by(Essay.assignment_id)
+        finished = session.scalars(
+            select(Essay.assignment_id)
+            .where(Essay.assignment_id.in_(theirs))
+            .group_by(Essay.assignment_id)
+            .having(func.count().filter(unfinished) == 0)
+            .order_by(Essay.assignment_id)
         ).all()
-    created = [on_assignment_complete(sender, sessions, assignment_id) for assignment_id in assignment_ids]
+    created = [on_assignment_complete(sender, sessions, assignment_id) for assignment_id in finished]
     return [job_id for job_id in created if job_id is not None]
 
 

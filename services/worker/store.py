@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.jobs import EssayJob, EssayOutcome
+from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from shared import audit
 from shared.models import (
     Assignment,
@@ -36,33 +38,51 @@ def claim(
     An essay already `grading` under the same token is a redelivery of this very task (the worker died)
     and counts as a new attempt, unless this is a Celery retry after a transient error.
     """
-    ids = list(essay_ids)
+    with transaction(sessions) as session:
+        return _claim(session, essay_ids, token, max_attempts=max_attempts, is_retry=is_retry)
+
+
+def claim_and_load(
+    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool
+) -> list[EssayJob]:
+    """`claim` and `load_jobs` in one transaction: what a grading task does before the model runs."""
+    with transaction(sessions) as session:
+        claimed = _claim(session, essay_ids, token, max_attempts=max_attempts, is_retry=is_retry)
+        return _load_jobs(session, claimed) if claimed else []
+
+
+def _claim(session: Session, essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool) -> list[int]:
     redelivered = and_(Essay.status == EssayStatus.grading, Essay.claim_token == token)
     mine = or_(Essay.status == EssayStatus.queued, redelivered)
     counts = Essay.status == EssayStatus.queued if is_retry else mine
-    with transaction(sessions) as session:
-        exhausted = session.execute(
-            update(Essay)
-            .where(Essay.id.in_(ids), mine, counts, Essay.attempts >= max_attempts)
-            .values(
-                status=EssayStatus.failed, claim_token=None, finished_at=utcnow(),
-                failure_reason=func.coalesce(Essay.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
-            )
-            .returning(Essay.id)
-        ).scalars().all()
-        for essay_id in exhausted:
+    # One statement: essays whose attempts are used up fail, the others become this task's.
+    exhausted = and_(counts, Essay.attempts >= max_attempts)
+    now = literal(utcnow(), Essay.claimed_at.type)
+
+    def unless_exhausted(claimed: Any, failed: Any) -> ColumnElement[Any]:
+        return case((exhausted, failed), else_=claimed)
+
+    rows = session.execute(
+        update(Essay)
+        .where(Essay.id.in_(list(essay_ids)), mine, or_(Essay.attempts < max_attempts, counts))
+        .values(
+            status=unless_exhausted(EssayStatus.grading.value, EssayStatus.failed.value),
+            claim_token=unless_exhausted(token, None),
+            claimed_at=unless_exhausted(now, Essay.claimed_at),
+            attempts=unless_exhausted(_attempt_increment(is_retry), Essay.attempts),
+            finished_at=unless_exhausted(Essay.finished_at, now),
+            failure_reason=unless_exhausted(
+                Essay.failure_reason,
+                func.coalesce(Essay.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
+            ),
+        )
+        .returning(Essay.id, Essay.status)
+    ).all()
+    for essay_id, status in rows:
+        if status == EssayStatus.failed:
             audit.record(session, "essay.failed", actor="worker", object_type="essay", object_id=essay_id,
                          reason="attempts exhausted")
-        claimed = session.execute(
-            update(Essay)
-            .where(Essay.id.in_(ids), mine, Essay.attempts < max_attempts)
-            .values(
-                status=EssayStatus.grading, claim_token=token, claimed_at=utcnow(),
-                attempts=_attempt_increment(is_retry),
-            )
-            .returning(Essay.id)
-        ).scalars().all()
-    return sorted(claimed)
+    return sorted(essay_id for essay_id, status in rows if status == EssayStatus.grading)
 
 
 def _attempt_increment(is_retry: bool) -> ColumnElement[int]:
@@ -75,67 +95,71 @@ def _attempt_increment(is_retry: bool) -> ColumnElement[int]:
 def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[EssayJob]:
     """Build pipeline inputs: the essay text plus the names to mask (whole class roster and the school)."""
     with sessions() as session:
-        rows = session.execute(
-            select(Essay, Assignment, Classroom, School)
-            .join(Assignment, Essay.assignment_id == Assignment.id)
-            .join(Classroom, Assignment.classroom_id == Classroom.id)
-            .join(School, Classroom.school_id == School.id)
-            .where(Essay.id.in_(list(essay_ids)))
-        ).all()
-        roster: dict[int, tuple[str, ...]] = {}
-        for classroom_id in {classroom.id for _, _, classroom, _ in rows}:
-            roster[classroom_id] = tuple(
-                session.scalars(select(Student.name).where(Student.classroom_id == classroom_id)).all()
-            )
-        return [
-            EssayJob(
-                essay_id=essay.id,
-                text=essay.text,
-                assignment_prompt=assignment.prompt_text,
-                genre=assignment.genre,
-                required_length=assignment.required_length,
-                rubric_id=assignment.rubric_id,
-                rubric_version=assignment.rubric_version,
-                person_names=roster[classroom.id],
-                school_names=(school.name,),
-            )
-            for essay, assignment, classroom, school in rows
-        ]
+        return _load_jobs(session, essay_ids)
+
+
+def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
+    rows = session.execute(
+        select(
+            Essay.id, Essay.text, Assignment.prompt_text, Assignment.genre, Assignment.required_length,
+            Assignment.rubric_id, Assignment.rubric_version, Assignment.classroom_id, School.name.label("school"),
+        )
+        .join(Assignment, Essay.assignment_id == Assignment.id)
+        .join(Classroom, Assignment.classroom_id == Classroom.id)
+        .join(School, Classroom.school_id == School.id)
+        .where(Essay.id.in_(list(essay_ids)))
+    ).all()
+    rosters: dict[int, list[str]] = {row.classroom_id: [] for row in rows}
+    for classroom_id, name in session.execute(
+        select(Student.classroom_id, Student.name).where(Student.classroom_id.in_(list(rosters)))
+    ):
+        rosters[classroom_id].append(name)
+    return [
+        EssayJob(
+            essay_id=row.id,
+            text=row.text,
+            assignment_prompt=row.prompt_text,
+            genre=row.genre,
+            required_length=row.required_length,
+            rubric_id=row.rubric_id,
+            rubric_version=row.rubric_version,
+            person_names=tuple(rosters[row.classroom_id]),
+            school_names=(row.school,),
+        )
+        for row in rows
+    ]
 
 
 def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutcome], token: str) -> list[int]:
     """Write graded essays (grade, errors, deductions, status, audit row) in one transaction.
 
-    Only essays this task still owns are written (checked under row locks); returns their ids. The writes
-    are batched statements, a handful of round trips per batch rather than per essay.
+    Only essays this task still owns are written (checked under row locks); returns their ids. Each table
+    gets one statement for the whole batch: a grading task's writes are a handful of round trips.
     """
     if not outcomes:
         return []
     with transaction(sessions) as session:
-        owned = set(
-            session.scalars(
-                select(Essay.id)
+        latest_version = (
+            select(func.coalesce(func.max(Grade.version), 0)).where(Grade.essay_id == Essay.id).scalar_subquery()
+        )
+        owned: dict[int, int] = {
+            essay_id: version
+            for essay_id, version in session.execute(
+                select(Essay.id, latest_version)
                 .where(
                     Essay.id.in_([o.essay_id for o in outcomes]),
                     Essay.status == EssayStatus.grading,
                     Essay.claim_token == token,
                 )
-                .with_for_update()
+                .with_for_update(of=Essay)
             )
-        )
+        }
         mine = [outcome for outcome in outcomes if outcome.essay_id in owned]
         skipped = [outcome.essay_id for outcome in outcomes if outcome.essay_id not in owned]
         if skipped:
             logger.info("essays %s no longer claimed by %s; not writing them", skipped, token)
         if not mine:
             return []
-        latest = dict(
-            session.execute(
-                select(Grade.essay_id, func.max(Grade.version))
-                .where(Grade.essay_id.in_(owned))
-                .group_by(Grade.essay_id)
-            ).all()
-        )
         now = utcnow()
         session.execute(
             update(Essay),
@@ -148,14 +172,28 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
                 for o in mine
             ],
         )
-        for outcome in mine:
-            version = latest.get(outcome.essay_id, 0) + 1
-            session.add(_grade_row(outcome, version))
-            audit.record(
-                session, "model.grade", actor="worker", object_type="essay", object_id=outcome.essay_id,
-                grade_version=version, model=outcome.model_name, prompt_tokens=outcome.prompt_tokens,
-                generated_tokens=outcome.generated_tokens, latency_ms=outcome.latency_ms, total=outcome.total,
+        versions = [owned[o.essay_id] + 1 for o in mine]
+        grade_ids = session.scalars(
+            insert(Grade).returning(Grade.id, sort_by_parameter_order=True),
+            [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)],
+        ).all()
+        errors = [_error_values(grade_id, e) for grade_id, o in zip(grade_ids, mine, strict=True) for e in o.errors]
+        if errors:
+            session.execute(insert(ErrorAnnotation), errors)
+        deductions = [
+            {"grade_id": grade_id, "rule": d.rule, "points": d.points, "detail": d.detail}
+            for grade_id, o in zip(grade_ids, mine, strict=True) for d in o.deductions
+        ]
+        if deductions:
+            session.execute(insert(Deduction), deductions)
+        audit.record_many(session, [
+            audit.entry(
+                "model.grade", actor="worker", object_type="essay", object_id=o.essay_id, grade_version=version,
+                model=o.model_name, prompt_tokens=o.prompt_tokens, generated_tokens=o.generated_tokens,
+                latency_ms=o.latency_ms, total=o.total,
             )
+            for o, version in zip(mine, versions, strict=True)
+        ])
     return [outcome.essay_id for outcome in mine]
 
 
@@ -163,25 +201,24 @@ def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: 
     return save_outcomes(sessions, [outcome], token) == [outcome.essay_id]
 
 
-def _grade_row(outcome: EssayOutcome, version: int) -> Grade:
-    grade = Grade(
-        essay_id=outcome.essay_id, version=version, rubric_id=outcome.rubric_id,
-        rubric_version=outcome.rubric_version, prompt_version=outcome.prompt_version,
-        dimension_scores=outcome.dimension_scores, bands=outcome.bands, evidence=outcome.evidence,
-        raw_total=outcome.raw_total, total=outcome.total, caps=outcome.caps, comment=outcome.comment,
-        source=GradeSource.model, model_name=outcome.model_name, engine=outcome.engine_name,
-        prompt_tokens=outcome.prompt_tokens, generated_tokens=outcome.generated_tokens,
-        latency_ms=outcome.latency_ms, dropped_quotes=outcome.dropped_quotes,
-    )
-    grade.errors = [
-        ErrorAnnotation(
-            type=e.type, start_offset=e.start, end_offset=e.end, original=e.original[:200],
-            suggestion=e.suggestion[:200], explanation=e.explanation, origin=e.origin,
-        )
-        for e in outcome.errors
-    ]
-    grade.deductions = [Deduction(rule=d.rule, points=d.points, detail=d.detail) for d in outcome.deductions]
-    return grade
+def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[str, Any]:
+    return {
+        "essay_id": outcome.essay_id, "version": version, "rubric_id": outcome.rubric_id,
+        "rubric_version": outcome.rubric_version, "prompt_version": outcome.prompt_version,
+        "dimension_scores": outcome.dimension_scores, "bands": outcome.bands, "evidence": outcome.evidence,
+        "raw_total": outcome.raw_total, "total": outcome.total, "caps": outcome.caps, "comment": outcome.comment,
+        "source": GradeSource.model, "model_name": outcome.model_name, "engine": outcome.engine_name,
+        "prompt_tokens": outcome.prompt_tokens, "generated_tokens": outcome.generated_tokens,
+        "latency_ms": outcome.latency_ms, "dropped_quotes": outcome.dropped_quotes, "created_at": now,
+    }
+
+
+def _error_values(grade_id: int, error: LocatedError) -> dict[str, Any]:
+    return {
+        "grade_id": grade_id, "type": error.type, "start_offset": error.start, "end_offset": error.end,
+        "original": error.original[:200], "suggestion": error.suggestion[:200], "explanation": error.explanation,
+        "origin": error.origin,
+    }
 
 
 def release_failure(

@@ -455,6 +455,28 @@ def test_completion_creates_one_class_job_and_sends_training_plans(
     assert newer is not None and newer != job_id and len(sender.sent) == 2
 
 
+def test_a_task_spanning_two_assignments_reports_only_the_finished_one(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    done = make_class(pg_sessions, ["甲。", "乙。"], tag=uuid.uuid4().hex[:6])
+    waiting = make_class(pg_sessions, ["丙。", "丁。"], tag=uuid.uuid4().hex[:6])
+    schools.extend([done.school_id, waiting.school_id])
+    with transaction(pg_sessions) as session:
+        session.execute(update(Essay).where(Essay.id.in_(done.essay_ids)).values(status=EssayStatus.graded))
+        session.execute(update(Essay).where(Essay.id == waiting.essay_ids[0]).values(status=EssayStatus.failed))
+    sender = RecordingSender()
+    task_essays = [done.essay_ids[1], waiting.essay_ids[0]]
+    created = on_essays_finished(sender, pg_sessions, task_essays)
+    assert len(created) == 1 and sender.sent == [(TRAINING_PLANS_TASK, [done.assignment_id])]
+    with pg_sessions() as session:
+        assert session.get(ReportJob, created[0]).assignment_id == done.assignment_id
+    # The other assignment's last essay finishes in a later task: now it gets its report.
+    with transaction(pg_sessions) as session:
+        session.execute(update(Essay).where(Essay.id == waiting.essay_ids[1]).values(status=EssayStatus.graded))
+    assert len(on_essays_finished(sender, pg_sessions, [waiting.essay_ids[1]])) == 1
+    assert sender.sent[-1] == (TRAINING_PLANS_TASK, [waiting.assignment_id])
+
+
 def test_completion_send_failure_leaves_no_live_job_behind(
     pg_sessions: sessionmaker[Session], schools: list[int]
 ) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.worker import store
 from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
-from shared.models import AuditLog, Essay, EssayStatus, Grade
+from shared.models import AuditLog, Essay, EssayStatus, Grade, transaction
 from tests.factories import make_class
 
 
@@ -77,3 +77,46 @@ def test_a_failed_attempt_requeues_until_the_limit(db_sessions) -> None:  # type
     with db_sessions() as session:
         essay = session.get(Essay, essay_id)
         assert essay.status == EssayStatus.failed and essay.failure_reason == "boom again"
+
+
+def test_a_batch_write_puts_each_essays_errors_on_its_own_grade(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    fixture = make_class(db_sessions, ["甲。", "乙。", "丙。"], tag=uuid.uuid4().hex[:6])
+    ids = fixture.essay_ids
+    outcomes = []
+    for n, essay_id in enumerate(ids):
+        outcome = _outcome(essay_id)
+        outcome.total = 30 + n
+        outcome.errors = [LocatedError("标点", i, i + 1, "，", "。", f"第 {n} 篇", "check") for i in range(n + 1)]
+        outcomes.append(outcome)
+    store.claim(db_sessions, ids, "t1", max_attempts=3, is_retry=False)
+    assert store.save_outcomes(db_sessions, outcomes, "t1") == ids
+    # A regrade of the same essays adds version 2 alongside version 1.
+    store.claim(db_sessions, ids, "t1", max_attempts=3, is_retry=False)  # not queued: nothing to claim
+    with transaction(db_sessions) as session:
+        session.execute(update(Essay).where(Essay.id.in_(ids)).values(status=EssayStatus.queued))
+    store.claim(db_sessions, ids, "t2", max_attempts=3, is_retry=False)
+    assert store.save_outcomes(db_sessions, outcomes, "t2") == ids
+    with db_sessions() as session:
+        for n, essay_id in enumerate(ids):
+            grades = session.scalars(select(Grade).where(Grade.essay_id == essay_id).order_by(Grade.version)).all()
+            assert [g.version for g in grades] == [1, 2]
+            for grade in grades:
+                assert grade.total == 30 + n and grade.created_at is not None
+                assert [e.explanation for e in grade.errors] == [f"第 {n} 篇"] * (n + 1)
+        audit_rows = session.scalars(
+            select(AuditLog).where(AuditLog.action == "model.grade", AuditLog.object_id.in_(ids))
+        ).all()
+        assert len(audit_rows) == 6 and all(row.at is not None for row in audit_rows)
+        assert sorted(row.details["grade_version"] for row in audit_rows) == [1, 1, 1, 2, 2, 2]
+
+
+def test_claim_and_load_returns_the_jobs_with_the_roster_to_mask(db_sessions) -> None:  # type: ignore[no-untyped-def]
+    tag = uuid.uuid4().hex[:6]
+    fixture = make_class(db_sessions, ["甲。", "乙。"], tag=tag, student_names=["李雷", "韩梅梅"])
+    jobs = store.claim_and_load(db_sessions, fixture.essay_ids, "t", max_attempts=3, is_retry=False)
+    assert sorted(job.essay_id for job in jobs) == sorted(fixture.essay_ids)
+    assert {job.text for job in jobs} == {"甲。", "乙。"}
+    assert all(set(job.person_names) == {"李雷", "韩梅梅"} and job.school_names == (f"测试中学{tag}",) for job in jobs)
+    assert store.claim_and_load(db_sessions, fixture.essay_ids, "other", max_attempts=3, is_retry=False) == []
+    with db_sessions() as session:
+        assert {session.get(Essay, i).status for i in fixture.essay_ids} == {EssayStatus.grading}
