@@ -66,15 +66,21 @@ def class_workbook(names: list[str], texts: list[str]) -> bytes:
     return buffer.getvalue()
 
 
-def sample_outcome(essay_id: int, text: str) -> Any:
+def sample_outcome(job: Any) -> Any:
+    """What the pipeline hands back for an essay: the real deterministic analysis, a model-like answer."""
+    from services.worker.analysis import analyse
     from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
+    from services.worker.pipeline import resolve_rubric
 
+    analysis = analyse(job.text, resolve_rubric(job.rubric_id, job.rubric_version), job.required_length)
+    text = analysis.text
     errors = [
         LocatedError("错别字", i * 10, i * 10 + 2, text[i * 10:i * 10 + 2], "改", "形近字", "model") for i in range(5)
     ]
     return EssayOutcome(
-        essay_id=essay_id, rubric_id="gaokao-national", rubric_version="2024.1", prompt_version="grade-v1",
-        title=text.split("\n", 1)[0], text=text, char_count=len(text),
+        essay_id=job.essay_id, rubric_id=job.rubric_id, rubric_version=job.rubric_version or "",
+        prompt_version="grade-v1", title=analysis.title, text=text, char_count=analysis.char_count,
+        flags=list(analysis.injection_flags),
         dimension_scores={"content": 15, "expression": 14, "development": 12},
         bands={"content": "二等", "expression": "二等", "development": "二等"},
         evidence={"content": ["读书使人明智"]}, raw_total=41, total=39, comment="结构完整，论证尚可。" * 5,
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     jobs = open_batch(sessions, batch, token, rules, is_retry=False)
                     timings["claim"] += time.perf_counter() - started
                     assert sorted(job.essay_id for job in jobs) == sorted(batch)
-                    outcomes = [sample_outcome(job.essay_id, job.text) for job in jobs]
+                    outcomes = [sample_outcome(job) for job in jobs]
                     started = time.perf_counter()
                     counts = close_batch(celery, retry_sender, sessions, batch, jobs, outcomes, token, rules)
                     timings["write"] += time.perf_counter() - started

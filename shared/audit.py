@@ -49,7 +49,7 @@ def record(session: Session, action: str, *, actor: str, **fields: Any) -> Audit
 def record_many(session: Session, entries: Sequence[dict[str, Any]]) -> None:
     """Insert many `entry` rows in one statement, inside the caller's transaction."""
     if entries:
-        session.execute(insert(AuditLog), list(entries))
+        session.execute(insert(AuditLog.__table__), list(entries))
 
 
 def reason_category(reason: str, limit: int = 60) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
@@ -52,44 +52,40 @@ def claim_and_load(
 
 
 def _claim(session: Session, essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool) -> list[int]:
-    redelivered = and_(Essay.status == EssayStatus.grading, Essay.claim_token == token)
-    mine = or_(Essay.status == EssayStatus.queued, redelivered)
-    counts = Essay.status == EssayStatus.queued if is_retry else mine
+    essays = Essay.__table__
+    redelivered = and_(essays.c.status == EssayStatus.grading, essays.c.claim_token == token)
+    mine = or_(essays.c.status == EssayStatus.queued, redelivered)
+    counts = essays.c.status == EssayStatus.queued if is_retry else mine
     # One statement: essays whose attempts are used up fail, the others become this task's.
-    exhausted = and_(counts, Essay.attempts >= max_attempts)
-    now = literal(utcnow(), Essay.claimed_at.type)
+    exhausted = and_(counts, essays.c.attempts >= max_attempts)
+    now = literal(utcnow(), essays.c.claimed_at.type)
+    # On a retry after a transient error only essays claimed afresh count a new attempt.
+    attempt = essays.c.attempts + (case((essays.c.status == EssayStatus.queued, 1), else_=0) if is_retry else 1)
 
     def unless_exhausted(claimed: Any, failed: Any) -> ColumnElement[Any]:
         return case((exhausted, failed), else_=claimed)
 
     rows = session.execute(
-        update(Essay)
-        .where(Essay.id.in_(list(essay_ids)), mine, or_(Essay.attempts < max_attempts, counts))
+        update(essays)
+        .where(essays.c.id.in_(list(essay_ids)), mine, or_(essays.c.attempts < max_attempts, counts))
         .values(
             status=unless_exhausted(EssayStatus.grading.value, EssayStatus.failed.value),
             claim_token=unless_exhausted(token, None),
-            claimed_at=unless_exhausted(now, Essay.claimed_at),
-            attempts=unless_exhausted(_attempt_increment(is_retry), Essay.attempts),
-            finished_at=unless_exhausted(Essay.finished_at, now),
+            claimed_at=unless_exhausted(now, essays.c.claimed_at),
+            attempts=unless_exhausted(attempt, essays.c.attempts),
+            finished_at=unless_exhausted(essays.c.finished_at, now),
             failure_reason=unless_exhausted(
-                Essay.failure_reason,
-                func.coalesce(Essay.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
+                essays.c.failure_reason,
+                func.coalesce(essays.c.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
             ),
         )
-        .returning(Essay.id, Essay.status)
+        .returning(essays.c.id, essays.c.status)
     ).all()
     for essay_id, status in rows:
         if status == EssayStatus.failed:
             audit.record(session, "essay.failed", actor="worker", object_type="essay", object_id=essay_id,
                          reason="attempts exhausted")
     return sorted(essay_id for essay_id, status in rows if status == EssayStatus.grading)
-
-
-def _attempt_increment(is_retry: bool) -> ColumnElement[int]:
-    if not is_retry:
-        return Essay.attempts + 1
-    # On a retry only essays claimed afresh count a new attempt.
-    return Essay.attempts + case((Essay.status == EssayStatus.queued, 1), else_=0)
 
 
 def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[EssayJob]:
@@ -138,20 +134,22 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
     """
     if not outcomes:
         return []
+    essays = Essay.__table__
     with transaction(sessions) as session:
         latest_version = (
-            select(func.coalesce(func.max(Grade.version), 0)).where(Grade.essay_id == Essay.id).scalar_subquery()
+            select(func.coalesce(func.max(Grade.version), 0)).where(Grade.essay_id == essays.c.id).scalar_subquery()
         )
-        owned: dict[int, int] = {
-            essay_id: version
-            for essay_id, version in session.execute(
-                select(Essay.id, latest_version)
+        owned = {
+            row.id: row
+            for row in session.execute(
+                select(essays.c.id, latest_version.label("version"), essays.c.title, essays.c.text,
+                       essays.c.char_count, essays.c.flags)
                 .where(
-                    Essay.id.in_([o.essay_id for o in outcomes]),
-                    Essay.status == EssayStatus.grading,
-                    Essay.claim_token == token,
+                    essays.c.id.in_([o.essay_id for o in outcomes]),
+                    essays.c.status == EssayStatus.grading,
+                    essays.c.claim_token == token,
                 )
-                .with_for_update(of=Essay)
+                .with_for_update(of=essays)
             )
         }
         mine = [outcome for outcome in outcomes if outcome.essay_id in owned]
@@ -161,31 +159,42 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
         if not mine:
             return []
         now = utcnow()
+        # Core statements on the tables: the ORM's per-row bookkeeping costs more than the database does here.
         session.execute(
-            update(Essay),
-            [
-                {
-                    "id": o.essay_id, "status": EssayStatus.graded, "finished_at": now, "failure_reason": None,
-                    "flags": o.flags, "char_count": o.char_count, "title": o.title, "text": o.text,
-                    "claim_token": None,
-                }
-                for o in mine
-            ],
+            update(essays)
+            .where(essays.c.id.in_([o.essay_id for o in mine]))
+            .values(status=EssayStatus.graded, finished_at=now, failure_reason=None, claim_token=None)
         )
-        versions = [owned[o.essay_id] + 1 for o in mine]
+        # The pipeline's normalised text and counts usually match what the upload stored: rewrite only changes.
+        changed = [
+            {"essay_id": o.essay_id, "new_title": o.title, "new_text": o.text, "new_char_count": o.char_count,
+             "new_flags": o.flags}
+            for o in mine
+            if _stored_differs(owned[o.essay_id], o)
+        ]
+        if changed:
+            session.execute(
+                update(essays)
+                .where(essays.c.id == bindparam("essay_id"))
+                .values(title=bindparam("new_title"), text=bindparam("new_text"),
+                        char_count=bindparam("new_char_count"), flags=bindparam("new_flags")),
+                changed,
+            )
+        versions = [owned[o.essay_id].version + 1 for o in mine]
+        grades = Grade.__table__
         grade_ids = session.scalars(
-            insert(Grade).returning(Grade.id, sort_by_parameter_order=True),
+            insert(grades).returning(grades.c.id, sort_by_parameter_order=True),
             [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)],
         ).all()
         errors = [_error_values(grade_id, e) for grade_id, o in zip(grade_ids, mine, strict=True) for e in o.errors]
         if errors:
-            session.execute(insert(ErrorAnnotation), errors)
+            session.execute(insert(ErrorAnnotation.__table__), errors)
         deductions = [
             {"grade_id": grade_id, "rule": d.rule, "points": d.points, "detail": d.detail}
             for grade_id, o in zip(grade_ids, mine, strict=True) for d in o.deductions
         ]
         if deductions:
-            session.execute(insert(Deduction), deductions)
+            session.execute(insert(Deduction.__table__), deductions)
         audit.record_many(session, [
             audit.entry(
                 "model.grade", actor="worker", object_type="essay", object_id=o.essay_id, grade_version=version,
@@ -199,6 +208,12 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
 
 def save_outcome(sessions: sessionmaker[Session], outcome: EssayOutcome, token: str) -> bool:
     return save_outcomes(sessions, [outcome], token) == [outcome.essay_id]
+
+
+def _stored_differs(stored: Row[Any], outcome: EssayOutcome) -> bool:
+    return (stored.title, stored.text, stored.char_count, stored.flags) != (
+        outcome.title, outcome.text, outcome.char_count, outcome.flags
+    )
 
 
 def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[str, Any]:

@@ -87,7 +87,11 @@ def test_a_batch_write_puts_each_essays_errors_on_its_own_grade(db_sessions) -> 
         outcome = _outcome(essay_id)
         outcome.total = 30 + n
         outcome.errors = [LocatedError("标点", i, i + 1, "，", "。", f"第 {n} 篇", "check") for i in range(n + 1)]
+        outcome.text, outcome.title, outcome.char_count = ["甲。", "乙。", "丙。"][n], None, 2
         outcomes.append(outcome)
+    # The pipeline normalised the first essay differently and found an injection attempt in the second.
+    outcomes[0].text, outcomes[0].char_count = "甲。\n", 3
+    outcomes[1].flags = ["疑似提示注入"]
     store.claim(db_sessions, ids, "t1", max_attempts=3, is_retry=False)
     assert store.save_outcomes(db_sessions, outcomes, "t1") == ids
     # A regrade of the same essays adds version 2 alongside version 1.
@@ -108,6 +112,11 @@ def test_a_batch_write_puts_each_essays_errors_on_its_own_grade(db_sessions) -> 
         ).all()
         assert len(audit_rows) == 6 and all(row.at is not None for row in audit_rows)
         assert sorted(row.details["grade_version"] for row in audit_rows) == [1, 1, 1, 2, 2, 2]
+        stored = [session.get(Essay, essay_id) for essay_id in ids]
+        assert [(e.text, e.char_count, e.flags) for e in stored] == [
+            ("甲。\n", 3, []), ("乙。", 2, ["疑似提示注入"]), ("丙。", 2, [])
+        ]
+        assert {e.status for e in stored} == {EssayStatus.graded} and all(e.claim_token is None for e in stored)
 
 
 def test_claim_and_load_returns_the_jobs_with_the_roster_to_mask(db_sessions) -> None:  # type: ignore[no-untyped-def]
