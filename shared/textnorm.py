@@ -10,6 +10,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 from typing import Literal
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def _append_sentence(body: str, spans: list[tuple[int, int]], start: int, end: i
     spans.append((start, end))
 
 
+@lru_cache(maxsize=1 << 16)
 def is_counted(ch: str, rule: CharCountRule) -> bool:
     """Whether ``ch`` counts towards the essay length under ``rule``."""
     if ch.isspace():

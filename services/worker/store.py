@@ -134,22 +134,26 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
     """
     if not outcomes:
         return []
-    essays = Essay.__table__
+    essays, grades = Essay.__table__, Grade.__table__
+    now = utcnow()
     with transaction(sessions) as session:
         latest_version = (
-            select(func.coalesce(func.max(Grade.version), 0)).where(Grade.essay_id == essays.c.id).scalar_subquery()
-        )
+            select(func.coalesce(func.max(grades.c.version), 0)).where(grades.c.essay_id == essays.c.id)
+        ).scalar_subquery()
+        # One statement marks the essays graded, locks them, and tells which ones this task still owns.
+        # (Core statements throughout: the ORM's per-row bookkeeping costs more than the database does here.)
         owned = {
             row.id: row
             for row in session.execute(
-                select(essays.c.id, latest_version.label("version"), essays.c.title, essays.c.text,
-                       essays.c.char_count, essays.c.flags)
+                update(essays)
                 .where(
                     essays.c.id.in_([o.essay_id for o in outcomes]),
                     essays.c.status == EssayStatus.grading,
                     essays.c.claim_token == token,
                 )
-                .with_for_update(of=essays)
+                .values(status=EssayStatus.graded, finished_at=now, failure_reason=None, claim_token=None)
+                .returning(essays.c.id, latest_version.label("version"), essays.c.title, essays.c.text,
+                           essays.c.char_count, essays.c.flags)
             )
         }
         mine = [outcome for outcome in outcomes if outcome.essay_id in owned]
@@ -158,13 +162,6 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
             logger.info("essays %s no longer claimed by %s; not writing them", skipped, token)
         if not mine:
             return []
-        now = utcnow()
-        # Core statements on the tables: the ORM's per-row bookkeeping costs more than the database does here.
-        session.execute(
-            update(essays)
-            .where(essays.c.id.in_([o.essay_id for o in mine]))
-            .values(status=EssayStatus.graded, finished_at=now, failure_reason=None, claim_token=None)
-        )
         # The pipeline's normalised text and counts usually match what the upload stored: rewrite only changes.
         changed = [
             {"essay_id": o.essay_id, "new_title": o.title, "new_text": o.text, "new_char_count": o.char_count,
@@ -181,7 +178,6 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
                 changed,
             )
         versions = [owned[o.essay_id].version + 1 for o in mine]
-        grades = Grade.__table__
         grade_ids = session.scalars(
             insert(grades).returning(grades.c.id, sort_by_parameter_order=True),
             [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)],
