@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.reports.names import CLASS_REPORT, TRAINING_PLANS_TASK
@@ -16,6 +16,14 @@ from shared.queueing import TaskSender
 logger = logging.getLogger(__name__)
 
 LIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running, JobStatus.done)
+# The assignments of some essays (bound as `ids`) that have none left queued or grading; built once.
+_FINISHED_ASSIGNMENTS = (
+    select(Essay.assignment_id)
+    .where(Essay.assignment_id.in_(select(Essay.assignment_id).where(Essay.id.in_(bindparam("ids", expanding=True)))))
+    .group_by(Essay.assignment_id)
+    .having(func.count().filter(Essay.status.in_([EssayStatus.queued, EssayStatus.grading])) == 0)
+    .order_by(Essay.assignment_id)
+)
 
 
 def on_assignment_complete(sender: TaskSender, sessions: sessionmaker[Session], assignment_id: int) -> int | None:
@@ -54,16 +62,8 @@ def on_essays_finished(sender: TaskSender, sessions: sessionmaker[Session], essa
     """
     if not essay_ids:
         return []
-    theirs = select(Essay.assignment_id).where(Essay.id.in_(list(essay_ids))).scalar_subquery()
-    unfinished = Essay.status.in_([EssayStatus.queued, EssayStatus.grading])
     with sessions() as session:
-        finished = session.scalars(
-            select(Essay.assignment_id)
-            .where(Essay.assignment_id.in_(theirs))
-            .group_by(Essay.assignment_id)
-            .having(func.count().filter(unfinished) == 0)
-            .order_by(Essay.assignment_id)
-        ).all()
+        finished = session.scalars(_FINISHED_ASSIGNMENTS, {"ids": list(essay_ids)}).all()
     created = [on_assignment_complete(sender, sessions, assignment_id) for assignment_id in finished]
     return [job_id for job_id in created if job_id is not None]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Row, Update, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
@@ -28,6 +29,52 @@ from shared.models import (
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
+
+# The statements a grading task runs, built once: constructing them costs more than running them at this size.
+# Core statements on the tables, because the ORM's per-row bookkeeping costs more than the database does here.
+_ESSAYS, _GRADES = Essay.__table__, Grade.__table__
+_JOB_ROWS = (
+    select(
+        _ESSAYS.c.id, _ESSAYS.c.text, Assignment.prompt_text, Assignment.genre, Assignment.required_length,
+        Assignment.rubric_id, Assignment.rubric_version, Assignment.classroom_id, School.name.label("school"),
+    )
+    .join(Assignment, _ESSAYS.c.assignment_id == Assignment.id)
+    .join(Classroom, Assignment.classroom_id == Classroom.id)
+    .join(School, Classroom.school_id == School.id)
+    .where(_ESSAYS.c.id.in_(bindparam("ids", expanding=True)))
+)
+_ROSTERS = select(Student.classroom_id, Student.name).where(
+    Student.classroom_id.in_(bindparam("classroom_ids", expanding=True))
+)
+_MARK_GRADED = (
+    update(_ESSAYS)
+    .where(
+        _ESSAYS.c.id.in_(bindparam("ids", expanding=True)),
+        _ESSAYS.c.status == EssayStatus.grading,
+        _ESSAYS.c.claim_token == bindparam("token"),
+    )
+    .values(status=EssayStatus.graded, finished_at=bindparam("now"), failure_reason=None, claim_token=None)
+    .returning(
+        _ESSAYS.c.id,
+        select(func.coalesce(func.max(_GRADES.c.version), 0))
+        .where(_GRADES.c.essay_id == _ESSAYS.c.id)
+        .scalar_subquery()
+        .label("version"),
+        _ESSAYS.c.title, _ESSAYS.c.text, _ESSAYS.c.char_count, _ESSAYS.c.flags,
+    )
+)
+_REWRITE_TEXT = (
+    update(_ESSAYS)
+    .where(_ESSAYS.c.id == bindparam("essay_id"))
+    .values(title=bindparam("new_title"), text=bindparam("new_text"), char_count=bindparam("new_char_count"),
+            flags=bindparam("new_flags"))
+)
+_INSERT_GRADE = insert(_GRADES)
+_GRADE_IDS = select(_GRADES.c.essay_id, _GRADES.c.version, _GRADES.c.id).where(
+    _GRADES.c.essay_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_ERROR = insert(ErrorAnnotation.__table__)
+_INSERT_DEDUCTION = insert(Deduction.__table__)
 
 
 def claim(
@@ -52,40 +99,52 @@ def claim_and_load(
 
 
 def _claim(session: Session, essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool) -> list[int]:
-    essays = Essay.__table__
-    redelivered = and_(essays.c.status == EssayStatus.grading, essays.c.claim_token == token)
-    mine = or_(essays.c.status == EssayStatus.queued, redelivered)
-    counts = essays.c.status == EssayStatus.queued if is_retry else mine
-    # One statement: essays whose attempts are used up fail, the others become this task's.
-    exhausted = and_(counts, essays.c.attempts >= max_attempts)
-    now = literal(utcnow(), essays.c.claimed_at.type)
-    # On a retry after a transient error only essays claimed afresh count a new attempt.
-    attempt = essays.c.attempts + (case((essays.c.status == EssayStatus.queued, 1), else_=0) if is_retry else 1)
-
-    def unless_exhausted(claimed: Any, failed: Any) -> ColumnElement[Any]:
-        return case((exhausted, failed), else_=claimed)
-
     rows = session.execute(
-        update(essays)
-        .where(essays.c.id.in_(list(essay_ids)), mine, or_(essays.c.attempts < max_attempts, counts))
-        .values(
-            status=unless_exhausted(EssayStatus.grading.value, EssayStatus.failed.value),
-            claim_token=unless_exhausted(token, None),
-            claimed_at=unless_exhausted(now, essays.c.claimed_at),
-            attempts=unless_exhausted(attempt, essays.c.attempts),
-            finished_at=unless_exhausted(essays.c.finished_at, now),
-            failure_reason=unless_exhausted(
-                essays.c.failure_reason,
-                func.coalesce(essays.c.failure_reason, f"已尝试 {max_attempts} 次仍未完成（进程中断）"),
-            ),
-        )
-        .returning(essays.c.id, essays.c.status)
+        _claim_statement(is_retry),
+        {"ids": list(essay_ids), "token": token, "max_attempts": max_attempts, "now": utcnow(),
+         "exhausted_reason": f"已尝试 {max_attempts} 次仍未完成（进程中断）"},
     ).all()
     for essay_id, status in rows:
         if status == EssayStatus.failed:
             audit.record(session, "essay.failed", actor="worker", object_type="essay", object_id=essay_id,
                          reason="attempts exhausted")
     return sorted(essay_id for essay_id, status in rows if status == EssayStatus.grading)
+
+
+@cache
+def _claim_statement(is_retry: bool) -> Update:
+    """One UPDATE: essays whose attempts are used up fail, the others become this task's.
+
+    Built once (statement construction costs more than running it); parameters: ids, token, max_attempts,
+    now, exhausted_reason.
+    """
+    token, max_attempts = bindparam("token"), bindparam("max_attempts")
+    now = bindparam("now", type_=_ESSAYS.c.claimed_at.type)
+    redelivered = and_(_ESSAYS.c.status == EssayStatus.grading, _ESSAYS.c.claim_token == token)
+    mine = or_(_ESSAYS.c.status == EssayStatus.queued, redelivered)
+    counts = _ESSAYS.c.status == EssayStatus.queued if is_retry else mine
+    exhausted = and_(counts, _ESSAYS.c.attempts >= max_attempts)
+    # On a retry after a transient error only essays claimed afresh count a new attempt.
+    attempt = _ESSAYS.c.attempts + (case((_ESSAYS.c.status == EssayStatus.queued, 1), else_=0) if is_retry else 1)
+
+    def unless_exhausted(claimed: Any, failed: Any) -> ColumnElement[Any]:
+        return case((exhausted, failed), else_=claimed)
+
+    return (
+        update(_ESSAYS)
+        .where(_ESSAYS.c.id.in_(bindparam("ids", expanding=True)), mine, or_(_ESSAYS.c.attempts < max_attempts, counts))
+        .values(
+            status=unless_exhausted(EssayStatus.grading.value, EssayStatus.failed.value),
+            claim_token=unless_exhausted(token, None),
+            claimed_at=unless_exhausted(now, _ESSAYS.c.claimed_at),
+            attempts=unless_exhausted(attempt, _ESSAYS.c.attempts),
+            finished_at=unless_exhausted(_ESSAYS.c.finished_at, now),
+            failure_reason=unless_exhausted(
+                _ESSAYS.c.failure_reason, func.coalesce(_ESSAYS.c.failure_reason, bindparam("exhausted_reason"))
+            ),
+        )
+        .returning(_ESSAYS.c.id, _ESSAYS.c.status)
+    )
 
 
 def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[EssayJob]:
@@ -95,20 +154,9 @@ def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list
 
 
 def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
-    rows = session.execute(
-        select(
-            Essay.id, Essay.text, Assignment.prompt_text, Assignment.genre, Assignment.required_length,
-            Assignment.rubric_id, Assignment.rubric_version, Assignment.classroom_id, School.name.label("school"),
-        )
-        .join(Assignment, Essay.assignment_id == Assignment.id)
-        .join(Classroom, Assignment.classroom_id == Classroom.id)
-        .join(School, Classroom.school_id == School.id)
-        .where(Essay.id.in_(list(essay_ids)))
-    ).all()
+    rows = session.execute(_JOB_ROWS, {"ids": list(essay_ids)}).all()
     rosters: dict[int, list[str]] = {row.classroom_id: [] for row in rows}
-    for classroom_id, name in session.execute(
-        select(Student.classroom_id, Student.name).where(Student.classroom_id.in_(list(rosters)))
-    ):
+    for classroom_id, name in session.execute(_ROSTERS, {"classroom_ids": list(rosters)}):
         rosters[classroom_id].append(name)
     return [
         EssayJob(
@@ -134,26 +182,13 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
     """
     if not outcomes:
         return []
-    essays, grades = Essay.__table__, Grade.__table__
     now = utcnow()
     with transaction(sessions) as session:
-        latest_version = (
-            select(func.coalesce(func.max(grades.c.version), 0)).where(grades.c.essay_id == essays.c.id)
-        ).scalar_subquery()
         # One statement marks the essays graded, locks them, and tells which ones this task still owns.
-        # (Core statements throughout: the ORM's per-row bookkeeping costs more than the database does here.)
         owned = {
             row.id: row
             for row in session.execute(
-                update(essays)
-                .where(
-                    essays.c.id.in_([o.essay_id for o in outcomes]),
-                    essays.c.status == EssayStatus.grading,
-                    essays.c.claim_token == token,
-                )
-                .values(status=EssayStatus.graded, finished_at=now, failure_reason=None, claim_token=None)
-                .returning(essays.c.id, latest_version.label("version"), essays.c.title, essays.c.text,
-                           essays.c.char_count, essays.c.flags)
+                _MARK_GRADED, {"ids": [o.essay_id for o in outcomes], "token": token, "now": now}
             )
         }
         mine = [outcome for outcome in outcomes if outcome.essay_id in owned]
@@ -170,27 +205,26 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
             if _stored_differs(owned[o.essay_id], o)
         ]
         if changed:
-            session.execute(
-                update(essays)
-                .where(essays.c.id == bindparam("essay_id"))
-                .values(title=bindparam("new_title"), text=bindparam("new_text"),
-                        char_count=bindparam("new_char_count"), flags=bindparam("new_flags")),
-                changed,
-            )
+            session.execute(_REWRITE_TEXT, changed)
         versions = [owned[o.essay_id].version + 1 for o in mine]
-        grade_ids = session.scalars(
-            insert(grades).returning(grades.c.id, sort_by_parameter_order=True),
-            [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)],
-        ).all()
+        session.execute(
+            _INSERT_GRADE, [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)]
+        )
+        # (essay, version) is unique. A plain executemany and this lookup cost less than a multi-row
+        # INSERT ... RETURNING, whose SQL text changes with the batch size and is parsed afresh every time.
+        new_grade = {
+            (row.essay_id, row.version): row.id for row in session.execute(_GRADE_IDS, {"ids": list(owned)})
+        }
+        grade_ids = [new_grade[o.essay_id, version] for o, version in zip(mine, versions, strict=True)]
         errors = [_error_values(grade_id, e) for grade_id, o in zip(grade_ids, mine, strict=True) for e in o.errors]
         if errors:
-            session.execute(insert(ErrorAnnotation.__table__), errors)
+            session.execute(_INSERT_ERROR, errors)
         deductions = [
             {"grade_id": grade_id, "rule": d.rule, "points": d.points, "detail": d.detail}
             for grade_id, o in zip(grade_ids, mine, strict=True) for d in o.deductions
         ]
         if deductions:
-            session.execute(insert(Deduction.__table__), deductions)
+            session.execute(_INSERT_DEDUCTION, deductions)
         audit.record_many(session, [
             audit.entry(
                 "model.grade", actor="worker", object_type="essay", object_id=o.essay_id, grade_version=version,
