@@ -3,13 +3,14 @@
     python bench/platform.py [--essays PATH] [--classes 20] [--per-class 50] [--model-seconds-per-essay S]
 
 Each stage runs the production code: the upload parser and the web's confirm step (one transaction per
-class), `enqueue_assignment` sending real Celery messages to Redis, then for each task the worker's own code around
-the model call: `open_batch` (claim, load the essays and the rosters to mask) and `close_batch` (grade, ~5
-error annotations, 2 deductions, status and audit row per essay, then the completion check that queues a
-finished class's report job and training plans). The model is not run; its
-time per essay is an input (default: the CPU figure of ../shared/reference/inference-notes.md, 12.7 s for
-a 0.5B model at batch 4; pass a GPU figure from bench/engine.py to compare against GPU time). Ends with one
-JSON line of the figures.
+class), `enqueue_assignment` sending real Celery messages to Redis, then for each task the worker's own code
+around the model call: `open_batch` (claim, load the essays and the rosters to mask) and `close_batch` (grade,
+~5 error annotations, 2 deductions, status and audit row per essay, then the completion check that queues a
+finished class's report job and training plans). Tasks are planned with the configured batch token budget
+(YUEJUAN_BATCH_TOKEN_BUDGET). One extra class goes through first, untimed, to warm up the process as a
+running server has. The model is not run; its time per essay is an input (default: the CPU figure of
+../shared/reference/inference-notes.md, 12.7 s for a 0.5B model at batch 4; pass a GPU figure from
+bench/engine.py to compare against GPU time). Ends with one JSON line of the figures.
 """
 
 from __future__ import annotations
@@ -129,13 +130,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     url = create_database(args.pg_url, "yuejuan_platform")
     redis.Redis.from_url(args.redis_url).flushdb()
     timings = {"ingest": 0.0, "enqueue": 0.0, "claim": 0.0, "write": 0.0}
+    warm_up = dict.fromkeys(timings, 0.0)
     try:
         upgrade(url)
         with tempfile.TemporaryDirectory() as data_dir:
             settings = Settings(database_url=url, broker_url=args.redis_url, data_dir=Path(data_dir))
             sessions = make_session_factory(make_engine(url))
             celery = make_celery(settings)
-            assignments: list[tuple[int, list[tuple[int, int]]]] = []
+            assignments: list[tuple[dict[str, float], list[tuple[int, int]]]] = []
             with transaction(sessions) as session:
                 school = School(name="基准中学")
                 session.add(school)
@@ -145,7 +147,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 session.add(teacher)
                 session.flush()
                 teacher_id, school_id = teacher.id, school.id
-            for c in range(args.classes):
+            # Class 0 warms up (imports, Celery's backend lookup, connections, prepared statements), as a
+            # running server has long done; only the classes after it are timed.
+            for c in range(args.classes + 1):
+                stages = warm_up if c == 0 else timings
                 names = [f"学生{c:02d}{i:03d}" for i in range(args.per_class)]
                 with transaction(sessions) as session:
                     classroom = Classroom(school_id=school_id, teacher_id=teacher_id, name=f"高三{c}班")
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     assignment_id = assignment.id
                     roster = [RosterEntry(s.id, s.name, None) for s in
                               session.scalars(select(Student).where(Student.classroom_id == classroom.id))]
-                class_texts = texts[c * args.per_class:(c + 1) * args.per_class]
+                class_texts = texts[(c - 1) * args.per_class:c * args.per_class] if c else texts[:args.per_class]
                 upload = class_workbook(names, class_texts)
                 started = time.perf_counter()
                 preview = parse_uploaded_files([("作文.xlsx", upload)], roster, upload_limits(settings))
@@ -169,34 +174,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 with transaction(sessions) as session:
                     ids = write_essays(session, Actor("bench", teacher_id, "127.0.0.1"),
                                        session.get(Assignment, assignment_id), stored, replace=False)
-                timings["ingest"] += time.perf_counter() - started
+                stages["ingest"] += time.perf_counter() - started
                 started = time.perf_counter()
                 with sessions() as session:
                     enqueue_assignment(session, celery, assignment_id, settings.batch_token_budget)
-                timings["enqueue"] += time.perf_counter() - started
+                stages["enqueue"] += time.perf_counter() - started
                 with sessions() as session:
                     from shared.models import Essay
 
                     lengths = session.execute(select(Essay.id, Essay.char_count).where(Essay.id.in_(ids))).all()
-                assignments.append((assignment_id, [(row.id, row.char_count) for row in lengths]))
+                assignments.append((stages, [(row.id, row.char_count) for row in lengths]))
             rules = BatchRules(max_attempts=3, token_budget=settings.batch_token_budget)
             retry_sender = _Refuse()
-            for _, essays in assignments:
+            for stages, essays in assignments:
                 for number, batch in enumerate(plan_batches(essays, settings.batch_token_budget)):
                     token = f"bench-{batch[0]}-{number}"
                     started = time.perf_counter()
                     jobs = open_batch(sessions, batch, token, rules, is_retry=False)
-                    timings["claim"] += time.perf_counter() - started
+                    stages["claim"] += time.perf_counter() - started
                     assert sorted(job.essay_id for job in jobs) == sorted(batch)
                     outcomes = [sample_outcome(job) for job in jobs]
                     started = time.perf_counter()
                     counts = close_batch(celery, retry_sender, sessions, batch, jobs, outcomes, token, rules)
-                    timings["write"] += time.perf_counter() - started
+                    stages["write"] += time.perf_counter() - started
                     assert counts["graded"] == len(batch), counts
             queued_messages = redis.Redis.from_url(args.redis_url).llen("gpu")
             with sessions() as session:
                 report_jobs = session.scalar(select(func.count()).select_from(ReportJob))
-            assert report_jobs == args.classes, f"{report_jobs} report jobs for {args.classes} finished classes"
+            assert report_jobs == args.classes + 1, f"{report_jobs} report jobs for {args.classes + 1} finished classes"
     finally:
         drop_database(args.pg_url, url)
         redis.Redis.from_url(args.redis_url).flushdb()
