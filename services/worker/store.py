@@ -92,7 +92,8 @@ def claim(
 def claim_and_load(
     sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool
 ) -> list[EssayJob]:
-    """`claim` and `load_jobs` in one transaction: what a grading task does before the model runs."""
+    """`claim`, then load the claimed essays as pipeline inputs, in one transaction: what a grading task does
+    before the model runs."""
     with transaction(sessions) as session:
         claimed = _claim(session, essay_ids, token, max_attempts=max_attempts, is_retry=is_retry)
         return _load_jobs(session, claimed) if claimed else []
@@ -147,13 +148,8 @@ def _claim_statement(is_retry: bool) -> Update:
     )
 
 
-def load_jobs(sessions: sessionmaker[Session], essay_ids: Sequence[int]) -> list[EssayJob]:
-    """Build pipeline inputs: the essay text plus the names to mask (whole class roster and the school)."""
-    with sessions() as session:
-        return _load_jobs(session, essay_ids)
-
-
 def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
+    """Pipeline inputs: the essay text plus the names to mask (the whole class roster and the school)."""
     rows = session.execute(_JOB_ROWS, {"ids": list(essay_ids)}).all()
     rosters: dict[int, list[str]] = {row.classroom_id: [] for row in rows}
     for classroom_id, name in session.execute(_ROSTERS, {"classroom_ids": list(rosters)}):
