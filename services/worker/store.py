@@ -116,8 +116,7 @@ def _claim(session: Session, essay_ids: Sequence[int], token: str, *, max_attemp
 def _claim_statement(is_retry: bool) -> Update:
     """One UPDATE: essays whose attempts are used up fail, the others become this task's.
 
-    Built once (statement construction costs more than running it); parameters: ids, token, max_attempts,
-    now, exhausted_reason.
+    Parameters: ids, token, max_attempts, now, exhausted_reason.
     """
     token, max_attempts = bindparam("token"), bindparam("max_attempts")
     now = bindparam("now", type_=_ESSAYS.c.claimed_at.type)
@@ -211,13 +210,13 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
         new_grade = {
             (row.essay_id, row.version): row.id for row in session.execute(_GRADE_IDS, {"ids": list(owned)})
         }
-        grade_ids = [new_grade[o.essay_id, version] for o, version in zip(mine, versions, strict=True)]
-        errors = [_error_values(grade_id, e) for grade_id, o in zip(grade_ids, mine, strict=True) for e in o.errors]
+        written = [(o, version, new_grade[o.essay_id, version]) for o, version in zip(mine, versions, strict=True)]
+        errors = [_error_values(grade_id, e) for o, _, grade_id in written for e in o.errors]
         if errors:
             session.execute(_INSERT_ERROR, errors)
         deductions = [
             {"grade_id": grade_id, "rule": d.rule, "points": d.points, "detail": d.detail}
-            for grade_id, o in zip(grade_ids, mine, strict=True) for d in o.deductions
+            for o, _, grade_id in written for d in o.deductions
         ]
         if deductions:
             session.execute(_INSERT_DEDUCTION, deductions)
@@ -227,7 +226,7 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
                 model=o.model_name, prompt_tokens=o.prompt_tokens, generated_tokens=o.generated_tokens,
                 latency_ms=o.latency_ms, total=o.total,
             )
-            for o, version in zip(mine, versions, strict=True)
+            for o, version, _ in written
         ])
     return [outcome.essay_id for outcome in mine]
 
