@@ -70,11 +70,16 @@ _REWRITE_TEXT = (
             flags=bindparam("new_flags"))
 )
 _INSERT_GRADE = insert(_GRADES)
-_GRADE_IDS = select(_GRADES.c.essay_id, _GRADES.c.version, _GRADES.c.id).where(
-    _GRADES.c.essay_id.in_(bindparam("ids", expanding=True))
+# Errors and deductions find their grade by (essay, version), which is unique: no round trip to learn the
+# new grade ids. (A multi-row INSERT ... RETURNING changes its SQL text with the batch size, so the server
+# parses and plans it afresh every time.)
+_NEW_GRADE_ID = (
+    select(_GRADES.c.id)
+    .where(_GRADES.c.essay_id == bindparam("essay_id"), _GRADES.c.version == bindparam("version"))
+    .scalar_subquery()
 )
-_INSERT_ERROR = insert(ErrorAnnotation.__table__)
-_INSERT_DEDUCTION = insert(Deduction.__table__)
+_INSERT_ERROR = insert(ErrorAnnotation.__table__).values(grade_id=_NEW_GRADE_ID)
+_INSERT_DEDUCTION = insert(Deduction.__table__).values(grade_id=_NEW_GRADE_ID)
 
 
 def claim(
@@ -201,22 +206,14 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
         ]
         if changed:
             session.execute(_REWRITE_TEXT, changed)
-        versions = [owned[o.essay_id].version + 1 for o in mine]
-        session.execute(
-            _INSERT_GRADE, [_grade_values(o, version, now) for o, version in zip(mine, versions, strict=True)]
-        )
-        # (essay, version) is unique. A plain executemany and this lookup cost less than a multi-row
-        # INSERT ... RETURNING, whose SQL text changes with the batch size and is parsed afresh every time.
-        new_grade = {
-            (row.essay_id, row.version): row.id for row in session.execute(_GRADE_IDS, {"ids": list(owned)})
-        }
-        written = [(o, version, new_grade[o.essay_id, version]) for o, version in zip(mine, versions, strict=True)]
-        errors = [_error_values(grade_id, e) for o, _, grade_id in written for e in o.errors]
+        written = [(o, owned[o.essay_id].version + 1) for o in mine]
+        session.execute(_INSERT_GRADE, [_grade_values(o, version, now) for o, version in written])
+        errors = [_error_values(o.essay_id, version, e) for o, version in written for e in o.errors]
         if errors:
             session.execute(_INSERT_ERROR, errors)
         deductions = [
-            {"grade_id": grade_id, "rule": d.rule, "points": d.points, "detail": d.detail}
-            for o, _, grade_id in written for d in o.deductions
+            {"essay_id": o.essay_id, "version": version, "rule": d.rule, "points": d.points, "detail": d.detail}
+            for o, version in written for d in o.deductions
         ]
         if deductions:
             session.execute(_INSERT_DEDUCTION, deductions)
@@ -226,7 +223,7 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
                 model=o.model_name, prompt_tokens=o.prompt_tokens, generated_tokens=o.generated_tokens,
                 latency_ms=o.latency_ms, total=o.total,
             )
-            for o, version, _ in written
+            for o, version in written
         ])
     return [outcome.essay_id for outcome in mine]
 
@@ -253,9 +250,9 @@ def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[st
     }
 
 
-def _error_values(grade_id: int, error: LocatedError) -> dict[str, Any]:
+def _error_values(essay_id: int, version: int, error: LocatedError) -> dict[str, Any]:
     return {
-        "grade_id": grade_id, "type": error.type, "start_offset": error.start, "end_offset": error.end,
+        "essay_id": essay_id, "version": version, "type": error.type, "start_offset": error.start, "end_offset": error.end,
         "original": error.original[:200], "suggestion": error.suggestion[:200], "explanation": error.explanation,
         "origin": error.origin,
     }

@@ -92,3 +92,11 @@ def test_count_chars_rules() -> None:
 def test_count_chars_unknown_rule() -> None:
     with pytest.raises(ValueError, match="unknown character-count rule"):
         count_chars("字", "words")  # type: ignore[arg-type]
+
+
+def test_count_chars_counts_every_occurrence_of_characters_seen_before() -> None:
+    # 𠀀 (CJK Extension B) is a letter beyond the BMP; ＋ and 😀 are symbols, never counted.
+    body = "𠀀字＋😀，字字\t𠀀"
+    for _ in range(2):  # the second pass classifies from the table the first pass filled
+        assert count_chars(body, "hanzi_alnum") == 5
+        assert count_chars(body, "hanzi_alnum_punct") == 6
