@@ -62,7 +62,9 @@ def on_essays_finished(sender: TaskSender, sessions: sessionmaker[Session], essa
     """
     if not essay_ids:
         return []
-    with sessions() as session:
+    # Committed, not rolled back, although it only reads: psycopg forgets its prepared statements on every
+    # rollback, and this runs after every grading task, so the task's statements would never get prepared.
+    with transaction(sessions) as session:
         finished = session.scalars(_FINISHED_ASSIGNMENTS, {"ids": list(essay_ids)}).all()
     created = [on_assignment_complete(sender, sessions, assignment_id) for assignment_id in finished]
     return [job_id for job_id in created if job_id is not None]

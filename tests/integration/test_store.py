@@ -129,3 +129,39 @@ def test_claim_and_load_returns_the_jobs_with_the_roster_to_mask(db_sessions) ->
     assert store.claim_and_load(db_sessions, fixture.essay_ids, "other", max_attempts=3, is_retry=False) == []
     with db_sessions() as session:
         assert {session.get(Essay, i).status for i in fixture.essay_ids} == {EssayStatus.grading}
+
+
+class _RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+
+    def send_task(self, name: str, args: object = (), **options: object) -> object:
+        self.sent.append((name, args))
+        return None
+
+
+def test_a_workers_grading_statements_stay_prepared_from_task_to_task(pg_url) -> None:  # type: ignore[no-untyped-def]
+    """psycopg prepares a statement on its fifth use and forgets them all on a rollback: a grading task that
+    ended in a rollback would have every statement parsed and planned afresh, task after task."""
+    from sqlalchemy import text
+
+    from services.worker.batch import BatchRules, close_batch, open_batch
+    from shared.models import make_engine, make_session_factory
+
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0)  # every task on the one connection
+    try:
+        sessions = make_session_factory(engine)
+        fixture = make_class(sessions, [f"第{n}篇。" for n in range(7)], tag=uuid.uuid4().hex[:6])
+        rules, sender = BatchRules(max_attempts=3, token_budget=16384), _RecordingSender()
+        for n, essay_id in enumerate(fixture.essay_ids):
+            jobs = open_batch(sessions, [essay_id], f"task-{n}", rules, is_retry=False)
+            counts = close_batch(sender, sender, sessions, [essay_id], jobs, [_outcome(essay_id)], f"task-{n}", rules)
+            assert counts["graded"] == 1
+        assert len(sender.sent) == 1  # the last task finished the assignment
+        with transaction(sessions) as session:
+            prepared = session.scalars(text("SELECT statement FROM pg_prepared_statements")).all()
+    finally:
+        engine.dispose()
+    for statement in ("UPDATE essays SET status=CASE", "INSERT INTO grades", "INSERT INTO error_annotations",
+                      "SELECT essays.assignment_id"):
+        assert any(s.startswith(statement) for s in prepared), (statement, prepared)
