@@ -252,7 +252,8 @@ def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[st
 
 def _error_values(essay_id: int, version: int, error: LocatedError) -> dict[str, Any]:
     return {
-        "essay_id": essay_id, "version": version, "type": error.type, "start_offset": error.start, "end_offset": error.end,
+        "essay_id": essay_id, "version": version, "type": error.type, "start_offset": error.start,
+        "end_offset": error.end,
         "original": error.original[:200], "suggestion": error.suggestion[:200], "explanation": error.explanation,
         "origin": error.origin,
     }
