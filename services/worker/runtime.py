@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import WorkerStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
+from shared.models.db import WORKER_PING_AFTER_IDLE_S
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def settings() -> Settings:
 
 def sessions() -> sessionmaker[Session]:
     if _state.sessions is None:
-        _state.sessions = make_session_factory(make_engine(settings().resolved_database_url()))
+        url = settings().resolved_database_url()
+        _state.sessions = make_session_factory(make_engine(url, ping_after_idle_s=WORKER_PING_AFTER_IDLE_S))
     return _state.sessions
 
 
