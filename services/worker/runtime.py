@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from shared.models.db import WORKER_PING_AFTER_IDLE_S
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 15.0
 
 
 class ModelNotLoaded(RuntimeError):
@@ -32,6 +35,7 @@ class _State:
     load_model: bool = False
     sessions: sessionmaker[Session] | None = None
     engine: Any = None
+    last_heartbeat: float = float("-inf")  # time.monotonic() of the last one written
 
 
 _state = _State()
@@ -96,9 +100,15 @@ def model_memory_mb(info: dict[str, Any]) -> int | None:
 
 
 def heartbeat() -> None:
-    """After a batch: refresh this worker's memory figure and timestamp (read by /metrics)."""
+    """After a batch, at most every ``HEARTBEAT_EVERY_S``: refresh this worker's memory figure and timestamp
+    (read by /metrics). Short batches come many a minute; one transaction per batch would cost more than
+    the batch's claim."""
     if _state.settings is None or _state.engine is None:
         return
+    now = time.monotonic()
+    if now - _state.last_heartbeat < HEARTBEAT_EVERY_S:
+        return
+    _state.last_heartbeat = now
     try:
         info = _state.engine.describe()
     except Exception:  # an engine without describe() (or one that fails) still grades

@@ -174,3 +174,14 @@ def test_a_worker_records_its_model_memory_after_a_batch(
     with runtime.sessions()() as session:
         row = session.get(WorkerStatus, "gpu-9@node")
     assert row is not None and row.state == "ready" and row.memory_mb == 2048 and row.model == "tiny-qwen"
+
+    def recorded_memory_after_a_batch(memory_mb: float) -> int | None:
+        runtime._state.engine = type("Engine", (), {"describe": lambda self: {"memory_mb": memory_mb}})()
+        runtime.heartbeat()
+        with runtime.sessions()() as session:
+            return session.get(WorkerStatus, "gpu-9@node").memory_mb
+
+    # The next batch moments later writes nothing; one after HEARTBEAT_EVERY_S does.
+    assert recorded_memory_after_a_batch(4096) == 2048
+    runtime._state.last_heartbeat -= runtime.HEARTBEAT_EVERY_S
+    assert recorded_memory_after_a_batch(4096) == 4096
