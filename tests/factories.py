@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -122,3 +123,17 @@ def add_grade(
     session.execute(update(Essay).where(Essay.id == essay_id).values(status=EssayStatus.graded,
                                                                       finished_at=datetime.now(UTC)))
     return grade
+
+
+class RecordingSender:
+    """Stands in for the Celery app or a retry sender: records the tasks sent by name (or fails like a broker
+    that is down)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, list[Any]]] = []
+        self.fail = fail
+
+    def send_task(self, name: str, args: Sequence[Any] = (), **_: object) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((name, list(args)))

@@ -43,7 +43,7 @@ from shared.models import (
     transaction,
 )
 from shared.settings import Settings
-from tests.factories import ClassFixture, add_grade, make_class
+from tests.factories import ClassFixture, RecordingSender, add_grade, make_class
 
 HOSTILE_NAME, HOSTILE_CMD = "=SUM(A1)", "+cmd|' /C calc'!A0"
 
@@ -335,17 +335,6 @@ def test_school_workbook_compares_classes_teachers_and_the_term(
 
 
 # --- jobs, tasks and completion --------------------------------------------------------------------------
-
-
-class RecordingSender:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, list[Any]]] = []
-        self.fail = fail
-
-    def send_task(self, name: str, args: Sequence[Any] = (), **_: object) -> None:
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.sent.append((name, list(args)))
 
 
 def _job(sessions: sessionmaker[Session], **fields: Any) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from services.worker import store
 from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
 from shared.models import AuditLog, Essay, EssayStatus, Grade, transaction
-from tests.factories import make_class
+from tests.factories import RecordingSender, make_class
 
 
 def _outcome(essay_id: int) -> EssayOutcome:
@@ -131,15 +131,6 @@ def test_claim_and_load_returns_the_jobs_with_the_roster_to_mask(db_sessions) ->
         assert {session.get(Essay, i).status for i in fixture.essay_ids} == {EssayStatus.grading}
 
 
-class _RecordingSender:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, object]] = []
-
-    def send_task(self, name: str, args: object = (), **options: object) -> object:
-        self.sent.append((name, args))
-        return None
-
-
 def test_a_workers_grading_statements_stay_prepared_from_task_to_task(pg_url) -> None:  # type: ignore[no-untyped-def]
     """psycopg prepares a statement on its fifth use and forgets them all on a rollback: a grading task that
     ended in a rollback would have every statement parsed and planned afresh, task after task."""
@@ -152,7 +143,7 @@ def test_a_workers_grading_statements_stay_prepared_from_task_to_task(pg_url) ->
     try:
         sessions = make_session_factory(engine)
         fixture = make_class(sessions, [f"第{n}篇。" for n in range(7)], tag=uuid.uuid4().hex[:6])
-        rules, sender = BatchRules(max_attempts=3, token_budget=16384), _RecordingSender()
+        rules, sender = BatchRules(max_attempts=3, token_budget=16384), RecordingSender()
         for n, essay_id in enumerate(fixture.essay_ids):
             jobs = open_batch(sessions, [essay_id], f"task-{n}", rules, is_retry=False)
             counts = close_batch(sender, sender, sessions, [essay_id], jobs, [_outcome(essay_id)], f"task-{n}", rules)

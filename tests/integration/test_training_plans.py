@@ -37,7 +37,7 @@ from shared.models import (
     TrainingPlan,
     transaction,
 )
-from tests.factories import add_grade, make_class
+from tests.factories import RecordingSender, add_grade, make_class
 
 SCHOOL_RUBRIC = str(Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml")
 
@@ -297,13 +297,7 @@ def test_the_training_plans_task_stores_new_plans_then_sends_the_workbook(
         session.add(job)
         session.flush()
 
-    class Sender:
-        sent: list[tuple[str, list[Any]]] = []
-
-        def send_task(self, name: str, args: Sequence[Any] = (), **_: object) -> None:
-            self.sent.append((name, list(args)))
-
-    sender, engine = Sender(), FakeEngine()
+    sender, engine = RecordingSender(), FakeEngine()
     assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
     assert sender.sent == [(CLASS_WORKBOOK_TASK, [job.id])]
     assert len(engine.calls) == 1 and len(engine.calls[0]) == 2  # one batch for the class

@@ -159,8 +159,11 @@ def test_metrics_still_answer_when_the_broker_is_down(make_ops_app: AppFactory) 
 
 
 class _Engine:
+    def __init__(self, memory_mb: float = 2047.6) -> None:
+        self.memory_mb = memory_mb
+
     def describe(self) -> dict[str, Any]:
-        return {"model": "tiny-qwen", "device": "cuda", "memory_mb": 2047.6}
+        return {"model": "tiny-qwen", "device": "cuda", "memory_mb": self.memory_mb}
 
 
 def test_a_worker_records_its_model_memory_after_a_batch(
@@ -176,7 +179,7 @@ def test_a_worker_records_its_model_memory_after_a_batch(
     assert row is not None and row.state == "ready" and row.memory_mb == 2048 and row.model == "tiny-qwen"
 
     def recorded_memory_after_a_batch(memory_mb: float) -> int | None:
-        runtime._state.engine = type("Engine", (), {"describe": lambda self: {"memory_mb": memory_mb}})()
+        runtime._state.engine = _Engine(memory_mb)
         runtime.heartbeat()
         with runtime.sessions()() as session:
             return session.get(WorkerStatus, "gpu-9@node").memory_mb
