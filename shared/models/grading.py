@@ -64,6 +64,9 @@ class Essay(CreatedAtMixin, Base):
     flags: Mapped[list[Any]] = mapped_column(default=list)
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A claim is held until then; the grading task renews it while it works, so an expired lease means the
+    # task is gone (killed, time limit, lost broker) and the essays may be recovered.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     assignment: Mapped[Assignment] = relationship(back_populates="essays")
