@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +21,9 @@ GRADE_TASK = "grading.grade_batch"
 PROMPT_OVERHEAD_TOKENS = 700
 ANSWER_TOKENS = 700
 MAX_ESSAYS_PER_TASK = 16
+# Redis keeps one list per priority and serves 0 first; the broker options and the scan below use these steps.
+PRIORITY_STEPS = list(range(10))
+LOWEST_PRIORITY = PRIORITY_STEPS[-1]
 
 
 class TaskSender(Protocol):
@@ -43,11 +48,19 @@ def plan_batches(essays: Sequence[tuple[int, int]], token_budget: int) -> list[l
     return batches
 
 
-def enqueue_essays(sender: TaskSender, essays: Sequence[tuple[int, int]], token_budget: int) -> int:
-    """Send one grading task per planned batch; returns the number of tasks sent."""
+def enqueue_essays(
+    sender: TaskSender, essays: Sequence[tuple[int, int]], token_budget: int, *, priority: int | None = None
+) -> int:
+    """Send one grading task per planned batch; returns the number of tasks sent.
+
+    The n-th batch of a call gets priority n (0 is served first, capped at ``LOWEST_PRIORITY``), so classes sent
+    at about the same time take turns: every class's first batch before anyone's second. ``priority`` gives
+    every batch the same one (retries and recovered batches go first). The embedded broker ignores priorities.
+    """
     batches = plan_batches(essays, token_budget)
-    for batch in batches:
-        sender.send_task(GRADE_TASK, args=[batch])
+    for index, batch in enumerate(batches):
+        sender.send_task(GRADE_TASK, args=[batch],
+                         priority=min(index, LOWEST_PRIORITY) if priority is None else priority)
     logger.info("enqueued %s essays in %s tasks", len(essays), len(batches))
     return len(batches)
 
@@ -80,3 +93,68 @@ def queue_depths(broker_url: str, queues: Sequence[str], timeout_s: float = 3.0)
             except ChannelError:
                 depths[queue] = 0
     return depths
+
+
+def essays_in_broker(broker_url: str, queue: str, timeout_s: float = 3.0) -> set[int]:
+    """Ids of the essays that a grading task waiting in ``queue`` (or delivered, not yet acknowledged) holds.
+
+    What the sweep compares the database with, so that an essay whose task the broker lost is sent again while
+    other classes' tasks are still waiting. Redis: the queue's priority lists and the unacknowledged hash;
+    the embedded SQLite transport: the queue's visible messages. An unreachable broker raises.
+    """
+    if broker_url.startswith("sqla+"):
+        payloads = _sqla_payloads(broker_url.removeprefix("sqla+"), queue)
+    else:
+        payloads = _redis_payloads(broker_url, queue, timeout_s)
+    held: set[int] = set()
+    for payload in payloads:
+        held.update(_grading_essay_ids(payload))
+    return held
+
+
+def _redis_payloads(broker_url: str, queue: str, timeout_s: float) -> list[dict[str, Any]]:
+    from kombu import Connection
+
+    options = {"priority_steps": PRIORITY_STEPS}
+    with Connection(broker_url, connect_timeout=timeout_s, transport_options=options) as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout_s)
+        channel: Any = connection.default_channel
+        client = channel.client
+        payloads = [
+            json.loads(raw) for pri in channel.priority_steps
+            for raw in client.lrange(channel._q_for_pri(queue, pri), 0, -1)
+        ]
+        # Unacknowledged entries are [payload, exchange, routing key].
+        for raw in client.hvals(channel.unacked_key):
+            payload, _exchange, routing_key = json.loads(raw)
+            if routing_key == queue:
+                payloads.append(payload)
+    return payloads
+
+
+def _sqla_payloads(url: str, queue: str) -> list[dict[str, Any]]:
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("kombu_message"):
+                return []
+            rows = connection.execute(text(
+                "SELECT m.payload FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
+                "WHERE q.name = :queue AND m.visible"
+            ), {"queue": queue}).scalars().all()
+    finally:
+        engine.dispose()
+    return [json.loads(raw) for raw in rows]
+
+
+def _grading_essay_ids(payload: dict[str, Any]) -> list[int]:
+    """The essay ids of a grading task's message (Celery protocol 2: body is [args, kwargs, embed])."""
+    if payload.get("headers", {}).get("task") != GRADE_TASK:
+        return []
+    body = payload.get("body", "")
+    if payload.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return [int(essay_id) for essay_id in args[0]] if args else []

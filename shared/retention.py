@@ -10,12 +10,12 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
 from shared.erasure import Erased, erase_essays, erase_report_jobs, flush_deleted_pages, remove_stored_files
-from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, transaction
+from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, abandoned_claim, transaction
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,10 @@ def retention_cutoff(retention_days: int, now: datetime | None = None) -> dateti
 def purge_expired(session: Session, cutoff: datetime) -> Erased:
     """Delete everything created before ``cutoff`` in the caller's transaction (files are returned, not removed)."""
     purged = Erased()
-    # An essay a worker holds right now is left for the next run rather than pulled from under it.
+    # An essay a live task holds is left for the next run rather than pulled from under it; one whose task is
+    # gone (its lease ran out) is as old as its upload.
     erase_essays(session, purged, select(Essay.id).where(
-        Essay.created_at < cutoff, Essay.status != EssayStatus.grading
+        Essay.created_at < cutoff, or_(Essay.status != EssayStatus.grading, abandoned_claim(utcnow()))
     ))
     result = session.execute(delete(TrainingPlan).where(TrainingPlan.created_at < cutoff))
     purged.counts["training_plans"] += result.rowcount or 0

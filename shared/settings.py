@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(
         default=7200, ge=10, description="Redis redelivers an unacknowledged task after this long."
     )
+    worker_heartbeat_s: float = Field(
+        default=15, gt=0, description="Each worker process writes its status row this often, idle or busy."
+    )
+    worker_lost_after_s: float = Field(
+        default=45, gt=0, description="A worker whose row is older than this shows 失联 and no longer counts as ready."
+    )
+    lease_s: int = Field(
+        default=60, ge=5,
+        description="A grading task renews its claim on its essays every third of this; a claim not renewed for "
+        "this long belongs to a task that is gone, and the sweep recovers its essays.",
+    )
+    sweep_interval_s: int = Field(
+        default=15, ge=1, description="How often `yuejuan beat` sends the sweep that recovers stranded essays."
+    )
+    stale_after_s: int = Field(
+        default=20, ge=1,
+        description="A queued essay that has waited this long with no grading task in the broker is sent again.",
+    )
 
     @field_validator("allowed_networks")
     @classmethod

@@ -18,7 +18,8 @@ from services.web.records import create_assignment
 from services.web.results import class_results
 from services.web.review import requeue
 from services.web.rubric_store import assignment_rubric, is_rubric_path, rubric_choices
-from shared.models import Assignment, Essay
+from shared.models import Assignment, Essay, abandoned_claim
+from shared.models.base import utcnow
 from shared.progress import assignment_progress
 from shared.prompts.rubric import Rubric, RubricError
 
@@ -101,7 +102,11 @@ def regrade(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
     if request.form.get("scope") == "waiting":
-        moved = 0
+        # Besides re-sending what waits, take back essays whose grading task is gone (its lease ran out).
+        abandoned = session.scalars(
+            select(Essay.id).where(Essay.assignment_id == assignment.id, abandoned_claim(utcnow()))
+        ).all()
+        moved = len(requeue(session, actor(), abandoned, assignment_id=assignment.id))
     else:
         essay_ids = session.scalars(select(Essay.id).where(Essay.assignment_id == assignment.id)).all()
         moved = len(requeue(session, actor(), essay_ids, assignment_id=assignment.id))

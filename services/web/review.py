@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
-from shared.models import Deduction, ErrorAnnotation, Essay, EssayStatus, Grade, GradeSource
+from shared.models import Deduction, ErrorAnnotation, Essay, EssayStatus, Grade, GradeSource, abandoned_claim
+from shared.models.base import utcnow
 from shared.prompts.rubric import Rubric
 
 logger = logging.getLogger(__name__)
@@ -110,13 +111,15 @@ def accept_flags(session: Session, actor: Actor, essay: Essay) -> int:
 
 
 def requeue(session: Session, actor: Actor, essay_ids: Sequence[int], *, assignment_id: int) -> list[tuple[int, int]]:
-    """Put graded or failed essays back to `queued` (conditional UPDATE); returns (id, chars) of those moved."""
+    """Put graded or failed essays, and essays whose grading task is gone, back to `queued` (conditional UPDATE);
+    returns (id, chars) of those moved."""
     if not essay_ids:
         return []
     moved = session.execute(
         update(Essay)
-        .where(Essay.id.in_(list(essay_ids)), Essay.status.in_(REGRADABLE))
-        .values(status=EssayStatus.queued, attempts=0, claim_token=None, failure_reason=None, finished_at=None)
+        .where(Essay.id.in_(list(essay_ids)), or_(Essay.status.in_(REGRADABLE), abandoned_claim(utcnow())))
+        .values(status=EssayStatus.queued, attempts=0, claim_token=None, lease_until=None, failure_reason=None,
+                finished_at=None)
         .returning(Essay.id, Essay.char_count)
     ).all()
     for essay_id, _chars in moved:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from shared.queueing import PRIORITY_STEPS
 from shared.settings import Settings, load_settings
 
 GPU_QUEUE = "gpu"
@@ -28,8 +29,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=soft_limit,
         # The SQLite transport passes its options to create_engine and has no visibility timeout.
+        # Redis: one list per priority, 0 served first (see shared.queueing.enqueue_essays: classes take turns).
         broker_transport_options=(
-            {} if settings.uses_embedded_broker() else {"visibility_timeout": settings.broker_visibility_timeout_s}
+            {} if settings.uses_embedded_broker() else {
+                "visibility_timeout": settings.broker_visibility_timeout_s, "priority_steps": PRIORITY_STEPS,
+                "queue_order_strategy": "priority",
+            }
         ),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Update, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Row, Update, and_, bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
@@ -24,6 +25,7 @@ from shared.models import (
     GradeSource,
     School,
     Student,
+    abandoned_claim,
     transaction,
 )
 from shared.models.base import utcnow
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 # The statements a grading task runs, built once: constructing them costs more than running them at this size.
 # Core statements on the tables, because the ORM's per-row bookkeeping costs more than the database does here.
 _ESSAYS, _GRADES = Essay.__table__, Grade.__table__
+_PRIOR = _GRADES.alias("prior")
 _JOB_ROWS = (
     select(
         _ESSAYS.c.id, _ESSAYS.c.text, Assignment.prompt_text, Assignment.genre, Assignment.required_length,
@@ -53,11 +56,14 @@ _MARK_GRADED = (
         _ESSAYS.c.status == EssayStatus.grading,
         _ESSAYS.c.claim_token == bindparam("token"),
     )
-    .values(status=EssayStatus.graded, finished_at=bindparam("now"), failure_reason=None, claim_token=None)
+    .values(status=EssayStatus.graded, finished_at=bindparam("now"), failure_reason=None, claim_token=None,
+            lease_until=None)
     .returning(
         _ESSAYS.c.id,
-        select(func.coalesce(func.max(_GRADES.c.version), 0))
-        .where(_GRADES.c.essay_id == _ESSAYS.c.id)
+        # Aliased and spelled out: SQLite renders the updated table's columns unqualified in RETURNING, and a bare
+        # `id` inside the subquery would be the grades row's id (a second regrade then reused a version number).
+        select(func.coalesce(func.max(_PRIOR.c.version), 0))
+        .where(_PRIOR.c.essay_id == literal_column("essays.id"))
         .scalar_subquery()
         .label("version"),
         _ESSAYS.c.title, _ESSAYS.c.text, _ESSAYS.c.char_count, _ESSAYS.c.flags,
@@ -83,73 +89,123 @@ _INSERT_DEDUCTION = insert(Deduction.__table__).values(grade_id=_NEW_GRADE_ID)
 
 
 def claim(
-    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool
+    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, lease_s: int, is_retry: bool
 ) -> list[int]:
-    """Move essays to `grading` under this task's token; returns the ids this task now owns.
+    """Move queued essays to `grading` under this task's token with a lease; returns the ids this task now owns.
 
-    An essay already `grading` under the same token is a redelivery of this very task (the worker died)
-    and counts as a new attempt, unless this is a Celery retry after a transient error.
+    A claim charges no attempt: only a failure the essay is the likely cause of does (`release_failure`,
+    `recover_claim`). On a Celery retry after a transient error the task takes back what it already held.
     """
     with transaction(sessions) as session:
-        return _claim(session, essay_ids, token, max_attempts=max_attempts, is_retry=is_retry)
+        return _claim(session, essay_ids, token, lease_s=lease_s, is_retry=is_retry)
 
 
 def claim_and_load(
-    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool
+    sessions: sessionmaker[Session], essay_ids: Sequence[int], token: str, *, lease_s: int, is_retry: bool
 ) -> list[EssayJob]:
     """`claim`, then load the claimed essays as pipeline inputs, in one transaction: what a grading task does
     before the model runs."""
     with transaction(sessions) as session:
-        claimed = _claim(session, essay_ids, token, max_attempts=max_attempts, is_retry=is_retry)
+        claimed = _claim(session, essay_ids, token, lease_s=lease_s, is_retry=is_retry)
         return _load_jobs(session, claimed) if claimed else []
 
 
-def _claim(session: Session, essay_ids: Sequence[int], token: str, *, max_attempts: int, is_retry: bool) -> list[int]:
+def _claim(session: Session, essay_ids: Sequence[int], token: str, *, lease_s: int, is_retry: bool) -> list[int]:
+    now = utcnow()
     rows = session.execute(
         _claim_statement(is_retry),
-        {"ids": list(essay_ids), "token": token, "max_attempts": max_attempts, "now": utcnow(),
-         "exhausted_reason": f"已尝试 {max_attempts} 次仍未完成（进程中断）"},
+        {"ids": list(essay_ids), "token": token, "now": now, "lease_until": now + timedelta(seconds=lease_s)},
     ).all()
-    for essay_id, status in rows:
-        if status == EssayStatus.failed:
-            audit.record(session, "essay.failed", actor="worker", object_type="essay", object_id=essay_id,
-                         reason="attempts exhausted")
-    return sorted(essay_id for essay_id, status in rows if status == EssayStatus.grading)
+    return sorted(row.id for row in rows)
 
 
 @cache
 def _claim_statement(is_retry: bool) -> Update:
-    """One UPDATE: essays whose attempts are used up fail, the others become this task's.
-
-    Parameters: ids, token, max_attempts, now, exhausted_reason.
-    """
-    token, max_attempts = bindparam("token"), bindparam("max_attempts")
-    now = bindparam("now", type_=_ESSAYS.c.claimed_at.type)
-    redelivered = and_(_ESSAYS.c.status == EssayStatus.grading, _ESSAYS.c.claim_token == token)
-    mine = or_(_ESSAYS.c.status == EssayStatus.queued, redelivered)
-    counts = _ESSAYS.c.status == EssayStatus.queued if is_retry else mine
-    exhausted = and_(counts, _ESSAYS.c.attempts >= max_attempts)
-    # On a retry after a transient error only essays claimed afresh count a new attempt.
-    attempt = _ESSAYS.c.attempts + (case((_ESSAYS.c.status == EssayStatus.queued, 1), else_=0) if is_retry else 1)
-
-    def unless_exhausted(claimed: Any, failed: Any) -> ColumnElement[Any]:
-        return case((exhausted, failed), else_=claimed)
-
+    """One UPDATE: queued essays (and, on a retry, the task's own) become this task's. Parameters: ids, token,
+    now, lease_until."""
+    mine: Any = _ESSAYS.c.status == EssayStatus.queued
+    if is_retry:
+        mine = or_(mine, and_(_ESSAYS.c.status == EssayStatus.grading, _ESSAYS.c.claim_token == bindparam("token")))
     return (
         update(_ESSAYS)
-        .where(_ESSAYS.c.id.in_(bindparam("ids", expanding=True)), mine, or_(_ESSAYS.c.attempts < max_attempts, counts))
-        .values(
-            status=unless_exhausted(EssayStatus.grading.value, EssayStatus.failed.value),
-            claim_token=unless_exhausted(token, None),
-            claimed_at=unless_exhausted(now, _ESSAYS.c.claimed_at),
-            attempts=unless_exhausted(attempt, _ESSAYS.c.attempts),
-            finished_at=unless_exhausted(_ESSAYS.c.finished_at, now),
-            failure_reason=unless_exhausted(
-                _ESSAYS.c.failure_reason, func.coalesce(_ESSAYS.c.failure_reason, bindparam("exhausted_reason"))
-            ),
-        )
-        .returning(_ESSAYS.c.id, _ESSAYS.c.status)
+        .where(_ESSAYS.c.id.in_(bindparam("ids", expanding=True)), mine)
+        .values(status=EssayStatus.grading.value, claim_token=bindparam("token"),
+                claimed_at=bindparam("now", type_=_ESSAYS.c.claimed_at.type),
+                lease_until=bindparam("lease_until", type_=_ESSAYS.c.lease_until.type))
+        .returning(_ESSAYS.c.id)
     )
+
+
+def renew_lease(sessions: sessionmaker[Session], token: str, lease_s: int) -> int:
+    """Extend the lease on the essays this task holds; returns how many it still holds."""
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(Essay)
+            .where(Essay.claim_token == token, Essay.status == EssayStatus.grading)
+            .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+        )
+        return result.rowcount or 0
+
+
+def expired_claims(sessions: sessionmaker[Session], now: datetime | None = None) -> list[str]:
+    """Tokens of claims whose lease has run out: their task is gone (killed, past its time limit, lost)."""
+    with sessions() as session:
+        return list(session.scalars(
+            select(Essay.claim_token).where(abandoned_claim(now or utcnow()), Essay.claim_token.is_not(None)).distinct()
+        ))
+
+
+@dataclass
+class Recovery:
+    """What became of a claim whose task died: batches to send again (id, chars), and essays failed for good."""
+
+    resend: list[list[tuple[int, int]]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+    @property
+    def essay_ids(self) -> list[int]:
+        return [essay_id for batch in self.resend for essay_id, _ in batch] + self.failed
+
+
+def recover_claim(
+    sessions: sessionmaker[Session], token: str, *, max_attempts: int, cause: str, failure_reason: str
+) -> Recovery:
+    """Release the essays a dead task held: a batch goes back in halves with no attempt charged (the fault may be
+    the worker's, or one essay's); an essay that was alone is the likely cause and is charged one attempt, then
+    failed with ``failure_reason`` at the limit. ``cause`` is recorded in the audit log."""
+    recovery = Recovery()
+    with transaction(sessions) as session:
+        held = session.execute(
+            select(Essay.id, Essay.char_count, Essay.attempts)
+            .where(Essay.claim_token == token, Essay.status == EssayStatus.grading)
+            .order_by(Essay.char_count, Essay.id)
+            .with_for_update()
+        ).all()
+        if not held:
+            return recovery
+        released = {"status": EssayStatus.queued, "claim_token": None, "lease_until": None}
+        if len(held) > 1:
+            session.execute(update(Essay).where(Essay.id.in_([row.id for row in held]),
+                                                Essay.claim_token == token).values(**released))
+            middle = len(held) // 2
+            recovery.resend = [[(row.id, row.char_count) for row in part] for part in (held[:middle], held[middle:])]
+            for row in held:
+                audit.record(session, "essay.requeue", actor="worker", object_type="essay", object_id=row.id,
+                             reason=cause, batch=len(held), charged=False)
+            return recovery
+        (alone,) = held
+        attempts = alone.attempts + 1
+        final = attempts >= max_attempts
+        values: dict[str, Any] = {**released, "attempts": attempts}
+        if final:
+            values.update(status=EssayStatus.failed, failure_reason=failure_reason[:2000], finished_at=utcnow())
+            recovery.failed = [alone.id]
+        else:
+            recovery.resend = [[(alone.id, alone.char_count)]]
+        session.execute(update(Essay).where(Essay.id == alone.id, Essay.claim_token == token).values(**values))
+        audit.record(session, "essay.failed" if final else "essay.retry", actor="worker", object_type="essay",
+                     object_id=alone.id, attempt=attempts, reason=cause)
+    return recovery
 
 
 def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
@@ -262,23 +318,25 @@ def _error_values(essay_id: int, version: int, error: LocatedError) -> dict[str,
 def release_failure(
     sessions: sessionmaker[Session], essay_id: int, token: str, reason: str, *, max_attempts: int
 ) -> EssayStatus | None:
-    """After a failed attempt: back to `queued` for another try, or `failed` with the reason at the limit."""
+    """After a failed attempt (charged): back to `queued` for another try, or `failed` with the reason at the
+    limit."""
     with transaction(sessions) as session:
         essay = session.scalar(
             select(Essay).where(Essay.id == essay_id, Essay.status == EssayStatus.grading, Essay.claim_token == token)
         )
         if essay is None:
             return None
-        final = essay.attempts >= max_attempts
+        attempts = essay.attempts + 1
+        final = attempts >= max_attempts
         new_status = EssayStatus.failed if final else EssayStatus.queued
         session.execute(
             update(Essay)
             .where(Essay.id == essay_id, Essay.claim_token == token)
-            .values(status=new_status, claim_token=None, failure_reason=reason[:2000],
-                    finished_at=utcnow() if final else None)
+            .values(status=new_status, claim_token=None, lease_until=None, attempts=attempts,
+                    failure_reason=reason[:2000], finished_at=utcnow() if final else None)
         )
         audit.record(session, "essay.failed" if final else "essay.retry", actor="worker", object_type="essay",
-                     object_id=essay_id, attempt=essay.attempts, reason=audit.reason_category(reason))
+                     object_id=essay_id, attempt=attempts, reason=audit.reason_category(reason))
     return new_status
 
 

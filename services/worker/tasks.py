@@ -6,11 +6,13 @@ import logging
 
 import redis.exceptions
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.worker import runtime
-from services.worker.batch import BatchRules, close_batch, open_batch
+from services.worker.batch import PROCESS_LOST, TIME_LIMIT, BatchRules, close_batch, open_batch, recover_claim
+from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
 from services.worker.reports.tasks import register_report_tasks
 from shared.queueing import GRADE_TASK
@@ -40,9 +42,25 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
     settings = runtime.settings()
     sessions = runtime.sessions()
     engine = runtime.engine()  # before claiming: a worker without a model must leave the essays queued
-    rules = BatchRules(max_attempts=settings.max_grading_attempts, token_budget=settings.batch_token_budget)
-    jobs = open_batch(sessions, essay_ids, token, rules, is_retry=is_retry)
-    outcomes = grade_jobs(engine, jobs) if jobs else []
+    rules = BatchRules(max_attempts=settings.max_grading_attempts, token_budget=settings.batch_token_budget,
+                       lease_s=settings.lease_s)
+    recovered: set[int] = set()
+    if not is_retry:
+        # Essays still `grading` under this very task's id: it ran before and its process died mid-batch.
+        recovered = set(recover_claim(app, sessions, token, rules, PROCESS_LOST).essay_ids)
+    jobs = open_batch(sessions, [i for i in essay_ids if i not in recovered], token, rules, is_retry=is_retry)
+    try:
+        with lease_kept(sessions, token, rules.lease_s):
+            outcomes = grade_jobs(engine, jobs) if jobs else []
+    except SoftTimeLimitExceeded:
+        recovery = recover_claim(app, sessions, token, rules, TIME_LIMIT)
+        logger.warning("task %s: batch of %s essays hit the time limit", token, len(jobs))
+        return {"claimed": len(jobs), "graded": 0, "requeued": len(recovery.essay_ids) - len(recovery.failed),
+                "failed": len(recovery.failed)}
+    except BaseException:
+        # Whatever stopped the batch, its essays must not wait for their lease to run out.
+        recover_claim(app, sessions, token, rules, PROCESS_LOST)
+        raise
     counts = close_batch(app, _Delayed(app, RETRY_DELAY_S), sessions, essay_ids, jobs, outcomes, token, rules)
     if jobs:
         runtime.heartbeat()

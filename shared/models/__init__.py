@@ -10,6 +10,7 @@ from shared.models.grading import (
     EssayStatus,
     Grade,
     GradeSource,
+    abandoned_claim,
 )
 from shared.models.org import Classroom, Role, School, Student, User
 from shared.models.records import (
@@ -24,5 +25,5 @@ from shared.models.records import (
 __all__ = [
     "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
     "Essay", "EssayStatus", "Grade", "GradeSource", "JobStatus", "ReportJob", "Role", "School", "Student",
-    "TrainingPlan", "User", "WorkerStatus", "make_engine", "make_session_factory", "transaction",
+    "TrainingPlan", "User", "WorkerStatus", "abandoned_claim", "make_engine", "make_session_factory", "transaction",
 ]

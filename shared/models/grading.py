@@ -6,7 +6,18 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.models.base import Base, CreatedAtMixin
@@ -74,6 +85,12 @@ class Essay(CreatedAtMixin, Base):
     grades: Mapped[list[Grade]] = relationship(
         back_populates="essay", cascade="all, delete-orphan", order_by="Grade.version"
     )
+
+
+def abandoned_claim(now: datetime) -> ColumnElement[bool]:
+    """Essays held by a grading task that is gone: `grading` with a lease that ran out before ``now``. The sweep,
+    a regrade and the retention purge may take them back."""
+    return and_(Essay.status == EssayStatus.grading, func.coalesce(Essay.lease_until, Essay.claimed_at) < now)
 
 
 class Grade(CreatedAtMixin, Base):
