@@ -38,7 +38,7 @@ def beat() -> None:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = make_celery(settings)
-    app.conf.update(beat_schedule=beat_schedule(), timezone="Asia/Shanghai")
+    app.conf.update(beat_schedule=beat_schedule(settings), timezone="Asia/Shanghai")
     schedule_file = settings.data_dir / "celerybeat-schedule"
     click.echo(f"定时任务已启动（{', '.join(app.conf.beat_schedule)}），计划文件 {schedule_file}")
     app.Beat(schedule=str(schedule_file), loglevel="INFO", quiet=True).run()

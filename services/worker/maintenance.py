@@ -1,8 +1,10 @@
 """Scheduled housekeeping, sent by ``yuejuan beat`` and run on the reports queue (no model needed).
 
-``maintenance.purge_expired`` deletes what is past the retention period. ``maintenance.requeue_stale`` sends
-essays again that have waited in ``queued`` with no task in the gpu queue (for example when the broker was
-down at upload time); a duplicate task is harmless because essays are claimed with a conditional update.
+``maintenance.purge_expired`` deletes what is past the retention period. ``maintenance.requeue_stale`` (the sweep,
+every ``sweep_interval_s``) takes back essays whose grading task is gone (their lease ran out: a killed worker,
+a batch past the hard time limit, a broker that lost the task) and sends again essays that wait in ``queued``
+with no task in the broker (the broker was down at upload, or lost its data). It runs while other classes are
+grading; a duplicate task is harmless because essays are claimed with a conditional update.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from celery.schedules import crontab
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker import runtime
+from services.worker import runtime, store
+from services.worker.batch import PROCESS_LOST, BatchRules, recover_claim
 from services.worker.celery_app import GPU_QUEUE, REPORTS_QUEUE
 from shared.models import Essay, EssayStatus
 from shared.models.base import utcnow
-from shared.queueing import TaskSender, enqueue_essays, queue_depths
+from shared.queueing import TaskSender, enqueue_essays, essays_in_broker
 from shared.retention import run_retention
 from shared.settings import Settings
 
@@ -28,16 +31,17 @@ logger = logging.getLogger(__name__)
 
 PURGE_TASK = "maintenance.purge_expired"
 REQUEUE_TASK = "maintenance.requeue_stale"
-STALE_AFTER = timedelta(minutes=10)
 
 
-def beat_schedule() -> dict[str, dict[str, Any]]:
-    """What ``yuejuan beat`` sends: the purge every night at 03:00 (Beijing time), the sweep every 10 minutes."""
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What ``yuejuan beat`` sends: the purge every night at 03:00 (Beijing time), the sweep every
+    ``sweep_interval_s`` (expiring after one interval, so sweeps never pile up behind a stopped worker)."""
+    every = float(settings.sweep_interval_s)
     return {
         "purge-expired": {"task": PURGE_TASK, "schedule": crontab(hour=3, minute=0),
                           "options": {"queue": REPORTS_QUEUE}},
-        "requeue-stale": {"task": REQUEUE_TASK, "schedule": STALE_AFTER.total_seconds(),
-                          "options": {"queue": REPORTS_QUEUE, "expires": STALE_AFTER.total_seconds()}},
+        "requeue-stale": {"task": REQUEUE_TASK, "schedule": every,
+                          "options": {"queue": REPORTS_QUEUE, "expires": every}},
     }
 
 
@@ -49,9 +53,9 @@ def register_maintenance_tasks(app: Celery) -> None:
         return run_retention(runtime.sessions(), settings.data_dir, settings.retention_days, actor="retention")
 
     @app.task(name=REQUEUE_TASK, queue=REPORTS_QUEUE)
-    def requeue_stale() -> int:
-        """Send grading tasks again for essays stranded in ``queued``; returns the number of tasks sent."""
-        return run_requeue_stale(app, runtime.sessions(), runtime.settings())
+    def requeue_stale() -> dict[str, int]:
+        """Recover abandoned claims and re-send essays no task holds; returns the counts."""
+        return run_sweep(app, runtime.sessions(), runtime.settings())
 
 
 def stale_essays(session: Session, before: datetime) -> list[tuple[int, int]]:
@@ -63,16 +67,25 @@ def stale_essays(session: Session, before: datetime) -> list[tuple[int, int]]:
     return [(row.id, row.char_count) for row in rows]
 
 
-def run_requeue_stale(
+def run_sweep(
     sender: TaskSender, sessions: sessionmaker[Session], settings: Settings, now: datetime | None = None
-) -> int:
-    """Re-send stale essays, but only while the gpu queue is empty (otherwise workers will still reach them)."""
-    depth = queue_depths(settings.resolved_broker_url(), [GPU_QUEUE])[GPU_QUEUE]
-    if depth:
-        return 0
+) -> dict[str, int]:
+    """Recover claims whose lease ran out, then send again the stale queued essays that no task in the broker
+    holds (first in line). Returns ``recovered`` (essays taken back) and ``resent`` (essays sent again)."""
+    now = now or utcnow()
+    rules = BatchRules(max_attempts=settings.max_grading_attempts, token_budget=settings.batch_token_budget,
+                       lease_s=settings.lease_s)
+    recovered = sum(
+        len(recover_claim(sender, sessions, token, rules, PROCESS_LOST).essay_ids)
+        for token in store.expired_claims(sessions, now)
+    )
     with sessions() as session:
-        essays = stale_essays(session, (now or utcnow()) - STALE_AFTER)
-    if not essays:
-        return 0
-    logger.warning("re-sending %s essays that waited in 'queued' with no task in the gpu queue", len(essays))
-    return enqueue_essays(sender, essays, settings.batch_token_budget)
+        waiting = stale_essays(session, now - timedelta(seconds=settings.stale_after_s))
+    missing: list[tuple[int, int]] = []
+    if waiting:
+        held = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE)
+        missing = [(essay_id, chars) for essay_id, chars in waiting if essay_id not in held]
+    if missing:
+        logger.warning("sending again %s queued essays that no grading task holds", len(missing))
+        enqueue_essays(sender, missing, settings.batch_token_budget, priority=0)
+    return {"recovered": recovered, "resent": len(missing)}

@@ -1,51 +1,96 @@
-"""The stale-queue sweep re-sends essays stranded in `queued` (e.g. the broker was down at upload), only when the
-gpu queue is empty, and never essays that are recent or already graded."""
+"""The sweep: takes back essays whose grading task is gone (lease ran out), and sends again queued essays that no
+task in the broker holds, while other tasks still wait; never essays that are recent, held or graded."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.celery_app import make_celery
-from services.worker.maintenance import REQUEUE_TASK, STALE_AFTER, beat_schedule, run_requeue_stale
+from services.worker import store
+from services.worker.celery_app import GPU_QUEUE, make_celery
+from services.worker.maintenance import REQUEUE_TASK, beat_schedule, run_sweep
 from shared.models import Essay, EssayStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
-from shared.queueing import GRADE_TASK
+from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker
 from shared.settings import Settings
 from tests.factories import make_class
-from tests.web.conftest import TaskRecorder
 
 
-def test_stranded_essays_are_sent_again_once_the_gpu_queue_is_empty(sqlite_url: str, tmp_path: Path) -> None:
+def _statuses(sessions: sessionmaker[Session], ids: list[int]) -> dict[int, tuple[str, int]]:
+    with sessions() as session:
+        return {e.id: (e.status.value, e.attempts) for e in session.scalars(select(Essay).where(Essay.id.in_(ids)))}
+
+
+def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: str) -> None:
+    """Shared by both brokers: seven essays in every state the sweep must tell apart."""
+    texts = [f"作文{n}" * 100 for n in range(8)]
+    fixture = make_class(sessions, texts, tag=tag)
+    stranded, held, graded, recent, dead_a, dead_b, alive, dead_alone = fixture.essay_ids
+    long_ago = utcnow() - timedelta(seconds=settings.stale_after_s + 60)
+    with transaction(sessions) as session:
+        session.execute(update(Essay).where(Essay.id.in_([stranded, held, graded])).values(created_at=long_ago))
+        session.execute(update(Essay).where(Essay.id == graded).values(status=EssayStatus.graded))
+    store.claim(sessions, [dead_a, dead_b], "dead-task", lease_s=settings.lease_s, is_retry=False)
+    store.claim(sessions, [alive], "live-task", lease_s=settings.lease_s, is_retry=False)
+    store.claim(sessions, [dead_alone], "dead-alone", lease_s=settings.lease_s, is_retry=False)
+    celery = make_celery(settings)
+    # Another class's work waits in the queue: the sweep must still run, and leave the essay it holds alone.
+    celery.send_task(GRADE_TASK, args=[[held]], priority=5)
+    later = utcnow() + timedelta(seconds=settings.lease_s + 1)
+    store.renew_lease(sessions, "live-task", settings.lease_s * 10)
+    with transaction(sessions) as session:  # uploaded a moment before the sweep runs
+        session.execute(update(Essay).where(Essay.id == recent).values(created_at=later - timedelta(seconds=1)))
+
+    counts = run_sweep(celery, sessions, settings, now=later)
+
+    assert counts == {"recovered": 3, "resent": 1}
+    in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE)
+    assert {stranded, held, dead_a, dead_b, dead_alone} <= in_broker
+    assert not {graded, recent, alive} & in_broker
+    assert _statuses(sessions, fixture.essay_ids) == {
+        stranded: ("queued", 0), held: ("queued", 0), graded: ("graded", 0), recent: ("queued", 0),
+        dead_a: ("queued", 0), dead_b: ("queued", 0), alive: ("grading", 0), dead_alone: ("queued", 1),
+    }, "a dead batch is not charged; an essay that was alone is"
+    # A second sweep finds everything held by a task: nothing is sent twice.
+    assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0}
+
+
+def test_sweep_on_the_embedded_broker(sqlite_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=sqlite_url, broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
                         data_dir=tmp_path)
-    sessions = make_session_factory(make_engine(sqlite_url))
-    fixture = make_class(sessions, ["作文甲" * 100, "作文乙" * 100, "作文丙" * 100, "作文丁" * 100], tag="stale")
-    stranded, graded, recent, retried = fixture.essay_ids
-    long_ago = utcnow() - STALE_AFTER - timedelta(minutes=5)
-    with transaction(sessions) as session:
-        session.execute(update(Essay).where(Essay.id.in_([stranded, graded])).values(created_at=long_ago))
-        session.execute(update(Essay).where(Essay.id == graded).values(status=EssayStatus.graded))
-        # Put back in the queue after a failed attempt long ago: its last claim is what counts.
-        session.execute(update(Essay).where(Essay.id == retried).values(created_at=long_ago, claimed_at=long_ago))
-
-    busy = make_celery(settings)
-    busy.send_task(GRADE_TASK, args=[[999]])
-    recorder = TaskRecorder()
-    assert run_requeue_stale(recorder, sessions, settings) == 0, "workers still have queued work to reach"
-    assert recorder.sent == []
-
-    idle = Settings(database_url=sqlite_url, broker_url=f"sqla+sqlite:///{tmp_path / 'idle.sqlite'}",
-                    data_dir=tmp_path)
-    assert run_requeue_stale(recorder, sessions, idle) >= 1
-    sent = sorted(essay for name, (batch,) in recorder.sent if name == GRADE_TASK for essay in batch)
-    assert sent == sorted([stranded, retried]), "not the graded essay, not the one uploaded a minute ago"
-    assert recent not in sent
+    _sweep_scenario(make_session_factory(make_engine(sqlite_url)), settings, "sweep-sqlite")
 
 
-def test_beat_runs_the_sweep_every_ten_minutes_with_an_expiry() -> None:
-    entry = beat_schedule()["requeue-stale"]
-    assert entry["task"] == REQUEUE_TASK and entry["schedule"] == STALE_AFTER.total_seconds()
-    assert entry["options"]["expires"] == STALE_AFTER.total_seconds(), "a backlog of sweeps is never worked off"
+def test_sweep_on_redis_with_postgresql(pg_sessions: sessionmaker[Session], pg_url: str, redis_url: str,
+                                        tmp_path: Path) -> None:
+    import uuid
+
+    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path)
+    _sweep_scenario(pg_sessions, settings, uuid.uuid4().hex[:6])
+
+
+def test_essays_of_a_delivered_unacknowledged_redis_task_count_as_held(redis_url: str) -> None:
+    from kombu import Connection
+
+    settings = Settings(broker_url=redis_url)
+    make_celery(settings).send_task(GRADE_TASK, args=[[987654321]], priority=3)
+    with Connection(redis_url, transport_options={"priority_steps": PRIORITY_STEPS}) as connection:
+        channel = connection.default_channel
+        message = None
+        while message is None or 987654321 not in message.decode()[0][0]:
+            message = channel.basic_get(GPU_QUEUE, no_ack=False)
+            assert message is not None, "the task never reached the queue"
+        assert 987654321 in essays_in_broker(redis_url, GPU_QUEUE), "delivered but not acknowledged: still held"
+        message.ack()
+    assert 987654321 not in essays_in_broker(redis_url, GPU_QUEUE)
+
+
+@pytest.mark.parametrize("every", [15, 42])
+def test_beat_sends_the_sweep_at_the_configured_interval_with_an_expiry(every: int) -> None:
+    entry = beat_schedule(Settings(sweep_interval_s=every))["requeue-stale"]
+    assert entry["task"] == REQUEUE_TASK and entry["schedule"] == every
+    assert entry["options"]["expires"] == every, "a backlog of sweeps is never worked off"
