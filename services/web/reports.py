@@ -1,13 +1,18 @@
-"""Excel workbooks: request a class or school workbook (sent to the reports queue by name) and download it."""
+"""Excel workbooks: request a class or school workbook (sent to the reports queue by name), retry, download.
+
+A job's failure is shown as its category in one line (「磁盘空间不足」); administrators also see the technical
+detail, which may name server paths.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.web.access import (
     get_assignment_or_404,
@@ -20,6 +25,8 @@ from services.web.auth import actor, admin_required, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, send_report_task
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
+from shared.models.base import utcnow
+from shared.report_jobs import BROKER_UNAVAILABLE, ReportError, parse_error, requeue_failed
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +35,49 @@ bp = Blueprint("reports", __name__)
 CLASS_WORKBOOK = "class_workbook"
 SCHOOL_WORKBOOK = "school_workbook"
 JOB_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+TASKS = {CLASS_WORKBOOK: CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK: SCHOOL_WORKBOOK_TASK}
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """How one job reads on a page: its state, the category of its failure, the detail (admins only)."""
+
+    status: str
+    problem: str | None
+    detail: str | None
+    retryable: bool
+
+
+def job_line(job: ReportJob, *, with_detail: bool) -> JobLine:
+    error = parse_error(job.error)
+    status, problem = JOB_STATUS_NAMES.get(job.status, str(job.status)), None
+    if error is not None and job.status == JobStatus.failed:
+        problem = error.label
+    elif error is not None and error.retrying and job.status == JobStatus.queued:
+        status, problem = "重试中", f"{error.label}，将自动重试（第 {error.retry}/{error.max_retries} 次）"
+    elif error is not None and error.retrying and job.status == JobStatus.running:
+        status = f"生成中（第 {error.retry} 次重试）"
+    detail = error.detail if error is not None and with_detail and job.status != JobStatus.done else None
+    return JobLine(status, problem, detail or None, job.status == JobStatus.failed)
+
+
+def send_or_fail(task: str, job: ReportJob) -> bool:
+    """Send the job's task; when the broker is away the job is marked failed, so 重新生成 can send it later."""
+    if send_report_task(task, job.id):
+        return True
+    session = db()
+    session.execute(
+        update(ReportJob).where(ReportJob.id == job.id, ReportJob.status == JobStatus.queued)
+        .values(status=JobStatus.failed, finished_at=utcnow(),
+                error=ReportError(BROKER_UNAVAILABLE, f"could not send {task} to the broker").to_text())
+    )
+    session.commit()
+    return False
+
+
+def job_lines(jobs: list[ReportJob]) -> dict[int, JobLine]:
+    with_detail = is_admin(user())
+    return {job.id: job_line(job, with_detail=with_detail) for job in jobs}
 
 
 def report_file(job: ReportJob) -> Path | None:
@@ -55,7 +105,7 @@ def request_class_workbook(assignment: Assignment) -> tuple[ReportJob, bool]:
     actor().record(session, "report.request", object_type="report", object_id=job.id, kind=CLASS_WORKBOOK,
                    assignment_id=assignment.id)
     session.commit()
-    return job, send_report_task(CLASS_WORKBOOK_TASK, job.id)
+    return job, send_or_fail(CLASS_WORKBOOK_TASK, job)
 
 
 @bp.get("/assignments/<int:assignment_id>/report")
@@ -65,7 +115,7 @@ def class_report(assignment_id: int) -> Any:
     jobs = class_jobs(assignment)
     ready = {job.id for job in jobs if report_file(job) is not None}
     return render_template("reports/class.html", assignment=assignment, classroom=assignment.classroom, jobs=jobs,
-                           ready=ready, status_names=JOB_STATUS_NAMES)
+                           ready=ready, lines=job_lines(jobs))
 
 
 @bp.post("/assignments/<int:assignment_id>/report")
@@ -73,9 +123,30 @@ def class_report(assignment_id: int) -> Any:
 def request_class_report(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(db(), user(), assignment_id)
     _job, sent = request_class_workbook(assignment)
-    flash("已提交生成请求，请稍候刷新本页。" if sent else "已记录请求，但暂时无法连接任务队列，请稍后重试。",
+    flash("已提交生成请求，请稍候刷新本页。" if sent else "暂时无法连接任务队列，请稍后点击“重新生成”。",
           "ok" if sent else "error")
     return redirect(url_for("reports.class_report", assignment_id=assignment.id), 303)
+
+
+@bp.post("/reports/<int:job_id>/retry")
+@login_required
+def retry(job_id: int) -> Any:
+    """重新生成: a failed job goes back to queued and its task is sent again (with a fresh retry budget)."""
+    session = db()
+    job = get_report_job_or_404(session, user(), job_id)
+    back = (url_for("reports.class_report", assignment_id=job.assignment_id) if job.assignment_id is not None
+            else url_for("reports.school_reports"))
+    task = TASKS.get(job.kind)
+    if task is None or not requeue_failed(session, job.id):
+        session.rollback()
+        flash("这份报表没有失败，无需重新生成。", "error")
+        return redirect(back, 303)
+    actor().record(session, "report.retry", object_type="report", object_id=job.id, kind=job.kind)
+    session.commit()
+    sent = send_or_fail(task, job)
+    flash("已重新提交生成请求，请稍候刷新本页。" if sent else "暂时无法连接任务队列，请稍后再点击“重新生成”。",
+          "ok" if sent else "error")
+    return redirect(back, 303)
 
 
 @bp.get("/reports/<int:job_id>/download")
@@ -117,7 +188,7 @@ def school_reports() -> Any:
     names = {school.id: school.name for school in schools}
     ready = {job.id for job in jobs if report_file(job) is not None}
     return render_template("reports/school.html", schools=schools, jobs=jobs, names=names, ready=ready,
-                           status_names=JOB_STATUS_NAMES)
+                           lines=job_lines(list(jobs)))
 
 
 @bp.post("/admin/reports")
@@ -136,7 +207,7 @@ def request_school_report() -> Any:
     actor().record(session, "report.request", object_type="report", object_id=job.id, kind=SCHOOL_WORKBOOK,
                    school_id=school.id)
     session.commit()
-    sent = send_report_task(SCHOOL_WORKBOOK_TASK, job.id)
-    flash(f"已提交“{school.name}”全校报表的生成请求。" if sent else "暂时无法连接任务队列，请稍后重试。",
+    sent = send_or_fail(SCHOOL_WORKBOOK_TASK, job)
+    flash(f"已提交“{school.name}”全校报表的生成请求。" if sent else "暂时无法连接任务队列，请稍后点击“重新生成”。",
           "ok" if sent else "error")
     return redirect(url_for("reports.school_reports"), 303)
