@@ -24,9 +24,10 @@ from services.web.access import (
 from services.web.auth import actor, admin_required, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, send_report_task
+from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.models.base import utcnow
-from shared.report_jobs import BROKER_UNAVAILABLE, ReportError, parse_error, requeue_failed
+from shared.report_jobs import ReportError, parse_error, requeue_failed
 
 logger = logging.getLogger(__name__)
 

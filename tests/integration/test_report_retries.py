@@ -25,15 +25,9 @@ from services.worker.celery_app import make_celery
 from services.worker.reports import class_workbook
 from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK, SCHOOL_REPORT, SCHOOL_WORKBOOK_TASK
 from services.worker.reports.tasks import REPORT_MAX_RETRIES, register_report_tasks, retry_delay
+from shared.failures import DATABASE_UNAVAILABLE, DISK_FULL, INTERNAL, STORAGE_UNWRITABLE, classify
 from shared.models import AuditLog, JobStatus, ReportJob, make_engine, make_session_factory, transaction
-from shared.report_jobs import (
-    DATABASE_UNAVAILABLE,
-    DISK_FULL,
-    INTERNAL,
-    STORAGE_UNWRITABLE,
-    classify,
-    parse_error,
-)
+from shared.report_jobs import parse_error
 from shared.settings import Settings
 from tests.factories import ClassFixture, make_class
 from tests.processes import PrivateRedis, wait_for, worker_env, worker_process

@@ -9,8 +9,9 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.failures import DATABASE_UNAVAILABLE, DISK_FULL, STORAGE_UNWRITABLE
 from shared.models import AuditLog, JobStatus, ReportJob
-from shared.report_jobs import DATABASE_UNAVAILABLE, DISK_FULL, STORAGE_UNWRITABLE, ReportError
+from shared.report_jobs import ReportError
 from tests.web.conftest import TaskRecorder, client_as, form
 from tests.web.world import World
 

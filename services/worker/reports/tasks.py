@@ -28,10 +28,11 @@ from services.worker.reports.names import (
     TRAINING_PLANS_TASK,
 )
 from shared import audit
+from shared.failures import BROKER_UNAVAILABLE, ErrorCategory, classify, error_detail
 from shared.models import JobStatus, ReportJob, transaction
 from shared.models.base import utcnow
 from shared.queueing import TaskSender
-from shared.report_jobs import BROKER_UNAVAILABLE, ErrorCategory, ReportError, classify, error_detail
+from shared.report_jobs import ReportError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Report-job error categories: which failures are the environment's, and the text they are stored as."""
+"""Failure categories (which are the environment's) and the report-job error text they are stored as."""
 
 from __future__ import annotations
 
@@ -10,20 +10,18 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.report_jobs import (
+from shared.failures import (
     BROKER_UNAVAILABLE,
     DATABASE_UNAVAILABLE,
     DISK_FULL,
     INTERNAL,
-    MAX_ERROR_CHARS,
     SERVICE_UNAVAILABLE,
     STORAGE_IO,
     STORAGE_UNWRITABLE,
     ErrorCategory,
-    ReportError,
     classify,
-    parse_error,
 )
+from shared.report_jobs import MAX_ERROR_CHARS, ReportError, parse_error
 
 
 def _os_error(code: int) -> OSError:
@@ -40,6 +38,7 @@ def _os_error(code: int) -> OSError:
         (NotADirectoryError(errno.ENOTDIR, "Not a directory"), STORAGE_UNWRITABLE),
         (FileExistsError(errno.EEXIST, "File exists"), STORAGE_UNWRITABLE),
         (_os_error(errno.EIO), STORAGE_IO),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), INTERNAL),
         (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), SERVICE_UNAVAILABLE),
         (OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly")),
          DATABASE_UNAVAILABLE),
