@@ -75,6 +75,8 @@ def write_essays(
     """Add one queued essay per preview item in the caller's transaction; ImportRefused before any write."""
     if not stored.ok:
         raise ImportRefused("预览中还有需要处理的问题，未导入任何作文。请修改文件后重新上传。")
+    # Confirms of one assignment take turns (PostgreSQL), so the clash check below sees the other's essays.
+    session.execute(select(Assignment.id).where(Assignment.id == assignment.id).with_for_update())
     roster = set(session.scalars(select(Student.id).where(Student.classroom_id == assignment.classroom_id)))
     student_ids = [item.student_id for item in stored.items]
     if any(student_id is None or student_id not in roster for student_id in student_ids):

@@ -1,4 +1,8 @@
-"""Uploading a class's essays: parse into a server-side preview, then confirm to write all essays at once."""
+"""Uploading a class's essays: parse into a server-side preview, then confirm to write all essays at once.
+
+A preview that cannot be stored (full disk) is refused with a message, not a 500; a second 确认导入 of the same
+preview (a double click) lands on the assignment page instead of importing twice.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
 
 from services.web.access import get_assignment_or_404
 from services.web.auth import actor, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
+from services.web.errors import environment_failure
 from services.web.essay_import import (
     ACCEPTED_TYPES,
     ImportRefused,
@@ -21,13 +27,28 @@ from services.web.essay_import import (
 )
 from services.web.ingest import UploadRejected
 from services.web.roster import roster_entries
-from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
+from services.web.upload_store import (
+    StoredPreview,
+    claim_confirmation,
+    confirmed_assignment,
+    discard_preview,
+    load_preview,
+    release_confirmation,
+    save_preview,
+)
 from shared.audit import file_types
 from shared.models import Assignment
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("uploads", __name__)
+
+NOT_STORED = {
+    507: "服务器磁盘空间不足，上传未保存，请联系管理员。",
+    503: "服务器暂时无法保存上传的文件，上传未保存；请稍后重试，如果问题持续请联系管理员。",
+}
+ALREADY_CONFIRMED = "这次上传已经导入过了，无需再次确认（请勿重复点击“确认导入”）。"
+BEING_CONFIRMED = "这次上传正在导入，请勿重复点击“确认导入”；稍后刷新本页即可看到作文。"
 
 
 def _form(assignment: Assignment, errors: list[str], status: int = 200) -> Any:
@@ -68,8 +89,18 @@ def upload(assignment_id: int) -> Any:
                        reason=type(exc).__name__)
         session.commit()
         return _form(assignment, exc.details, 400)
-    stored = save_preview(settings().data_dir, preview, user_id=user().id, assignment_id=assignment.id,
-                          filenames=[name for name, _ in files])
+    try:
+        stored = save_preview(settings().data_dir, preview, user_id=user().id, assignment_id=assignment.id,
+                              filenames=[name for name, _ in files])
+    except OSError as exc:
+        failure = environment_failure(exc)
+        status = failure[0] if failure is not None and failure[0] == 507 else 503
+        logger.warning("upload preview for assignment %s not stored: %s", assignment.id, exc)
+        actor().record(session, "upload.rejected", object_type="assignment", object_id=assignment.id,
+                       files=len(files), file_types=file_types(name for name, _ in files),
+                       reason="disk_full" if status == 507 else "storage_error")
+        session.commit()
+        return _form(assignment, [NOT_STORED[status]], status)
     actor().record(session, "upload.preview", object_type="assignment", object_id=assignment.id,
                    files=len(files), file_types=file_types(name for name, _ in files), essays=len(preview.items),
                    problems=len(preview.problems), ok=preview.ok)
@@ -91,15 +122,35 @@ def preview(token: str) -> Any:
 @login_required
 def confirm(token: str) -> Any:
     session = db()
-    stored, assignment = _stored_or_404(token)
+    data_dir = settings().data_dir
+    stored = load_preview(data_dir, token, user_id=user().id)
+    if stored is None:  # gone: expired, discarded, or already imported by an earlier click
+        assignment_id = confirmed_assignment(data_dir, token, user_id=user().id)
+        if assignment_id is None:
+            abort(404, description="这次上传的预览不存在或已过期（预览保留 2 小时），请重新上传。")
+        flash(ALREADY_CONFIRMED, "ok")
+        return redirect(url_for("assignments.show", assignment_id=get_assignment_or_404(
+            session, user(), assignment_id).id), 303)
+    assignment = get_assignment_or_404(session, user(), stored.assignment_id)
+    if not claim_confirmation(data_dir, stored):  # another click of this preview is importing it right now
+        flash(BEING_CONFIRMED, "ok")
+        return redirect(url_for("assignments.show", assignment_id=assignment.id), 303)
     try:
         essay_ids = write_essays(session, actor(), assignment, stored, replace=request.form.get("replace") == "1")
-    except ImportRefused as exc:
+        session.commit()
+    except (ImportRefused, IntegrityError) as exc:
         session.rollback()
-        flash(exc.message, "error")
+        release_confirmation(data_dir, token)
+        # IntegrityError: another upload wrote essays for these students at the same moment (SQLite).
+        message = exc.message if isinstance(exc, ImportRefused) else (
+            "本次作业刚刚已有其他导入写入了这些学生的作文，未导入任何作文。请刷新后查看。")
+        flash(message, "error")
         return redirect(url_for("uploads.preview", token=token), 303)
-    session.commit()
-    discard_preview(settings().data_dir, token)
+    except BaseException:
+        session.rollback()
+        release_confirmation(data_dir, token)
+        raise
+    discard_preview(data_dir, token)
     if queue_assignment(assignment.id):
         flash(f"已导入 {len(essay_ids)} 篇作文，已开始排队评分。", "ok")
     else:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import threading
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web import upload_store
+from services.web.upload_store import STALE_CLAIM_SECONDS, claim_confirmation, load_preview
+from services.web.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
 from shared.models import AuditLog, Essay, EssayStatus, Grade, Student
 from tests.web.conftest import TaskRecorder, client_as, form
 from tests.web.world import ESSAY_TEXT, World, essay_zip
@@ -142,3 +152,144 @@ def test_previews_belong_to_their_uploader_and_bad_tokens_are_404(app: Flask, wo
     assert owner.get(f"/uploads/{world.upload_token}").status_code == 200
     assert owner.get("/uploads/..%2f..%2fetc%2fpasswd").status_code == 404
     assert owner.get("/uploads/short").status_code == 404
+
+
+# --- a double click on 确认导入 --------------------------------------------------------------------------
+
+
+def _confirm_count(sessions: sessionmaker[Session], assignment_id: int) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "upload.confirm", AuditLog.object_id == assignment_id)) or 0
+
+
+def _flashes(client: FlaskClient) -> list[str]:
+    with client.session_transaction() as sess:
+        return [message for _, message in sess.get("_flashes", [])]
+
+
+def test_a_second_confirm_of_the_same_preview_lands_on_the_assignment_page(
+    app: Flask, world: World, sessions: sessionmaker[Session], tasks: TaskRecorder
+) -> None:
+    client = client_as(app, world.users["owner"])
+    token = _token(_upload(client, world.assignment, ("王五.txt", ESSAY_TEXT.encode())))
+    first = client.post(f"/uploads/{token}/confirm", data=form())
+    assert first.status_code == 303 and first.headers["Location"] == f"/assignments/{world.assignment}"
+    client.get(first.headers["Location"])  # shows (and clears) the first flash
+    again = client.post(f"/uploads/{token}/confirm", data=form())
+    assert again.status_code == 303 and again.headers["Location"] == f"/assignments/{world.assignment}"
+    assert _flashes(client) == [ALREADY_CONFIRMED]
+    page = client.get(again.headers["Location"])
+    assert page.status_code == 200 and ALREADY_CONFIRMED in page.get_data(as_text=True)
+    assert set(_essays(sessions, world.assignment)) == set(world.students), "王五's essay exactly once"
+    assert _confirm_count(sessions, world.assignment) == 1 and len(tasks.sent) == 1
+    # Another user cannot learn anything from the token.
+    assert client_as(app, world.users["colleague"]).post(f"/uploads/{token}/confirm", data=form()).status_code == 404
+
+
+def test_a_confirm_while_another_click_is_importing_waits_for_it(
+    app: Flask, world: World, sessions: sessionmaker[Session], web_data_dir: Path
+) -> None:
+    client = client_as(app, world.users["owner"])
+    stored = load_preview(web_data_dir, world.upload_token, user_id=world.users["owner"])
+    assert stored is not None and claim_confirmation(web_data_dir, stored)  # the first click, still writing
+    busy = client.post(f"/uploads/{world.upload_token}/confirm", data=form())
+    assert busy.status_code == 303 and busy.headers["Location"] == f"/assignments/{world.assignment}"
+    assert _flashes(client) == [BEING_CONFIRMED]
+    assert world.students[2] not in _essays(sessions, world.assignment)
+
+    # A claim left by a confirm that died minutes ago is taken over.
+    claim = web_data_dir / "uploads" / f"{world.upload_token}.confirmed.json"
+    old = time.time() - STALE_CLAIM_SECONDS - 60
+    os.utime(claim, (old, old))
+    done = client.post(f"/uploads/{world.upload_token}/confirm", data=form())
+    assert done.status_code == 303 and _flashes(client)[-1].startswith("已导入 1 篇作文")
+    assert set(_essays(sessions, world.assignment)) == set(world.students)
+    assert _confirm_count(sessions, world.assignment) == 1
+
+
+def test_two_simultaneous_confirms_import_once_and_both_land_on_the_assignment(
+    app: Flask, world: World, sessions: sessionmaker[Session]
+) -> None:
+    clients = [client_as(app, world.users["owner"]) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def click(client: FlaskClient) -> Any:
+        start.wait()
+        return client.post(f"/uploads/{world.upload_token}/confirm", data=form())
+
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(click, clients))
+    assert [r.status_code for r in responses] == [303, 303]
+    assert {r.headers["Location"] for r in responses} == {f"/assignments/{world.assignment}"}
+    messages = sorted(_flashes(client)[0] for client in clients)
+    assert messages[0].startswith("已导入 1 篇作文") and messages[1] in (ALREADY_CONFIRMED, BEING_CONFIRMED)
+    assert set(_essays(sessions, world.assignment)) == set(world.students)
+    assert _confirm_count(sessions, world.assignment) == 1
+
+
+# --- a full disk ------------------------------------------------------------------------------------------
+
+
+def _disk_error(monkeypatch: pytest.MonkeyPatch, code: int) -> list[int]:
+    """Writing a preview gets half-way, then fails with ``code`` (ENOSPC: the disk is full)."""
+    real_write, calls = upload_store._write_all, []
+
+    def write(handle: int, data: bytes) -> None:
+        calls.append(len(data))
+        real_write(handle, data[: len(data) // 2])
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(upload_store, "_write_all", write)
+    return calls
+
+
+def _upload_dir_files(web_data_dir: Path) -> set[str]:
+    return {path.name for path in (web_data_dir / "uploads").iterdir()}
+
+
+def test_an_upload_on_a_full_disk_is_507_with_a_message_and_leaves_no_file(
+    app: Flask, world: World, sessions: sessionmaker[Session], web_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _upload_dir_files(web_data_dir)
+    calls = _disk_error(monkeypatch, errno.ENOSPC)
+    client = client_as(app, world.users["owner"])
+    response = _upload(client, world.assignment, ("王五.txt", ESSAY_TEXT.encode()))
+    assert calls, "the preview write was reached"
+    assert response.status_code == 507
+    page = response.get_data(as_text=True)
+    assert "服务器磁盘空间不足，上传未保存，请联系管理员" in page and str(web_data_dir) not in page
+    assert _upload_dir_files(web_data_dir) == before, "no temporary or partial file is left"
+    with sessions() as session:
+        reasons = session.scalars(select(AuditLog.details).where(
+            AuditLog.action == "upload.rejected", AuditLog.object_id == world.assignment)).all()
+    assert [details["reason"] for details in reasons] == ["disk_full"]
+
+    api = app.test_client().post(
+        f"/api/v1/assignments/{world.assignment}/essays", headers={"Authorization": f"Bearer {world.tokens['owner']}"},
+        data={"files": [(io.BytesIO(ESSAY_TEXT.encode()), "王五.txt")]}, content_type="multipart/form-data")
+    assert api.status_code == 507 and "磁盘空间不足" in api.get_json()["error"]
+    assert _upload_dir_files(web_data_dir) == before
+
+
+def test_an_upload_on_a_read_only_disk_is_503(
+    app: Flask, world: World, web_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _upload_dir_files(web_data_dir)
+    _disk_error(monkeypatch, errno.EROFS)
+    response = _upload(client_as(app, world.users["owner"]), world.assignment, ("王五.txt", ESSAY_TEXT.encode()))
+    assert response.status_code == 503 and "上传未保存" in response.get_data(as_text=True)
+    assert _upload_dir_files(web_data_dir) == before
+
+
+def test_a_confirm_on_a_full_disk_imports_nothing_and_can_be_repeated(
+    app: Flask, world: World, sessions: sessionmaker[Session], web_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _upload_dir_files(web_data_dir)
+    with monkeypatch.context() as patch:
+        _disk_error(patch, errno.ENOSPC)
+        full = client_as(app, world.users["owner"]).post(f"/uploads/{world.upload_token}/confirm", data=form())
+    assert full.status_code == 507 and "磁盘空间不足" in full.get_data(as_text=True)
+    assert _upload_dir_files(web_data_dir) == before and world.students[2] not in _essays(sessions, world.assignment)
+    again = client_as(app, world.users["owner"]).post(f"/uploads/{world.upload_token}/confirm", data=form())
+    assert again.status_code == 303 and set(_essays(sessions, world.assignment)) == set(world.students)
