@@ -11,10 +11,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from celery import Celery
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError as KombuOperationalError
 from openpyxl import load_workbook
 from openpyxl.workbook.workbook import Workbook
 from sqlalchemy import select
@@ -24,8 +27,8 @@ from services.worker import runtime
 from services.worker.celery_app import make_celery
 from services.worker.reports import class_workbook
 from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK, SCHOOL_REPORT, SCHOOL_WORKBOOK_TASK
-from services.worker.reports.tasks import REPORT_MAX_RETRIES, register_report_tasks, retry_delay
-from shared.failures import DATABASE_UNAVAILABLE, DISK_FULL, INTERNAL, STORAGE_UNWRITABLE, classify
+from services.worker.reports.tasks import REPORT_MAX_RETRIES, register_report_tasks, retry_delay, run_report_task
+from shared.failures import BROKER_UNAVAILABLE, DATABASE_UNAVAILABLE, DISK_FULL, INTERNAL, STORAGE_UNWRITABLE, classify
 from shared.models import AuditLog, JobStatus, ReportJob, make_engine, make_session_factory, transaction
 from shared.report_jobs import parse_error
 from shared.settings import Settings
@@ -287,3 +290,29 @@ def test_a_real_report_worker_retries_a_blocked_directory_and_finishes_once_it_i
     path = _only_file(data_dir / "reports")
     assert path.name == f"class_workbook-{job_id}.xlsx" and load_workbook(path).sheetnames[0] == "概览"
     assert "retry 1 of 10 in 5 s" in worker.log()
+
+
+class _TaskWhoseRetryCannotBePublished:
+    """Stands in for the bound task when the broker refuses the retry message (Celery raises Reject)."""
+
+    max_retries = REPORT_MAX_RETRIES
+
+    def __init__(self) -> None:
+        self.request = SimpleNamespace(retries=0)
+
+    def retry(self, *, exc: BaseException, countdown: int) -> None:
+        raise Reject(KombuOperationalError("[Errno 111] Connection refused"), requeue=False)
+
+
+def test_a_retry_that_cannot_be_sent_fails_the_job_so_it_can_be_regenerated(
+    app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path,
+) -> None:
+    (data_dir / "reports").write_text("not a directory")
+    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                  school_id=fixture_class.school_id)
+    with pytest.raises(Reject):
+        run_report_task(_TaskWhoseRetryCannotBePublished(), job_id, CLASS_REPORT)  # type: ignore[arg-type]
+    status, error = _state(pg_sessions, job_id)
+    parsed = parse_error(error)
+    assert status == JobStatus.failed and parsed is not None
+    assert (parsed.category, parsed.retrying) == (BROKER_UNAVAILABLE, False)
