@@ -8,8 +8,15 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from services.web.access import get_assignment_or_404, get_classroom_or_404, get_essay_or_404, visible_classrooms
+from services.web.access import (
+    get_assignment_or_404,
+    get_classroom_or_404,
+    get_essay_or_404,
+    is_admin,
+    visible_classrooms,
+)
 from services.web.api_auth import authenticate
 from services.web.assignments import rubric_or_none
 from services.web.auth import actor, user
@@ -172,11 +179,15 @@ def create_class_assignment(classroom_id: int) -> Any:
     return jsonify(_assignment_json(assignment)), 201
 
 
+def _progress(session: Session, assignment_id: int) -> dict[str, Any]:
+    return progress_json(session, assignment_id, admin=is_admin(user()), lost_after_s=settings().worker_lost_after_s)
+
+
 @bp.get("/assignments/<int:assignment_id>")
 def get_assignment(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
-    return jsonify({**_assignment_json(assignment), "progress": progress_json(session, assignment.id)})
+    return jsonify({**_assignment_json(assignment), "progress": _progress(session, assignment.id)})
 
 
 def _confirm(stored: StoredPreview, assignment: Assignment) -> Any:
@@ -232,7 +243,7 @@ def confirm_upload(token: str) -> Any:
 def progress(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
-    return jsonify(progress_json(session, assignment.id))
+    return jsonify(_progress(session, assignment.id))
 
 
 @bp.get("/assignments/<int:assignment_id>/results")

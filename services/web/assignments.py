@@ -7,13 +7,14 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from services.web.access import get_assignment_or_404, get_classroom_or_404
+from services.web.access import get_assignment_or_404, get_classroom_or_404, is_admin
 from services.web.auth import actor, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
 from services.web.forms import GENRES, validate_assignment
-from services.web.progress_view import progress_json, workers
+from services.web.progress_view import progress_json, workers_view
 from services.web.records import create_assignment
 from services.web.results import class_results
 from services.web.review import requeue
@@ -71,8 +72,13 @@ def show(assignment_id: int) -> Any:
     return render_template(
         "assignments/show.html", assignment=assignment, classroom=assignment.classroom,
         rubric_label=rubric_label(assignment, rubric), progress=assignment_progress(session, assignment.id),
-        workers=workers(session),
+        **_workers_context(session),
     )
+
+
+def _workers_context(session: Session) -> dict[str, Any]:
+    view = workers_view(session, admin=is_admin(user()), lost_after_s=settings().worker_lost_after_s)
+    return {"workers": view["workers"], "worker_notice": view["notice"]}
 
 
 @bp.get("/assignments/<int:assignment_id>/progress.json")
@@ -80,7 +86,8 @@ def show(assignment_id: int) -> Any:
 def progress(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
-    return jsonify(progress_json(session, assignment.id))
+    return jsonify(progress_json(session, assignment.id, admin=is_admin(user()),
+                                 lost_after_s=settings().worker_lost_after_s))
 
 
 @bp.get("/assignments/<int:assignment_id>/results")

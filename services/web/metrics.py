@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -25,6 +25,7 @@ from shared.models import AuditLog, Essay, EssayStatus, Grade, GradeSource, JobS
 from shared.models.base import utcnow
 from shared.queueing import queue_depths
 from shared.settings import Settings
+from shared.worker_health import classify_workers
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +41,11 @@ AUDIT_COUNTERS = {
 }
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
-
-
 class YuejuanCollector:
     """Collects every metric on each scrape; nothing is kept between scrapes."""
 
-    def __init__(self, sessions: sessionmaker[Session], broker_url: str) -> None:
-        self.sessions, self.broker_url = sessions, broker_url
+    def __init__(self, sessions: sessionmaker[Session], broker_url: str, *, worker_lost_after_s: float) -> None:
+        self.sessions, self.broker_url, self.worker_lost_after_s = sessions, broker_url, worker_lost_after_s
 
     def collect(self) -> Iterator[Metric]:
         now = utcnow()
@@ -106,21 +103,24 @@ class YuejuanCollector:
 
     def _workers(self, session: Session, now: datetime) -> Iterator[Metric]:
         rows = session.scalars(select(WorkerStatus).order_by(WorkerStatus.id)).all()
-        ready = GaugeMetricFamily("yuejuan_worker_ready", "1 if the worker's last report was 'ready'.",
+        workers = classify_workers(rows, now, lost_after_s=self.worker_lost_after_s)
+        ready = GaugeMetricFamily("yuejuan_worker_ready", "1 if the worker is ready and still beating, else 0.",
                                   labels=["worker", "queues"])
-        info = GaugeMetricFamily("yuejuan_worker_info", "The worker's last reported state, model and device.",
+        info = GaugeMetricFamily("yuejuan_worker_info",
+                                 "The worker's state (lost once it stops beating), model and device.",
                                  labels=["worker", "queues", "state", "model", "device"])
         age = GaugeMetricFamily("yuejuan_worker_last_report_age_seconds", "Seconds since the worker last reported.",
                                 labels=["worker"])
         memory = GaugeMetricFamily("yuejuan_worker_memory_bytes",
                                    "Memory held by the worker's model (GPU allocated, or process RSS on CPU).",
                                    labels=["worker", "device"])
-        for row in rows:
-            ready.add_metric([row.id, row.queues], 1 if row.state == "ready" else 0)
-            info.add_metric([row.id, row.queues, row.state, row.model or "", row.device or ""], 1)
-            age.add_metric([row.id], max(0.0, (now - _aware(row.updated_at)).total_seconds()))
-            if row.memory_mb is not None:
-                memory.add_metric([row.id, row.device or ""], row.memory_mb * 2**20)
+        for worker in workers:
+            queues = ",".join(worker.queues)
+            ready.add_metric([worker.id, queues], 1 if worker.ready else 0)
+            info.add_metric([worker.id, queues, worker.state, worker.model or "", worker.device or ""], 1)
+            age.add_metric([worker.id], worker.age_s)
+            if worker.memory_mb is not None and worker.live:
+                memory.add_metric([worker.id, worker.device or ""], worker.memory_mb * 2**20)
         yield from (ready, info, age, memory)
 
     def _reports(self, session: Session) -> Iterator[Metric]:
@@ -167,5 +167,6 @@ def metrics() -> Any:
         from services.web.errors import render_error
 
         return render_error(403, "指标接口只对本机或持有指标令牌（YUEJUAN_METRICS_TOKEN）的请求开放。")
-    collector = YuejuanCollector(state["sessions"], settings.resolved_broker_url())
+    collector = YuejuanCollector(state["sessions"], settings.resolved_broker_url(),
+                                 worker_lost_after_s=settings.worker_lost_after_s)
     return Response(generate_latest(collector), content_type=CONTENT_TYPE_LATEST)  # type: ignore[arg-type]

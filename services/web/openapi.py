@@ -101,7 +101,9 @@ SCHEMAS: dict[str, Any] = {
         "done": INT, "percent": INT, "finished": {"type": "boolean"},
         "essays_per_minute": {"type": "number", "nullable": True}, "eta_seconds": {"type": "integer",
                                                                                   "nullable": True},
-        "workers": {"type": "array", "items": OBJ}}},
+        "workers": {"type": "array", "items": OBJ},
+        "worker_notice": {"type": "string", "nullable": True,
+                          "description": "评分服务的问题（模型无法加载、无运行中的评分进程），正常时为 null"}}},
     "Results": {"type": "object", "properties": {
         "assignment_id": INT, "rubric_total": {"type": "integer", "nullable": True}, "sort": STR, "direction": STR,
         "dimensions": {"type": "array", "items": {"type": "object", "properties": {

@@ -9,34 +9,48 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.models import WorkerStatus
+from shared.models.base import utcnow
 from shared.progress import assignment_progress
-
-WORKER_STATES = {"loading": "正在加载模型", "ready": "就绪", "failed": "模型加载失败", "stopped": "已停止"}
+from shared.worker_health import WorkerHealth, classify_workers, service_notice
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def workers(session: Session) -> list[dict[str, Any]]:
+def worker_health(session: Session, *, lost_after_s: float, now: datetime | None = None) -> list[WorkerHealth]:
     rows = session.scalars(select(WorkerStatus).order_by(WorkerStatus.id)).all()
-    return [
-        {
-            "id": row.id, "queues": row.queues, "state": row.state,
-            "state_name": WORKER_STATES.get(row.state, row.state), "model": row.model, "device": row.device,
-            "detail": row.detail, "updated_at": _iso(row.updated_at), "failed": row.state == "failed",
-        }
-        for row in rows
-    ]
+    return classify_workers(rows, now or utcnow(), lost_after_s=lost_after_s)
 
 
-def progress_json(session: Session, assignment_id: int) -> dict[str, Any]:
+def workers_view(
+    session: Session, *, admin: bool, lost_after_s: float, now: datetime | None = None
+) -> dict[str, Any]:
+    """What a viewer sees of the workers: teachers the live ones and those gone for under 10 minutes, and a
+    current fault as one line; admins every row with the fault's detail."""
+    health = worker_health(session, lost_after_s=lost_after_s, now=now)
+    shown = [w for w in health if admin or w.shown_to_teachers]
+    return {
+        "notice": service_notice(health),
+        "workers": [
+            {
+                "id": w.id, "queues": ",".join(w.queues), "state": w.state, "state_name": w.state_name,
+                "model": w.model, "device": w.device, "updated_at": _iso(w.updated_at), "live": w.live,
+                "failed": w.current_fault, **({"detail": w.detail} if admin else {}),
+            }
+            for w in shown
+        ],
+    }
+
+
+def progress_json(session: Session, assignment_id: int, *, admin: bool, lost_after_s: float) -> dict[str, Any]:
     progress = assignment_progress(session, assignment_id)
     rate = progress.essays_per_minute
+    view = workers_view(session, admin=admin, lost_after_s=lost_after_s)
     return {
         "assignment_id": assignment_id, "total": progress.total, "queued": progress.queued,
         "grading": progress.grading, "graded": progress.graded, "failed": progress.failed, "done": progress.done,
         "percent": progress.percent, "finished": progress.finished,
         "essays_per_minute": round(rate, 2) if rate is not None else None, "eta_seconds": progress.eta_seconds,
-        "workers": workers(session),
+        "workers": view["workers"], "worker_notice": view["notice"],
     }

@@ -19,6 +19,7 @@ def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> 
     app = make_celery(settings)
     register_tasks(app)
     runtime.configure(settings, worker_id=hostname, queues=queues, load_model="gpu" in queues)
+    runtime.forget_dead_workers()
     # The gpu queue gets one child (one model per GPU); report building is CPU work and may use two.
     concurrency = 1 if "gpu" in queues else 2
     argv = [
@@ -30,7 +31,7 @@ def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> 
         app.worker_main(argv)
     except SystemExit as exc:
         code = int(exc.code or 0)
-    if runtime.recorded_state() == "failed":
+    if runtime.mark_stopped() == "failed":
         logger.critical("worker %s stopped because its model could not be loaded", hostname)
         return MODEL_LOAD_FAILED_EXIT
     return code

@@ -6,21 +6,26 @@ import importlib
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import WorkerStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
 from shared.models.db import WORKER_PING_AFTER_IDLE_S
 from shared.settings import Settings
+from shared.worker_health import FORGET_AFTER
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_EVERY_S = 15.0
 
 
 class ModelNotLoaded(RuntimeError):
@@ -35,7 +40,10 @@ class _State:
     load_model: bool = False
     sessions: sessionmaker[Session] | None = None
     engine: Any = None
-    last_heartbeat: float = float("-inf")  # time.monotonic() of the last one written
+    state: str = ""  # what this process last recorded
+    last_heartbeat: float = float("-inf")  # time.monotonic() of the last write of the row
+    beat_lock: threading.Lock = field(default_factory=threading.Lock)
+    beat_stop: threading.Event | None = None
 
 
 _state = _State()
@@ -76,19 +84,40 @@ def load_engine(config_settings: Settings) -> Any:
     return engine_cls.load(EngineConfig.from_settings(config_settings))
 
 
+def _upsert_status(session: Session, values: dict[str, Any], *, keep_when_missing: tuple[str, ...] = ()) -> None:
+    """INSERT ... ON CONFLICT (id) DO UPDATE, one statement on PostgreSQL and SQLite: two processes writing the
+    same id at once (the pool children of one worker, a restart under the same hostname) cannot collide, as a
+    read-then-insert did. Columns in ``keep_when_missing`` keep their stored value when the new one is None."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        raise ValueError(f"no upsert for the {dialect} dialect")
+    statement = _INSERTS[dialect](WorkerStatus).values(**values)
+    columns = WorkerStatus.__table__.c
+    changes = {
+        name: func.coalesce(statement.excluded[name], columns[name]) if name in keep_when_missing
+        else statement.excluded[name]
+        for name in values if name != "id"
+    }
+    session.execute(statement.on_conflict_do_update(index_elements=[columns.id], set_=changes))
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def record_status(
     state: str, detail: str | None = None, *, model: str | None = None, device: str | None = None,
     memory_mb: int | None = None,
 ) -> None:
+    """Write this worker's state (and a beat with it); best effort: a database outage is logged, not raised."""
+    _state.state = state
+    _state.last_heartbeat = time.monotonic()
+    values = {
+        "id": _state.worker_id, "queues": ",".join(_state.queues), "state": state, "detail": detail,
+        "model": model, "device": device, "memory_mb": memory_mb, "updated_at": utcnow(),
+    }
     try:
         with transaction(sessions()) as session:
-            row = session.get(WorkerStatus, _state.worker_id)
-            if row is None:
-                row = WorkerStatus(id=_state.worker_id, queues=",".join(_state.queues), state=state)
-                session.add(row)
-            row.state, row.detail, row.updated_at = state, detail, utcnow()
-            row.model, row.device = model or row.model, device or row.device
-            row.memory_mb = memory_mb if memory_mb is not None else row.memory_mb
+            _upsert_status(session, values, keep_when_missing=("model", "device", "memory_mb"))
     except Exception:  # the status record is best effort; the log line below is not
         logger.exception("could not record worker status %s", state)
 
@@ -100,32 +129,107 @@ def model_memory_mb(info: dict[str, Any]) -> int | None:
 
 
 def heartbeat() -> None:
-    """After a batch, at most every ``HEARTBEAT_EVERY_S``: refresh this worker's memory figure and timestamp
-    (read by /metrics). Short batches come many a minute; one transaction per batch would cost more than
-    the batch's claim."""
-    if _state.settings is None or _state.engine is None:
-        return
-    now = time.monotonic()
-    if now - _state.last_heartbeat < HEARTBEAT_EVERY_S:
-        return
-    _state.last_heartbeat = now
+    """Write this process's beat if one is due (``worker_heartbeat_s`` since the last write).
+
+    The beat thread calls it on that clock, idle or busy; the grading task calls it after a batch, which
+    refreshes the memory figure right after the model ran and moves the thread's next write along. Either
+    way a process writes at most one small transaction per interval.
+    """
+    if _state.settings is None or not _state.beat_lock.acquire(blocking=False):
+        return  # not a worker process, or the other caller is writing this beat right now
     try:
-        info = _state.engine.describe()
-    except Exception:  # an engine without describe() (or one that fails) still grades
-        logger.debug("engine describe() failed", exc_info=True)
-        return
-    record_status("ready", model=str(info.get("model") or "") or None, device=str(info.get("device") or "") or None,
-                  memory_mb=model_memory_mb(info))
+        now = time.monotonic()
+        if now - _state.last_heartbeat < _state.settings.worker_heartbeat_s:
+            return
+        _state.last_heartbeat = now
+        _write_beat()
+    except Exception as exc:  # a missed beat only makes the worker look lost for a while
+        logger.warning("could not write the worker heartbeat: %s", exc)
+    finally:
+        _state.beat_lock.release()
 
 
-def recorded_state() -> str | None:
-    """The state this worker last recorded (read back by the parent after the pool has stopped)."""
+def _write_beat() -> None:
+    """Refresh ``updated_at`` (and the model's memory figure) without touching the recorded state."""
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if _state.engine is not None:
+        try:
+            info = _state.engine.describe()
+        except Exception:  # an engine without describe() (or one that fails) still grades
+            logger.debug("engine describe() failed", exc_info=True)
+        else:
+            memory_mb = model_memory_mb(info)
+            if memory_mb is not None:
+                values["memory_mb"] = memory_mb
+            values.update({key: str(info[key]) for key in ("model", "device") if info.get(key)})
+    with transaction(sessions()) as session:
+        found = session.execute(
+            update(WorkerStatus).where(WorkerStatus.id == _state.worker_id).values(**values)
+        ).rowcount
+        if not found:  # deleted by a clean-up, or never written while the database was down
+            _upsert_status(session, {
+                "id": _state.worker_id, "queues": ",".join(_state.queues), "state": _state.state or "ready",
+                **values,
+            })
+
+
+def _beat_forever(stop: threading.Event) -> None:
+    every_s = settings().worker_heartbeat_s
+    while not stop.wait(max(0.0, _state.last_heartbeat + every_s - time.monotonic())):
+        heartbeat()
+
+
+def _start_beating() -> None:
+    """A daemon thread in this pool child (started after the fork: threads do not survive one).
+
+    The child, not the Celery parent's timer, beats because the child is what does the work: its beat
+    proves the process holding the model (or building workbooks) is alive, also while it loads a model for
+    minutes and while a long batch runs (the model releases the GIL); a parent beating for a hung or dead
+    child would make that child look ready.
+    """
+    stop = threading.Event()
+    _state.beat_stop = stop
+    threading.Thread(target=_beat_forever, args=(stop,), name="worker-heartbeat", daemon=True).start()
+
+
+@contextmanager
+def _own_sessions() -> Iterator[sessionmaker[Session]]:
+    """Sessions on an engine of their own, disposed after use: the parent must not leave open connections
+    for the pool children it forks to inherit."""
+    engine = make_engine(settings().resolved_database_url())
     try:
-        with sessions()() as session:
-            row = session.get(WorkerStatus, _state.worker_id)
-            return row.state if row else None
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def forget_dead_workers(now: datetime | None = None) -> int:
+    """In the parent at start: delete status rows nobody has written for ``FORGET_AFTER`` (dead or stopped
+    workers of earlier runs); returns how many."""
+    cutoff = (now or utcnow()) - FORGET_AFTER
+    try:
+        with _own_sessions() as own, transaction(own) as session:
+            gone = session.execute(delete(WorkerStatus).where(WorkerStatus.updated_at < cutoff)).rowcount
     except Exception:
-        logger.exception("could not read worker status")
+        logger.exception("could not delete old worker status rows")
+        return 0
+    if gone:
+        logger.info("deleted %s worker status rows not written for %s", gone, FORGET_AFTER)
+    return int(gone)
+
+
+def mark_stopped() -> str | None:
+    """In the parent after the pool has stopped: a clean stop is recorded as ``stopped`` (a failed model load
+    stays ``failed``); returns the state the row ends in, None if it cannot be read."""
+    try:
+        with _own_sessions() as own, transaction(own) as session:
+            session.execute(
+                update(WorkerStatus).where(WorkerStatus.id == _state.worker_id, WorkerStatus.state != "failed")
+                .values(state="stopped", updated_at=utcnow())
+            )
+            return session.scalar(select(WorkerStatus.state).where(WorkerStatus.id == _state.worker_id))
+    except Exception:
+        logger.exception("could not record that worker %s stopped", _state.worker_id)
         return None
 
 
@@ -136,8 +240,10 @@ def _init_child(**_: object) -> None:
     _state.sessions = None  # never reuse the parent's connections after fork
     if not _state.load_model:
         record_status("ready")
+        _start_beating()
         return
     record_status("loading")
+    _start_beating()  # a model takes minutes to load; a loading worker is not a lost one
     try:
         _state.engine = load_engine(_state.settings)
     except Exception as exc:
@@ -163,5 +269,7 @@ def _prepare_default_grammar(engine: Any) -> None:
 
 @worker_process_shutdown.connect
 def _shutdown_child(**_: object) -> None:
-    if _state.settings is not None and _state.engine is not None:
-        record_status("stopped")
+    # The parent records "stopped" once the whole pool is down (mark_stopped): one child of a pool going away
+    # (replaced after a crash) does not stop the worker.
+    if _state.beat_stop is not None:
+        _state.beat_stop.set()

@@ -11,7 +11,6 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker import runtime
 from services.worker.celery_app import make_celery
 from shared import audit
 from shared.models import WorkerStatus, transaction
@@ -153,38 +152,3 @@ def test_metrics_still_answer_when_the_broker_is_down(make_ops_app: AppFactory) 
     assert found[("yuejuan_broker_up", ())] == 0
     assert not any(name == "yuejuan_queue_depth" for name, _ in found)
     assert ("yuejuan_essays", (("status", "graded"),)) in found
-
-
-# --- workers report their memory -------------------------------------------------------------------------------
-
-
-class _Engine:
-    def __init__(self, memory_mb: float = 2047.6) -> None:
-        self.memory_mb = memory_mb
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": "tiny-qwen", "device": "cuda", "memory_mb": self.memory_mb}
-
-
-def test_a_worker_records_its_model_memory_after_a_batch(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(runtime, "_state", runtime._State())
-    runtime.configure(Settings(database_url=sqlite_url, data_dir=tmp_path), worker_id="gpu-9@node",
-                      queues=["gpu"], load_model=True)
-    runtime._state.engine = _Engine()
-    runtime.heartbeat()
-    with runtime.sessions()() as session:
-        row = session.get(WorkerStatus, "gpu-9@node")
-    assert row is not None and row.state == "ready" and row.memory_mb == 2048 and row.model == "tiny-qwen"
-
-    def recorded_memory_after_a_batch(memory_mb: float) -> int | None:
-        runtime._state.engine = _Engine(memory_mb)
-        runtime.heartbeat()
-        with runtime.sessions()() as session:
-            return session.get(WorkerStatus, "gpu-9@node").memory_mb
-
-    # The next batch moments later writes nothing; one after HEARTBEAT_EVERY_S does.
-    assert recorded_memory_after_a_batch(4096) == 2048
-    runtime._state.last_heartbeat -= runtime.HEARTBEAT_EVERY_S
-    assert recorded_memory_after_a_batch(4096) == 4096

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -10,6 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Assignment, Essay, EssayStatus, WorkerStatus
+from shared.models.base import utcnow
+from shared.worker_health import FAULT_NOTICE
 from tests.web.conftest import client_as, form
 from tests.web.world import World
 
@@ -78,23 +81,50 @@ def test_an_invalid_rubric_is_refused_with_its_errors(app: Flask, world: World, 
 
 
 def test_progress_page_and_json_with_workers(app: Flask, world: World, sessions: sessionmaker[Session]) -> None:
-    worker_id = f"yuejuan-gpu-{world.tag}@test"
+    """Teachers see a current fault as one line and no detail, dead workers as 失联 for ten minutes then not at
+    all; admins see every row with its detail. Each row's queue is the test's own, so other rows do not count."""
+    queue, now = f"gpu-{world.tag}", utcnow()
+    failing, gone, old, healthy = (f"yuejuan-{name}-{world.tag}@test" for name in ("failing", "gone", "old", "ok"))
+    detail = "模型无法加载: 没有这个目录 " + "Traceback … " * 80
     with sessions() as session, session.begin():
         session.execute(update(Essay).where(Essay.id == world.flagged_essay).values(status=EssayStatus.queued))
-        session.add(WorkerStatus(id=worker_id, queues="gpu", state="failed", detail="模型无法加载: 没有这个目录"))
+        session.add_all([
+            WorkerStatus(id=failing, queues=queue, state="failed", detail=detail, updated_at=now),
+            WorkerStatus(id=gone, queues=queue, state="ready", updated_at=now - timedelta(minutes=5)),
+            WorkerStatus(id=old, queues=queue, state="failed", detail="旧的故障",
+                         updated_at=now - timedelta(minutes=20)),
+        ])
     try:
-        client = client_as(app, world.users["owner"])
-        data = client.get(f"/assignments/{world.assignment}/progress.json").json
+        teacher = client_as(app, world.users["owner"])
+        data = teacher.get(f"/assignments/{world.assignment}/progress.json").json
         counts = (data["total"], data["graded"], data["queued"], data["percent"], data["finished"])
         assert counts == (2, 1, 1, 50, False)
-        mine = [w for w in data["workers"] if w["id"] == worker_id]
-        assert mine and mine[0]["failed"] and mine[0]["state_name"] == "模型加载失败"
-        page = client.get(f"/assignments/{world.assignment}").get_data(as_text=True)
-        assert 'id="progress"' in page and "评分进程无法工作" in page and "没有这个目录" in page
+        mine = {w["id"]: w for w in data["workers"] if w["id"].endswith(f"-{world.tag}@test")}
+        assert set(mine) == {failing, gone}, "a worker dead for over ten minutes is not shown to teachers"
+        assert mine[failing]["failed"] and mine[failing]["state_name"] == "模型加载失败"
+        assert (mine[gone]["state_name"], mine[gone]["live"], mine[gone]["failed"]) == ("失联", False, False)
+        assert "detail" not in mine[failing]
+        assert data["worker_notice"] == FAULT_NOTICE
+        page = teacher.get(f"/assignments/{world.assignment}").get_data(as_text=True)
+        assert 'id="progress"' in page and FAULT_NOTICE in page and "失联" in page
+        assert "没有这个目录" not in page and "Traceback" not in page and old not in page
         assert '<script src="/static/progress.js"></script>' in page
+
+        admin = client_as(app, world.users["admin"])
+        seen = {w["id"]: w for w in admin.get(f"/assignments/{world.assignment}/progress.json").json["workers"]}
+        assert seen[failing]["detail"] == detail and seen[old]["state_name"] == "失联"
+        assert not seen[old]["failed"], "a failure of a worker that no longer beats is not current"
+        admin_page = admin.get(f"/assignments/{world.assignment}").get_data(as_text=True)
+        assert FAULT_NOTICE in admin_page and "没有这个目录" in admin_page and "旧的故障" in admin_page
+
+        # A healthy worker of the same queue took over: the old failure is no longer a fault.
+        with sessions() as session, session.begin():
+            session.add(WorkerStatus(id=healthy, queues=queue, state="ready", updated_at=utcnow()))
+        after = {w["id"]: w for w in teacher.get(f"/assignments/{world.assignment}/progress.json").json["workers"]}
+        assert not after[failing]["failed"] and after[healthy]["state_name"] == "就绪"
     finally:
         with sessions() as session, session.begin():
-            session.execute(WorkerStatus.__table__.delete().where(WorkerStatus.id == worker_id))
+            session.execute(WorkerStatus.__table__.delete().where(WorkerStatus.id.in_([failing, gone, old, healthy])))
 
 
 def test_results_table_sorts_on_the_server(app: Flask, world: World) -> None:

@@ -19,25 +19,19 @@
     return "约 " + s + " 秒";
   }
 
-  function renderWorkers(workers) {
+  // Teachers get one line about a current fault (or no live worker); admins also get each row's detail.
+  function renderWorkers(workers, notice) {
     var holder = document.getElementById("workers");
     if (!holder) { return; }
     holder.textContent = "";
-    workers.filter(function (w) { return w.failed; }).forEach(function (w) {
-      var alarm = document.createElement("div");
-      alarm.className = "alarm";
-      alarm.setAttribute("role", "alert");
-      alarm.textContent = "评分进程无法工作：" + w.id + " — " + (w.detail || "模型加载失败") +
-        "。作文会保留在队列中，请联系管理员检查模型配置。";
-      holder.appendChild(alarm);
-    });
-    if (!workers.length) {
-      var p = document.createElement("p");
-      p.className = "warn";
-      p.textContent = "尚未检测到评分进程。作文会在评分进程启动后自动开始评分。";
-      holder.appendChild(p);
-      return;
+    if (notice) {
+      var line = document.createElement("div");
+      line.className = workers.some(function (w) { return w.failed; }) ? "alarm" : "warn";
+      line.setAttribute("role", "alert");
+      line.textContent = notice;
+      holder.appendChild(line);
     }
+    if (!workers.length) { return; }
     var list = document.createElement("ul");
     list.className = "workers";
     workers.forEach(function (w) {
@@ -45,6 +39,12 @@
       li.className = "worker worker-" + w.state;
       li.textContent = w.id + "（" + w.queues + "）：" + w.state_name + (w.model ? " · " + w.model : "") +
         (w.device ? " · " + w.device : "");
+      if (w.detail) {
+        var detail = document.createElement("pre");
+        detail.className = "worker-detail";
+        detail.textContent = w.detail;
+        li.appendChild(detail);
+      }
       list.appendChild(li);
     });
     holder.appendChild(list);
@@ -62,7 +62,7 @@
     text("p-rate", p.essays_per_minute ? p.essays_per_minute.toFixed(1) : "—");
     text("p-eta", p.total && !p.finished ? duration(p.eta_seconds) : "—");
     text("p-state", !p.total ? "尚未上传作文" : (p.finished ? "已全部完成" : "评分进行中，本页自动刷新"));
-    renderWorkers(p.workers || []);
+    renderWorkers(p.workers || [], p.worker_notice);
   }
 
   function poll() {
