@@ -1,18 +1,75 @@
-"""An engine whose generation fails for marked essays, loaded by workers via YUEJUAN_ENGINE_CLASS."""
+"""Engines that fail in the ways production does for marked essays, loaded by workers via YUEJUAN_ENGINE_CLASS.
+
+Each is the real engine except for a batch whose prompt carries its mark: an exception (PoisonEngine), the
+process killed like an out-of-memory kill (CrashEngine), generation that never ends (HangEngine), or
+generation held until the test opens a gate file (GateEngine: to stop a worker while a batch is running).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from pathlib import Path
 from typing import Any
 
 from services.worker.engine import Generation, LLMEngine
 
 POISON_MARK = "【测试毒丸】"
+CRASH_MARK = "【测试崩溃】"
+HANG_MARK = "【测试卡死】"
+GATE_MARK = "【测试闸门】"
+GATE_FILE_ENV = "YUEJUAN_TEST_GATE_FILE"
 
 
-class PoisonEngine(LLMEngine):
-    """The real engine, except that any batch containing the poison mark raises during generation."""
+class _MarkedEngine(LLMEngine):
+    mark = ""
 
     def _generate_batch(self, prompts: list[list[int]], plan: Any) -> list[Generation]:
-        if any(POISON_MARK in self.tokenizer.decode(prompt) for prompt in prompts):
-            raise RuntimeError("injected generation failure for the poison essay")
+        if any(self.mark in self.tokenizer.decode(prompt) for prompt in prompts):
+            self.on_mark()
         return super()._generate_batch(prompts, plan)
+
+    def on_mark(self) -> None:
+        raise NotImplementedError
+
+
+class PoisonEngine(_MarkedEngine):
+    mark = POISON_MARK
+
+    def on_mark(self) -> None:
+        raise RuntimeError("injected generation failure for the poison essay")
+
+
+class CrashEngine(_MarkedEngine):
+    mark = CRASH_MARK
+
+    def on_mark(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class HangEngine(_MarkedEngine):
+    """Never returns: the soft time limit interrupts it, unless ``YUEJUAN_TEST_IGNORE_SOFT_LIMIT`` is set, in which
+    case only the hard time limit (the pool child killed) ends it."""
+
+    mark = HANG_MARK
+
+    def on_mark(self) -> None:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.2)
+            except SoftTimeLimitExceeded:
+                if not os.environ.get("YUEJUAN_TEST_IGNORE_SOFT_LIMIT"):
+                    raise
+
+
+class GateEngine(_MarkedEngine):
+    mark = GATE_MARK
+
+    def on_mark(self) -> None:
+        gate = Path(os.environ[GATE_FILE_ENV])
+        while not gate.exists():
+            time.sleep(0.1)

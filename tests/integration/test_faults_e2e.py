@@ -1,0 +1,127 @@
+"""Faults that blame no innocent essay and leave nothing stuck, with real worker processes on PostgreSQL + Redis.
+
+Exact counts every time: each innocent essay graded once, only the marked essay failed, none left 评分中.
+Each scenario runs once (slow): an essay that kills its worker process, a batch past its soft time limit,
+a batch past its hard time limit recovered by the sweep (beat and a reports worker), and one essay regraded twice.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.models import Essay, EssayStatus
+from shared.settings import Settings
+from tests.essays import make_essays
+from tests.factories import make_class
+from tests.faults import CRASH_MARK, HANG_MARK
+from tests.grading_run import enqueue_class, grades_per_essay, status_counts
+from tests.processes import ManagedProcess, PrivateRedis, wait_for, worker_env, worker_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _marked_class(sessions: sessionmaker[Session], count: int, mark: str, seed: int) -> tuple[list[int], int, int]:
+    """A class of short essays (one batch) with the mark in one of them: (essay ids, marked id, assignment id)."""
+    essays = make_essays(count, seed=seed)
+    essays[count // 2] = essays[count // 2].replace("\n", f"\n{mark}", 1)
+    fixture = make_class(sessions, essays, tag=uuid.uuid4().hex[:6])
+    return fixture.essay_ids, fixture.essay_ids[count // 2], fixture.assignment_id
+
+
+def _assert_only_the_marked_failed(sessions: sessionmaker[Session], ids: list[int], marked: int, *, reason: str,
+                                   attempts: int) -> None:
+    assert grades_per_essay(sessions, ids) == {i: (0 if i == marked else 1) for i in ids}
+    with sessions() as session:
+        essays = {e.id: e for e in session.scalars(select(Essay).where(Essay.id.in_(ids)))}
+    assert essays[marked].status == EssayStatus.failed and reason in (essays[marked].failure_reason or "")
+    assert essays[marked].attempts == attempts
+    innocent = [e for i, e in essays.items() if i != marked]
+    assert {e.status for e in innocent} == {EssayStatus.graded}
+    assert {e.attempts for e in innocent} == {0}, "no innocent essay was charged an attempt"
+
+
+def test_an_essay_that_kills_its_worker_fails_alone_and_its_batch_mates_are_graded_once(
+    pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
+    tmp_path: Path,
+) -> None:
+    ids, crasher, assignment_id = _marked_class(pg_sessions, 6, CRASH_MARK, seed=21)
+    settings = Settings(database_url=pg_url, broker_url=private_redis.url)
+    assert enqueue_class(settings, pg_sessions, assignment_id) == 1, "all six in one batch"
+    env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
+                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class="tests.faults:CrashEngine")
+    worker = worker_process(env, tmp_path / "w.log").start()
+    try:
+        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 5, "failed": 1},
+                 timeout=600, what="5 graded and the crashing essay failed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{worker.log()[-6000:]}") from None
+    finally:
+        worker.stop()
+    _assert_only_the_marked_failed(pg_sessions, ids, crasher, reason="进程崩溃或内存不足", attempts=2)
+
+
+def test_a_batch_past_its_soft_time_limit_is_split_and_only_the_hanging_essay_fails(
+    pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
+    tmp_path: Path,
+) -> None:
+    ids, hanger, assignment_id = _marked_class(pg_sessions, 4, HANG_MARK, seed=22)
+    settings = Settings(database_url=pg_url, broker_url=private_redis.url)
+    enqueue_class(settings, pg_sessions, assignment_id)
+    env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
+                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class="tests.faults:HangEngine",
+                     task_time_limit_s="20", broker_visibility_timeout_s="600")
+    worker = worker_process(env, tmp_path / "w.log").start()
+    try:
+        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 3, "failed": 1},
+                 timeout=600, what="3 graded and the hanging essay failed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{worker.log()[-6000:]}") from None
+    finally:
+        worker.stop()
+    _assert_only_the_marked_failed(pg_sessions, ids, hanger, reason="超过时间限制", attempts=2)
+
+
+def test_a_batch_killed_at_the_hard_time_limit_is_recovered_by_the_sweep(
+    pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
+    tmp_path: Path,
+) -> None:
+    """Celery acknowledges a task whose child it killed at the hard limit: nothing redelivers it. The lease runs
+    out and the sweep (sent by a real beat, run by a real reports worker) takes the essays back."""
+    ids, hanger, assignment_id = _marked_class(pg_sessions, 4, HANG_MARK, seed=23)
+    settings = Settings(database_url=pg_url, broker_url=private_redis.url)
+    enqueue_class(settings, pg_sessions, assignment_id)
+    env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
+                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class="tests.faults:HangEngine",
+                     task_time_limit_s="20", broker_visibility_timeout_s="600", lease_s="6", sweep_interval_s="2",
+                     stale_after_s="3")
+    env["YUEJUAN_TEST_IGNORE_SOFT_LIMIT"] = "1"
+    processes = [
+        worker_process(env, tmp_path / "gpu.log").start(),
+        worker_process(env, tmp_path / "reports.log", queues="reports").start(),
+        ManagedProcess([sys.executable, "-m", "services.cli", "beat"], env, tmp_path / "beat.log").start(),
+    ]
+    try:
+        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 3, "failed": 1},
+                 timeout=900, what="3 graded and the hanging essay failed")
+    except AssertionError as exc:
+        logs = "\n".join(p.log()[-3000:] for p in processes)
+        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{logs}") from None
+    finally:
+        for process in processes:
+            process.stop()
+    _assert_only_the_marked_failed(pg_sessions, ids, hanger, reason="中断", attempts=2)
