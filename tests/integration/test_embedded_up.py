@@ -76,3 +76,68 @@ def test_up_grades_a_class_with_sqlite_and_the_embedded_broker(tiny_model_dir: P
     assert code == 0, up.log()[-4000:]
     wait_for(lambda: not _group_alive(up.proc.pid), timeout=60, what="every child of `up` to exit")
     assert "已停止" in up.log()
+
+
+def test_up_after_ctrl_c_mid_batch_grades_every_essay_once_and_regrades_twice(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C while a batch is being graded, start again: nothing stays 评分中 (the lease runs out and the sweep
+    takes the batch back, or the stopping task released it), every essay has exactly one grade; then the same
+    essays regraded twice get versions 2 and 3 (SQLite once reused a version number here)."""
+    from services.web.actor import Actor
+    from services.web.review import requeue
+    from shared.models import transaction
+    from tests.faults import GATE_FILE_ENV, GATE_MARK
+    from tests.grading_run import enqueue_class, grades_per_essay, status_counts
+
+    data_dir, gate = tmp_path / "data", tmp_path / "gate"
+    port = free_port()
+    env = worker_env(data_dir=str(data_dir), web_port=str(port), model=str(tiny_model_dir),
+                     engine_class="tests.faults:GateEngine", lease_s="6", sweep_interval_s="2", stale_after_s="3")
+    env[GATE_FILE_ENV] = str(gate)
+    settings = Settings(data_dir=data_dir)
+
+    def start(name: str) -> ManagedProcess:
+        up = ManagedProcess([sys.executable, "-m", "services.cli", "up"], env, tmp_path / f"{name}.log").start()
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=180, what="the embedded web app")
+        return up
+
+    def ctrl_c(up: ManagedProcess) -> None:
+        assert up.proc is not None
+        up.signal_group(signal.SIGINT)
+        assert up.proc.wait(timeout=240) is not None
+        wait_for(lambda: not _group_alive(up.proc.pid), timeout=60, what="every child of `up` to exit")
+
+    first = start("up1")
+    sessions = make_session_factory(make_engine(settings.resolved_database_url()))
+    essays = make_essays(5, seed=31)
+    essays[2] = essays[2].replace("\n", f"\n{GATE_MARK}", 1)
+    fixture = make_class(sessions, essays, tag=uuid.uuid4().hex[:6])
+    ids, assignment_id = fixture.essay_ids, fixture.assignment_id
+    try:
+        enqueue_class(settings, sessions, assignment_id)
+        wait_for(lambda: status_counts(sessions, assignment_id).get("grading", 0) >= 1, timeout=300,
+                 what="a batch to be held at the gate")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{first.log()[-6000:]}") from None
+    finally:
+        ctrl_c(first)
+    gate.touch()
+    second = start("up2")
+    try:
+        wait_for(lambda: status_counts(sessions, assignment_id) == {"graded": 5}, timeout=600,
+                 what="all 5 essays graded after the restart")
+        assert grades_per_essay(sessions, ids) == {i: 1 for i in ids}
+        for version in (2, 3):
+            with transaction(sessions) as session:
+                assert len(requeue(session, Actor("测试教师", None, None), ids, assignment_id=assignment_id)) == 5
+            enqueue_class(settings, sessions, assignment_id)
+            wait_for(lambda: status_counts(sessions, assignment_id) == {"graded": 5}, timeout=600,
+                     what=f"regrade {version - 1} of 5 essays")
+            assert grades_per_essay(sessions, ids) == {i: version for i in ids}
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{status_counts(sessions, assignment_id)}\n{second.log()[-6000:]}") from None
+    finally:
+        ctrl_c(second)
+    with sessions() as session:
+        assert {e.attempts for e in session.scalars(select(Essay).where(Essay.id.in_(ids)))} == {0}
