@@ -2,7 +2,7 @@
 
 Each is the real engine except for a batch whose prompt carries its mark: an exception (PoisonEngine), the
 process killed like an out-of-memory kill (CrashEngine), generation that never ends (HangEngine), or
-generation held until the test opens a gate file (GateEngine: to stop a worker while a batch is running).
+generation held until the test opens a gate (GateEngine: to stop a worker while a batch is running).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ POISON_MARK = "【测试毒丸】"
 CRASH_MARK = "【测试崩溃】"
 HANG_MARK = "【测试卡死】"
 GATE_MARK = "【测试闸门】"
-GATE_FILE_ENV = "YUEJUAN_TEST_GATE_FILE"
+GATE_DIR_ENV = "YUEJUAN_TEST_GATE_DIR"
 
 
 class _MarkedEngine(LLMEngine):
@@ -67,9 +67,13 @@ class HangEngine(_MarkedEngine):
 
 
 class GateEngine(_MarkedEngine):
+    """Touches ``entered`` in the directory ``YUEJUAN_TEST_GATE_DIR`` names and waits for ``open`` there: a batch
+    that runs as long as the test wants, without timing."""
+
     mark = GATE_MARK
 
     def on_mark(self) -> None:
-        gate = Path(os.environ[GATE_FILE_ENV])
-        while not gate.exists():
-            time.sleep(0.1)
+        gate = Path(os.environ[GATE_DIR_ENV])
+        (gate / "entered").touch()
+        while not (gate / "open").exists():
+            time.sleep(0.05)

@@ -87,14 +87,15 @@ def test_up_after_ctrl_c_mid_batch_grades_every_essay_once_and_regrades_twice(
     from services.web.actor import Actor
     from services.web.review import requeue
     from shared.models import transaction
-    from tests.faults import GATE_FILE_ENV, GATE_MARK
+    from tests.faults import GATE_DIR_ENV, GATE_MARK
     from tests.grading_run import enqueue_class, grades_per_essay, status_counts
 
     data_dir, gate = tmp_path / "data", tmp_path / "gate"
+    gate.mkdir()
     port = free_port()
     env = worker_env(data_dir=str(data_dir), web_port=str(port), model=str(tiny_model_dir),
                      engine_class="tests.faults:GateEngine", lease_s="6", sweep_interval_s="2", stale_after_s="3")
-    env[GATE_FILE_ENV] = str(gate)
+    env[GATE_DIR_ENV] = str(gate)
     settings = Settings(data_dir=data_dir)
 
     def start(name: str) -> ManagedProcess:
@@ -116,13 +117,12 @@ def test_up_after_ctrl_c_mid_batch_grades_every_essay_once_and_regrades_twice(
     ids, assignment_id = fixture.essay_ids, fixture.assignment_id
     try:
         enqueue_class(settings, sessions, assignment_id)
-        wait_for(lambda: status_counts(sessions, assignment_id).get("grading", 0) >= 1, timeout=300,
-                 what="a batch to be held at the gate")
+        wait_for(lambda: (gate / "entered").exists(), timeout=300, what="a batch to be held at the gate")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{first.log()[-6000:]}") from None
     finally:
         ctrl_c(first)
-    gate.touch()
+    (gate / "open").touch()
     second = start("up2")
     try:
         wait_for(lambda: status_counts(sessions, assignment_id) == {"graded": 5}, timeout=600,

@@ -28,6 +28,7 @@ from shared.settings import Settings
 from shared.worker_health import FORGET_AFTER, aware, classify_workers
 from tests.essays import make_essays
 from tests.factories import make_class
+from tests.faults import GATE_DIR_ENV, GATE_MARK
 from tests.ops.conftest import AppFactory
 from tests.ops.test_health_metrics import samples
 from tests.processes import ManagedProcess, PrivateRedis, wait_for, worker_env
@@ -250,15 +251,17 @@ def test_a_grading_worker_beats_while_a_long_batch_runs(
 ) -> None:
     gate = tmp_path / "gate"
     gate.mkdir()
-    fixture = make_class(pg_sessions, make_essays(1, seed=7), tag=uuid.uuid4().hex[:6])
+    fixture = make_class(pg_sessions, [make_essays(1, seed=7)[0].replace("\n", f"\n{GATE_MARK}", 1)],
+                         tag=uuid.uuid4().hex[:6])
     celery = make_celery(Settings(database_url=pg_url, broker_url=private_redis.url))
     with pg_sessions() as session:
         enqueue_assignment(session, celery, fixture.assignment_id, token_budget=16384)
     hostname = f"yuejuan-gpu-{uuid.uuid4().hex[:8]}@pytest"
     env = worker_env(database_url=pg_url, broker_url=private_redis.url, data_dir=str(tmp_path),
-                     model=str(tiny_model_dir), engine_class="tests.gated_engine:GatedEngine",
-                     worker_heartbeat_s=str(HEARTBEAT_S), task_time_limit_s="600", broker_visibility_timeout_s="900")
-    env["YJ_TEST_GATE_DIR"] = str(gate)
+                     model=str(tiny_model_dir), engine_class="tests.faults:GateEngine",
+                     worker_heartbeat_s=str(HEARTBEAT_S), task_time_limit_s="600", broker_visibility_timeout_s="900",
+                     lease_s="6")
+    env[GATE_DIR_ENV] = str(gate)
     cmd = [sys.executable, "-m", "services.cli", "--log-level", "INFO", "worker", "--queues", "gpu",
            "--hostname", hostname]
     worker = ManagedProcess(cmd, env, tmp_path / "gpu.log").start()
@@ -267,7 +270,12 @@ def test_a_grading_worker_beats_while_a_long_batch_runs(
         seen: set[datetime] = set()
         wait_for(lambda: _beats(pg_sessions, hostname, seen), timeout=60, what="beats during the batch")
         with pg_sessions() as session:
-            assert session.get(Essay, fixture.essay_ids[0]).status == EssayStatus.grading, "still mid-batch"
+            held = session.get(Essay, fixture.essay_ids[0])
+            assert held.status == EssayStatus.grading, "still mid-batch"
+            first_lease = held.lease_until
+        # The task renews its claim's lease while the model works, so no sweep takes a live batch back.
+        wait_for(lambda: _lease(pg_sessions, fixture.essay_ids[0]) > first_lease, timeout=60,
+                 what="the lease renewed during the batch")
         (gate / "open").touch()
         wait_for(lambda: _essay_status(pg_sessions, fixture.essay_ids[0]) == EssayStatus.graded, timeout=300,
                  what="the essay to be graded once the gate opens")
@@ -277,6 +285,11 @@ def test_a_grading_worker_beats_while_a_long_batch_runs(
         worker.stop()
         with transaction(pg_sessions) as session:
             session.execute(delete(WorkerStatus).where(WorkerStatus.id == hostname))
+
+
+def _lease(sessions: sessionmaker[Session], essay_id: int) -> datetime:
+    with sessions() as session:
+        return session.get(Essay, essay_id).lease_until
 
 
 def _essay_status(sessions: sessionmaker[Session], essay_id: int) -> EssayStatus:
