@@ -38,7 +38,7 @@ def on_assignment_complete(sender: TaskSender, sessions: sessionmaker[Session], 
     if job_id is None:
         return None
     try:
-        sender.send_task(TRAINING_PLANS_TASK, args=[assignment_id])
+        sender.send_task(TRAINING_PLANS_TASK, args=[assignment_id], priority=0)  # not behind the backlog
     except Exception as exc:
         # A job nobody will run must not block the next attempt: failed jobs do not count as existing.
         with transaction(sessions) as session:
