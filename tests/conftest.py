@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Classroom, School, make_engine, make_session_factory, transaction
 from shared.models.migrate import upgrade
 from shared.models.scratch import create_database, drop_database
+from tests.processes import PrivateRedis
 
 PG_ADMIN_URL = os.environ.get("YUEJUAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("YUEJUAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -86,6 +87,17 @@ def redis_url() -> Iterator[str]:
     yield REDIS_TEST_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis server of the test's own (AOF on), for tests that restart or wipe the broker."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server = PrivateRedis(redis_dir)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

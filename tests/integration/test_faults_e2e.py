@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from tests.grading_run import enqueue_class, grades_per_essay, status_counts
 from tests.processes import ManagedProcess, PrivateRedis, wait_for, worker_env, worker_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _marked_class(sessions: sessionmaker[Session], count: int, mark: str, seed: int) -> tuple[list[int], int, int]:

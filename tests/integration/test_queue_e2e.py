@@ -7,7 +7,6 @@ connections, a poison essay, a model that cannot load, and the same assignment e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,19 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.celery_app import make_celery
 from shared.models import Essay, EssayStatus, Grade, WorkerStatus
-from shared.queueing import enqueue_assignment
 from shared.settings import Settings
 from tests.conftest import PG_ADMIN_URL
 from tests.essays import make_essays
 from tests.factories import make_class
 from tests.faults import POISON_MARK
+from tests.grading_run import enqueue_class, grades_per_essay, status_counts
 from tests.processes import PrivateRedis, wait_for, worker_env, worker_process
 
 pytestmark = pytest.mark.slow
 
 TIME_LIMIT_S = 40
 VISIBILITY_S = 50
-
-
-@pytest.fixture()
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _env(pg_url: str, broker_url: str, model_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -46,58 +36,34 @@ def _env(pg_url: str, broker_url: str, model_dir: Path, data_dir: Path, **extra:
     )
 
 
-def _enqueue(pg_url: str, broker_url: str, sessions: sessionmaker[Session], assignment_id: int) -> int:
-    celery = make_celery(Settings(database_url=pg_url, broker_url=broker_url))
-    with sessions() as session:
-        sent = enqueue_assignment(session, celery, assignment_id, token_budget=16384)
-    return sent
-
-
-def _counts(sessions: sessionmaker[Session], assignment_id: int) -> dict[str, int]:
-    with sessions() as session:
-        rows = session.execute(
-            select(Essay.status, func.count()).where(Essay.assignment_id == assignment_id).group_by(Essay.status)
-        ).all()
-    return {str(status): n for status, n in rows}
-
-
-def _grades_per_essay(sessions: sessionmaker[Session], essay_ids: list[int]) -> list[int]:
-    with sessions() as session:
-        return list(
-            session.scalars(
-                select(func.count(Grade.id)).select_from(Essay).outerjoin(Grade, Grade.essay_id == Essay.id)
-                .where(Essay.id.in_(essay_ids)).group_by(Essay.id)
-            )
-        )
-
-
 def test_sigkill_mid_run_then_a_new_worker_grades_every_essay_exactly_once(
     pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
     tmp_path: Path,
 ) -> None:
     fixture = make_class(pg_sessions, make_essays(200, seed=1), tag=uuid.uuid4().hex[:6])
     # Enqueued twice: the claims must still give exactly one grade per essay.
-    assert _enqueue(pg_url, private_redis.url, pg_sessions, fixture.assignment_id) > 1
-    _enqueue(pg_url, private_redis.url, pg_sessions, fixture.assignment_id)
+    broker = Settings(database_url=pg_url, broker_url=private_redis.url)
+    assert enqueue_class(broker, pg_sessions, fixture.assignment_id) > 1
+    enqueue_class(broker, pg_sessions, fixture.assignment_id)
     env = _env(pg_url, private_redis.url, tiny_model_dir, tmp_path)
     first = worker_process(env, tmp_path / "worker1.log").start()
     try:
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id).get("graded", 0) >= 20,
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id).get("graded", 0) >= 20,
                  timeout=600, what="the first worker to grade 20 essays")
     except AssertionError:
         raise AssertionError(first.log()[-5000:]) from None
     first.kill()
-    mid = _counts(pg_sessions, fixture.assignment_id)
+    mid = status_counts(pg_sessions, fixture.assignment_id)
     assert mid.get("graded", 0) < 200, "the kill must land mid-run"
     second = worker_process(env, tmp_path / "worker2.log").start()
     try:
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id) == {"graded": 200},
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id) == {"graded": 200},
                  timeout=900, what="all 200 essays graded after the restart")
     except AssertionError:
-        raise AssertionError(f"{_counts(pg_sessions, fixture.assignment_id)}\n{second.log()[-5000:]}") from None
+        raise AssertionError(f"{status_counts(pg_sessions, fixture.assignment_id)}\n{second.log()[-5000:]}") from None
     finally:
         second.stop()
-    assert _grades_per_essay(pg_sessions, fixture.essay_ids) == [1] * 200
+    assert grades_per_essay(pg_sessions, fixture.essay_ids) == {i: 1 for i in fixture.essay_ids}
 
 
 def _cut_database_connections(pg_url: str) -> int:
@@ -117,24 +83,25 @@ def test_broker_restart_and_cut_database_connections_mid_run(
     tmp_path: Path,
 ) -> None:
     fixture = make_class(pg_sessions, make_essays(60, seed=2), tag=uuid.uuid4().hex[:6])
-    _enqueue(pg_url, private_redis.url, pg_sessions, fixture.assignment_id)
+    enqueue_class(Settings(database_url=pg_url, broker_url=private_redis.url), pg_sessions, fixture.assignment_id)
     worker = worker_process(_env(pg_url, private_redis.url, tiny_model_dir, tmp_path), tmp_path / "w.log").start()
     try:
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id).get("graded", 0) >= 8,
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id).get("graded", 0) >= 8,
                  timeout=600, what="grading to start")
         private_redis.stop()
         private_redis.start()
-        graded_after_redis = _counts(pg_sessions, fixture.assignment_id).get("graded", 0)
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id).get("graded", 0) > graded_after_redis,
+        graded_after_redis = status_counts(pg_sessions, fixture.assignment_id).get("graded", 0)
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id).get("graded", 0) > graded_after_redis,
                  timeout=600, what="grading to go on after the Redis restart")
         assert _cut_database_connections(pg_url) >= 1
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id) == {"graded": 60},
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id) == {"graded": 60},
                  timeout=900, what="all 60 essays graded")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_counts(pg_sessions, fixture.assignment_id)}\n{worker.log()[-6000:]}") from None
+        counts = status_counts(pg_sessions, fixture.assignment_id)
+        raise AssertionError(f"{exc}\n{counts}\n{worker.log()[-6000:]}") from None
     finally:
         worker.stop()
-    assert _grades_per_essay(pg_sessions, fixture.essay_ids) == [1] * 60
+    assert grades_per_essay(pg_sessions, fixture.essay_ids) == {i: 1 for i in fixture.essay_ids}
 
 
 def test_a_poison_essay_fails_after_the_attempt_limit_and_its_batch_mates_are_graded(
@@ -145,15 +112,16 @@ def test_a_poison_essay_fails_after_the_attempt_limit_and_its_batch_mates_are_gr
     essays[3] = essays[3].replace("\n", f"\n{POISON_MARK}", 1)
     fixture = make_class(pg_sessions, essays, tag=uuid.uuid4().hex[:6])
     poison_id = fixture.essay_ids[3]
-    _enqueue(pg_url, private_redis.url, pg_sessions, fixture.assignment_id)
+    enqueue_class(Settings(database_url=pg_url, broker_url=private_redis.url), pg_sessions, fixture.assignment_id)
     env = _env(pg_url, private_redis.url, tiny_model_dir, tmp_path, max_grading_attempts="2",
                engine_class="tests.faults:PoisonEngine")
     worker = worker_process(env, tmp_path / "w.log").start()
     try:
-        wait_for(lambda: _counts(pg_sessions, fixture.assignment_id) == {"graded": 7, "failed": 1},
+        wait_for(lambda: status_counts(pg_sessions, fixture.assignment_id) == {"graded": 7, "failed": 1},
                  timeout=600, what="7 graded and the poison essay failed")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_counts(pg_sessions, fixture.assignment_id)}\n{worker.log()[-6000:]}") from None
+        counts = status_counts(pg_sessions, fixture.assignment_id)
+        raise AssertionError(f"{exc}\n{counts}\n{worker.log()[-6000:]}") from None
     finally:
         worker.stop()
     with pg_sessions() as session:
@@ -168,7 +136,7 @@ def test_a_worker_whose_model_cannot_load_says_so_and_leaves_essays_queued(
     pg_url: str, pg_sessions: sessionmaker[Session], private_redis: PrivateRedis, tmp_path: Path,
 ) -> None:
     fixture = make_class(pg_sessions, make_essays(3, seed=4), tag=uuid.uuid4().hex[:6])
-    _enqueue(pg_url, private_redis.url, pg_sessions, fixture.assignment_id)
+    enqueue_class(Settings(database_url=pg_url, broker_url=private_redis.url), pg_sessions, fixture.assignment_id)
     env = _env(pg_url, private_redis.url, tmp_path / "no-such-model", tmp_path)
     env["HF_HUB_OFFLINE"] = "1"
     worker = worker_process(env, tmp_path / "w.log").start()
@@ -178,4 +146,4 @@ def test_a_worker_whose_model_cannot_load_says_so_and_leaves_essays_queued(
     with pg_sessions() as session:
         states = session.scalars(select(WorkerStatus.state).where(WorkerStatus.detail.like("%模型无法加载%"))).all()
     assert "failed" in states
-    assert _counts(pg_sessions, fixture.assignment_id) == {"queued": 3}
+    assert status_counts(pg_sessions, fixture.assignment_id) == {"queued": 3}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ def samples(app: Flask, **request: Any) -> dict[tuple[str, tuple[tuple[str, str]
         for family in text_string_to_metric_families(response.get_data(as_text=True))
         for sample in family.samples
     }
-
-
-@pytest.fixture()
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    server = PrivateRedis(redis_dir)
-    server.start()
-    yield server
-    server.stop()
 
 
 # --- /healthz --------------------------------------------------------------------------------------------------

@@ -45,16 +45,6 @@ class _Engine:
         return {"model": "tiny-qwen", "device": "cuda", "memory_mb": self.memory_mb}
 
 
-@pytest.fixture()
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    server = PrivateRedis(redis_dir)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
