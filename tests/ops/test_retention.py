@@ -80,16 +80,19 @@ def test_expired_data_is_purged_and_recent_data_kept(
     assert row.details["essays"] == result["essays"], "the audit row has counts only"
 
 
-def test_an_essay_being_graded_is_left_for_the_next_run(
+def test_an_essay_being_graded_is_left_for_the_next_run_unless_its_task_is_gone(
     make_people: PeopleFactory, db_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     old = make_people(db_sessions, tmp_path, created_at=utcnow() - OLD)
-    busy = old.person("甲").essay
+    busy, abandoned = old.person("甲").essay, old.person("乙").essay
     with transaction(db_sessions) as session:
-        session.execute(update(Essay).where(Essay.id == busy).values(status=EssayStatus.grading))
+        session.execute(update(Essay).where(Essay.id == busy).values(
+            status=EssayStatus.grading, lease_until=utcnow() + timedelta(seconds=60)))
+        session.execute(update(Essay).where(Essay.id == abandoned).values(
+            status=EssayStatus.grading, lease_until=utcnow() - timedelta(seconds=1)))
     run_retention(db_sessions, tmp_path, 365, actor="pytest")
     assert rows(db_sessions, Essay, Essay.id == busy)
-    assert rows(db_sessions, Essay, Essay.id == old.person("乙").essay) == []
+    assert rows(db_sessions, Essay, Essay.id == abandoned) == [], "a lease that ran out holds nothing back"
 
 
 def test_zero_days_disables_retention(
@@ -102,7 +105,7 @@ def test_zero_days_disables_retention(
 
 
 def test_beat_sends_the_purge_nightly_to_the_reports_queue() -> None:
-    entry = beat_schedule()["purge-expired"]
+    entry = beat_schedule(Settings())["purge-expired"]
     assert entry["task"] == PURGE_TASK and entry["options"]["queue"] == REPORTS_QUEUE
     assert entry["schedule"].hour == {3} and entry["schedule"].minute == {0}
     app = make_celery(Settings())

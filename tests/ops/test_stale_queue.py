@@ -15,9 +15,12 @@ from services.worker.celery_app import GPU_QUEUE, make_celery
 from services.worker.maintenance import REQUEUE_TASK, beat_schedule, run_sweep
 from shared.models import Essay, EssayStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
+from shared.models.migrate import upgrade
 from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker
 from shared.settings import Settings
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.factories import make_class
+from tests.processes import PrivateRedis
 
 
 def _statuses(sessions: sessionmaker[Session], ids: list[int]) -> dict[int, tuple[str, int]]:
@@ -65,12 +68,17 @@ def test_sweep_on_the_embedded_broker(sqlite_url: str, tmp_path: Path) -> None:
     _sweep_scenario(make_session_factory(make_engine(sqlite_url)), settings, "sweep-sqlite")
 
 
-def test_sweep_on_redis_with_postgresql(pg_sessions: sessionmaker[Session], pg_url: str, redis_url: str,
-                                        tmp_path: Path) -> None:
-    import uuid
-
-    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path)
-    _sweep_scenario(pg_sessions, settings, uuid.uuid4().hex[:6])
+def test_sweep_on_redis_with_postgresql(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    # A database and a broker of its own: the sweep looks at every essay and every message there is.
+    url = create_pg_database("yuejuan_sweep")
+    engine = make_engine(url)
+    try:
+        upgrade(url)
+        settings = Settings(database_url=url, broker_url=private_redis.url, data_dir=tmp_path)
+        _sweep_scenario(make_session_factory(engine), settings, "sweep-pg")
+    finally:
+        engine.dispose()
+        drop_pg_database(url)
 
 
 def test_essays_of_a_delivered_unacknowledged_redis_task_count_as_held(redis_url: str) -> None:

@@ -65,6 +65,8 @@ PAGES = [
     Route("reports.request_class_report", "POST", "/assignments/{a}/report", CLASS_SCOPE, mutating=True),
     Route("reports.download", "GET", "/reports/{cr}/download", CLASS_SCOPE),
     Route("reports.download", "GET", "/reports/{sr}/download", OWN_SCHOOL_ADMIN),
+    Route("reports.retry", "POST", "/reports/{cr}/retry", CLASS_SCOPE, mutating=True),
+    Route("reports.retry", "POST", "/reports/{sr}/retry", OWN_SCHOOL_ADMIN, mutating=True),
     Route("reports.school_reports", "GET", "/admin/reports", ADMINS_ONLY),
     Route("reports.request_school_report", "POST", "/admin/reports", ADMINS_ONLY, mutating=True),
     Route("admin.audit", "GET", "/admin/audit", ADMINS_ONLY),
