@@ -95,24 +95,32 @@ def queue_depths(broker_url: str, queues: Sequence[str], timeout_s: float = 3.0)
     return depths
 
 
-def essays_in_broker(broker_url: str, queue: str, timeout_s: float = 3.0) -> set[int]:
-    """Ids of the essays that a grading task waiting in ``queue`` (or delivered, not yet acknowledged) holds.
+def essays_in_broker(
+    broker_url: str, queue: str, *, delivered_within_s: float, timeout_s: float = 3.0
+) -> set[int]:
+    """Ids of the essays that a grading task waiting in ``queue``, or delivered within ``delivered_within_s`` and
+    not yet acknowledged, holds.
 
     What the sweep compares the database with, so that an essay whose task the broker lost is sent again while
-    other classes' tasks are still waiting. Redis: the queue's priority lists and the unacknowledged hash;
-    the embedded SQLite transport: the queue's visible messages. An unreachable broker raises.
+    other classes' tasks are still waiting. A message delivered longer ago whose essays are still queued sits
+    with a worker that is gone (Redis would hand it back only after its visibility timeout, hours later) or
+    that is busy with another batch: either way sending those essays again is right, since claims dedupe.
+    Redis: the queue's priority lists and the unacknowledged hash; the embedded SQLite transport: the queue's
+    visible messages (delivered ones are never handed back). An unreachable broker raises.
     """
     if broker_url.startswith("sqla+"):
         payloads = _sqla_payloads(broker_url.removeprefix("sqla+"), queue)
     else:
-        payloads = _redis_payloads(broker_url, queue, timeout_s)
+        payloads = _redis_payloads(broker_url, queue, delivered_within_s, timeout_s)
     held: set[int] = set()
     for payload in payloads:
         held.update(_grading_essay_ids(payload))
     return held
 
 
-def _redis_payloads(broker_url: str, queue: str, timeout_s: float) -> list[dict[str, Any]]:
+def _redis_payloads(broker_url: str, queue: str, delivered_within_s: float, timeout_s: float) -> list[dict[str, Any]]:
+    import time
+
     from kombu import Connection
 
     options = {"priority_steps": PRIORITY_STEPS}
@@ -124,8 +132,11 @@ def _redis_payloads(broker_url: str, queue: str, timeout_s: float) -> list[dict[
             json.loads(raw) for pri in channel.priority_steps
             for raw in client.lrange(channel._q_for_pri(queue, pri), 0, -1)
         ]
-        # Unacknowledged entries are [payload, exchange, routing key].
-        for raw in client.hvals(channel.unacked_key):
+        # Unacknowledged entries are [payload, exchange, routing key], indexed by delivery time.
+        recent = client.zrangebyscore(channel.unacked_index_key, time.time() - delivered_within_s, "+inf")
+        for raw in client.hmget(channel.unacked_key, recent) if recent else []:
+            if raw is None:  # acknowledged meanwhile
+                continue
             payload, _exchange, routing_key = json.loads(raw)
             if routing_key == queue:
                 payloads.append(payload)

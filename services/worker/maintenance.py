@@ -83,7 +83,7 @@ def run_sweep(
         waiting = stale_essays(session, now - timedelta(seconds=settings.stale_after_s))
     missing: list[tuple[int, int]] = []
     if waiting:
-        held = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE)
+        held = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE, delivered_within_s=settings.stale_after_s)
         missing = [(essay_id, chars) for essay_id, chars in waiting if essay_id not in held]
     if missing:
         logger.warning("sending again %s queued essays that no grading task holds", len(missing))

@@ -51,7 +51,7 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
     counts = run_sweep(celery, sessions, settings, now=later)
 
     assert counts == {"recovered": 3, "resent": 1}
-    in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE)
+    in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE, delivered_within_s=60)
     assert {stranded, held, dead_a, dead_b, dead_alone} <= in_broker
     assert not {graded, recent, alive} & in_broker
     assert _statuses(sessions, fixture.essay_ids) == {
@@ -81,20 +81,23 @@ def test_sweep_on_redis_with_postgresql(private_redis: PrivateRedis, tmp_path: P
         drop_pg_database(url)
 
 
-def test_essays_of_a_delivered_unacknowledged_redis_task_count_as_held(redis_url: str) -> None:
+def test_a_delivered_unacknowledged_redis_task_holds_its_essays_until_it_is_old(private_redis: PrivateRedis) -> None:
+    """A worker that took a task and died leaves it unacknowledged; Redis hands it back only after the visibility
+    timeout (hours). Delivered a moment ago it holds its essays; delivered long ago, not any more."""
+    import redis
     from kombu import Connection
 
-    settings = Settings(broker_url=redis_url)
-    make_celery(settings).send_task(GRADE_TASK, args=[[987654321]], priority=3)
-    with Connection(redis_url, transport_options={"priority_steps": PRIORITY_STEPS}) as connection:
-        channel = connection.default_channel
-        message = None
-        while message is None or 987654321 not in message.decode()[0][0]:
-            message = channel.basic_get(GPU_QUEUE, no_ack=False)
-            assert message is not None, "the task never reached the queue"
-        assert 987654321 in essays_in_broker(redis_url, GPU_QUEUE), "delivered but not acknowledged: still held"
+    url = private_redis.url
+    make_celery(Settings(broker_url=url)).send_task(GRADE_TASK, args=[[4242]], priority=3)
+    with Connection(url, transport_options={"priority_steps": PRIORITY_STEPS}) as connection:
+        message = connection.default_channel.basic_get(GPU_QUEUE, no_ack=False)
+        assert message is not None and message.decode()[0][0] == [4242]
+        assert essays_in_broker(url, GPU_QUEUE, delivered_within_s=60) == {4242}, "delivered, not acknowledged"
+        client = redis.Redis.from_url(url)
+        client.zadd("unacked_index", {message.delivery_tag: client.zscore("unacked_index", message.delivery_tag) - 120})
+        assert essays_in_broker(url, GPU_QUEUE, delivered_within_s=60) == set(), "delivered two minutes ago"
         message.ack()
-    assert 987654321 not in essays_in_broker(redis_url, GPU_QUEUE)
+    assert essays_in_broker(url, GPU_QUEUE, delivered_within_s=600) == set()
 
 
 @pytest.mark.parametrize("every", [15, 42])
