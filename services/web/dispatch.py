@@ -42,4 +42,4 @@ def send_report_task(task_name: str, report_job_id: int) -> bool:
     return True
 
 
-BROKER_DOWN = "已保存，但暂时无法连接任务队列；请稍后在作业页面点击“重新排队”。"
+BROKER_DOWN = "已保存，但暂时无法连接任务队列；队列恢复后几秒内会自动开始评分，也可在作业页面点击“重新排队”。"

@@ -116,3 +116,34 @@ def test_a_batch_killed_at_the_hard_time_limit_is_recovered_by_the_sweep(
         for process in processes:
             process.stop()
     _assert_only_the_marked_failed(pg_sessions, ids, hanger, reason="中断", attempts=2)
+
+
+def test_a_class_whose_tasks_never_reached_the_broker_is_graded_by_the_sweep(
+    pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
+    tmp_path: Path,
+) -> None:
+    """Confirmed while Redis was down (or its tasks lost with a wiped broker): the essays wait in `queued` with no
+    task anywhere. The sweep, while another class's batches still wait in the queue, sends them again."""
+    stranded = make_class(pg_sessions, make_essays(4, seed=24), tag=uuid.uuid4().hex[:6])
+    waiting = make_class(pg_sessions, make_essays(4, seed=25), tag=uuid.uuid4().hex[:6])
+    settings = Settings(database_url=pg_url, broker_url=private_redis.url)
+    enqueue_class(settings, pg_sessions, waiting.assignment_id)  # the other class's tasks reach the broker
+    env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
+                     data_dir=str(tmp_path), sweep_interval_s="2", stale_after_s="3")
+    processes = [
+        worker_process(env, tmp_path / "gpu.log").start(),
+        worker_process(env, tmp_path / "reports.log", queues="reports").start(),
+        ManagedProcess([sys.executable, "-m", "services.cli", "beat"], env, tmp_path / "beat.log").start(),
+    ]
+    try:
+        for fixture in (stranded, waiting):
+            wait_for(lambda f=fixture: status_counts(pg_sessions, f.assignment_id) == {"graded": 4},
+                     timeout=600, what="both classes graded")
+    except AssertionError as exc:
+        logs = "\n".join(p.log()[-3000:] for p in processes)
+        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, stranded.assignment_id)}\n{logs}") from None
+    finally:
+        for process in processes:
+            process.stop()
+    ids = stranded.essay_ids + waiting.essay_ids
+    assert grades_per_essay(pg_sessions, ids) == {i: 1 for i in ids}
