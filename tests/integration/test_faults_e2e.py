@@ -2,7 +2,8 @@
 
 Exact counts every time: each innocent essay graded once, only the marked essay failed, none left 评分中.
 Each scenario runs once (slow): an essay that kills its worker process, a batch past its soft time limit,
-a batch past its hard time limit recovered by the sweep (beat and a reports worker), and one essay regraded twice.
+a batch past its hard time limit recovered by the sweep (beat and a reports worker), and a class whose tasks
+never reached the broker.
 """
 
 from __future__ import annotations
@@ -46,45 +47,34 @@ def _assert_only_the_marked_failed(sessions: sessionmaker[Session], ids: list[in
     assert {e.attempts for e in innocent} == {0}, "no innocent essay was charged an attempt"
 
 
-def test_an_essay_that_kills_its_worker_fails_alone_and_its_batch_mates_are_graded_once(
+@pytest.mark.parametrize(
+    ("mark", "engine", "count", "extra", "reason"),
+    [
+        (CRASH_MARK, "CrashEngine", 6, {}, "进程崩溃或内存不足"),
+        (HANG_MARK, "HangEngine", 4, {"task_time_limit_s": "20", "broker_visibility_timeout_s": "600"}, "超过时间限制"),
+    ],
+    ids=["an-essay-that-kills-its-worker", "a-batch-past-its-soft-time-limit"],
+)
+def test_a_faulty_essay_fails_alone_and_its_batch_mates_are_graded_once(
     pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
-    tmp_path: Path,
+    tmp_path: Path, mark: str, engine: str, count: int, extra: dict[str, str], reason: str,
 ) -> None:
-    ids, crasher, assignment_id = _marked_class(pg_sessions, 6, CRASH_MARK, seed=21)
+    """The batch goes back in halves (no charge) until the faulty essay stands alone and is charged to the limit."""
+    ids, marked, assignment_id = _marked_class(pg_sessions, count, mark, seed=21)
     settings = Settings(database_url=pg_url, broker_url=private_redis.url)
-    assert enqueue_class(settings, pg_sessions, assignment_id) == 1, "all six in one batch"
+    assert enqueue_class(settings, pg_sessions, assignment_id) == 1, "the whole class in one batch"
     env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
-                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class="tests.faults:CrashEngine")
+                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class=f"tests.faults:{engine}", **extra)
     worker = worker_process(env, tmp_path / "w.log").start()
+    expected = {"graded": count - 1, "failed": 1}
     try:
-        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 5, "failed": 1},
-                 timeout=600, what="5 graded and the crashing essay failed")
+        wait_for(lambda: status_counts(pg_sessions, assignment_id) == expected,
+                 timeout=600, what=f"{count - 1} graded and the faulty essay failed")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{worker.log()[-6000:]}") from None
     finally:
         worker.stop()
-    _assert_only_the_marked_failed(pg_sessions, ids, crasher, reason="进程崩溃或内存不足", attempts=2)
-
-
-def test_a_batch_past_its_soft_time_limit_is_split_and_only_the_hanging_essay_fails(
-    pg_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, private_redis: PrivateRedis,
-    tmp_path: Path,
-) -> None:
-    ids, hanger, assignment_id = _marked_class(pg_sessions, 4, HANG_MARK, seed=22)
-    settings = Settings(database_url=pg_url, broker_url=private_redis.url)
-    enqueue_class(settings, pg_sessions, assignment_id)
-    env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
-                     data_dir=str(tmp_path), max_grading_attempts="2", engine_class="tests.faults:HangEngine",
-                     task_time_limit_s="20", broker_visibility_timeout_s="600")
-    worker = worker_process(env, tmp_path / "w.log").start()
-    try:
-        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 3, "failed": 1},
-                 timeout=600, what="3 graded and the hanging essay failed")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{worker.log()[-6000:]}") from None
-    finally:
-        worker.stop()
-    _assert_only_the_marked_failed(pg_sessions, ids, hanger, reason="超过时间限制", attempts=2)
+    _assert_only_the_marked_failed(pg_sessions, ids, marked, reason=reason, attempts=2)
 
 
 def test_a_batch_killed_at_the_hard_time_limit_is_recovered_by_the_sweep(
