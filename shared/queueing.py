@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.models import Essay, EssayStatus
+from shared.tasks import GRADE_TASK
 
 logger = logging.getLogger(__name__)
 
-GRADE_TASK = "grading.grade_batch"
 # Planning estimates only (the engine re-batches by real token counts): Qwen's tokenizer needs about
 # 0.7 tokens per Chinese character; the rubric prompt and the JSON answer add roughly fixed amounts.
 PROMPT_OVERHEAD_TOKENS = 700

@@ -7,9 +7,7 @@ from kombu import Exchange, Queue
 
 from shared.queueing import PRIORITY_STEPS
 from shared.settings import Settings, load_settings
-
-GPU_QUEUE = "gpu"
-REPORTS_QUEUE = "reports"
+from shared.tasks import GPU_QUEUE, REPORTS_QUEUE
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

@@ -26,11 +26,11 @@ from shared.models.base import utcnow
 from shared.queueing import TaskSender, enqueue_essays, essays_in_broker
 from shared.retention import run_retention
 from shared.settings import Settings
+from shared.tasks import PURGE_TASK, SWEEP_TASK
 
 logger = logging.getLogger(__name__)
 
-PURGE_TASK = "maintenance.purge_expired"
-REQUEUE_TASK = "maintenance.requeue_stale"
+REQUEUE_TASK = SWEEP_TASK
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -1,10 +1,9 @@
-"""Task names and report kinds shared by the web (which sends and lists) and the workers (which run)."""
+"""Task names and report kinds, from the contract in ``shared.tasks`` (kept while callers move there)."""
 
-CLASS_WORKBOOK_TASK = "reports.class_workbook"
-SCHOOL_WORKBOOK_TASK = "reports.school_workbook"
-TRAINING_PLANS_TASK = "grading.training_plans"
+from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, TRAINING_PLANS_TASK, ReportKind
 
-CLASS_REPORT = "class_workbook"  # ReportJob.kind, with assignment_id (and classroom_id, school_id) set
-SCHOOL_REPORT = "school_workbook"  # ReportJob.kind, with school_id set
+CLASS_REPORT = ReportKind.class_workbook
+SCHOOL_REPORT = ReportKind.school_workbook
 
-TASK_FOR_KIND = {CLASS_REPORT: CLASS_WORKBOOK_TASK, SCHOOL_REPORT: SCHOOL_WORKBOOK_TASK}
+__all__ = ["CLASS_REPORT", "CLASS_WORKBOOK_TASK", "SCHOOL_REPORT", "SCHOOL_WORKBOOK_TASK", "TASK_FOR_KIND",
+           "TRAINING_PLANS_TASK"]

@@ -1,0 +1,30 @@
+"""The contract between the web app and the workers: queue names, task names and report kinds.
+
+Tasks are sent by these names with ids and primitives only; declared here once, imported by both sides.
+"""
+
+from __future__ import annotations
+
+import enum
+
+# Queues: model work (grading, training plans) on `gpu`; workbooks and housekeeping on `reports`.
+GPU_QUEUE = "gpu"
+REPORTS_QUEUE = "reports"
+
+GRADE_TASK = "grading.grade_batch"
+TRAINING_PLANS_TASK = "grading.training_plans"
+CLASS_WORKBOOK_TASK = "reports.class_workbook"
+SCHOOL_WORKBOOK_TASK = "reports.school_workbook"
+PURGE_TASK = "maintenance.purge_expired"
+SWEEP_TASK = "maintenance.requeue_stale"
+
+
+class ReportKind(enum.StrEnum):
+    """``ReportJob.kind``: a class workbook has assignment_id (and classroom_id, school_id) set; a school
+    workbook has school_id set."""
+
+    class_workbook = "class_workbook"
+    school_workbook = "school_workbook"
+
+
+TASK_FOR_KIND = {ReportKind.class_workbook: CLASS_WORKBOOK_TASK, ReportKind.school_workbook: SCHOOL_WORKBOOK_TASK}
