@@ -73,7 +73,7 @@ def sample_outcome(job: Any) -> Any:
     """What the pipeline hands back for an essay: the real deterministic analysis, a model-like answer."""
     from services.worker.analysis import analyse
     from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
-    from services.worker.pipeline import resolve_rubric
+    from shared.prompts.rubric import resolve_rubric
 
     analysis = analyse(job.text, resolve_rubric(job.rubric_id, job.rubric_version), job.required_length)
     text = analysis.text

@@ -32,12 +32,25 @@ _TRANSLATE = str.maketrans({**_FULLWIDTH_ALNUM, "\u3000": " "})
 # Most essays contain none of those characters: finding that out costs a twentieth of translating.
 _NEEDS_TRANSLATE_RE = re.compile("[" + "".join(map(chr, _TRANSLATE)) + "]")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Zero-width characters, soft hyphens and bidi controls: they can hide or reorder text.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
 _LEADING_INDENT_RE = re.compile(r"^[ \t\u3000\u00a0]+", re.MULTILINE)
 _TRAILING_SPACE_RE = re.compile(r"[ \t\u3000\u00a0]+$", re.MULTILINE)
 _BLANK_RUN_RE = re.compile(r"\n{3,}")
 _LABELLED_TITLE_RE = re.compile(r"^(?:题目|标题|题)\s*[:：]\s*(\S.*)$")
 _BOOK_TITLE_RE = re.compile(r"^《([^《》]{1,40})》$")
 _SENTENCE_END_RE = re.compile(rf"[{re.escape(SENTENCE_FINAL)}]+[{re.escape(CLOSING_QUOTES)}]*")
+
+
+def strip_invisible(text: str) -> str:
+    """Remove zero-width characters, soft hyphens and bidi controls that can hide or reorder text."""
+    return _INVISIBLE_RE.sub("", text)
+
+
+def clean_essay_text(raw: str) -> str:
+    """The one cleaning rule for essay text, at upload and before grading: invisible characters removed, then
+    ``normalize_text``."""
+    return normalize_text(strip_invisible(raw))
 
 
 def normalize_text(raw: str) -> str:

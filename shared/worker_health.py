@@ -7,6 +7,7 @@ tests all read a row the same way. Every worker process rewrites its row's ``upd
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,20 @@ HIDE_FROM_TEACHERS_AFTER = timedelta(minutes=10)
 # Rows not written for this long are deleted when a worker starts, so restarts do not pile up rows.
 FORGET_AFTER = timedelta(days=1)
 
-LOST = "lost"
+class WorkerState(enum.StrEnum):
+    """``WorkerStatus.state`` as a worker records it, and ``lost`` for a row that stopped beating."""
+
+    loading = "loading"
+    ready = "ready"
+    failed = "failed"
+    stopped = "stopped"
+    lost = "lost"
+
+
+LOST = WorkerState.lost
 STATE_NAMES = {
-    "loading": "正在加载模型", "ready": "就绪", "failed": "模型加载失败", "stopped": "已停止", LOST: "失联",
+    WorkerState.loading: "正在加载模型", WorkerState.ready: "就绪", WorkerState.failed: "模型加载失败",
+    WorkerState.stopped: "已停止", WorkerState.lost: "失联",
 }
 FAULT_NOTICE = "评分服务暂不可用：模型无法加载。作文会保留在队列中，请联系管理员。"
 NO_WORKER_NOTICE = "尚未检测到运行中的评分进程。作文会保留在队列中，评分进程启动后自动开始评分。"
@@ -56,7 +68,7 @@ class WorkerHealth:
 
     @property
     def ready(self) -> bool:
-        return self.live and self.recorded_state == "ready"
+        return self.live and self.recorded_state == WorkerState.ready
 
     @property
     def state_name(self) -> str:
@@ -71,19 +83,19 @@ def classify_workers(rows: Iterable[WorkerRow], now: datetime, *, lost_after_s: 
     """Each row's health at ``now``, in the rows' order."""
     rows = list(rows)
     ages = [max(0.0, (now - aware(row.updated_at)).total_seconds()) for row in rows]
-    live = [row.state != "stopped" and age <= lost_after_s for row, age in zip(rows, ages, strict=True)]
+    live = [row.state != WorkerState.stopped and age <= lost_after_s for row, age in zip(rows, ages, strict=True)]
     ready_queues = {
-        queue for row, is_live in zip(rows, live, strict=True) if is_live and row.state == "ready"
+        queue for row, is_live in zip(rows, live, strict=True) if is_live and row.state == WorkerState.ready
         for queue in _queues(row.queues)
     }
     hide_after_s = HIDE_FROM_TEACHERS_AFTER.total_seconds()
     return [
         WorkerHealth(
             id=row.id, queues=_queues(row.queues), recorded_state=row.state,
-            state=row.state if is_live or row.state == "stopped" else LOST,
+            state=row.state if is_live or row.state == WorkerState.stopped else LOST,
             model=row.model, device=row.device, detail=row.detail, memory_mb=row.memory_mb,
             updated_at=aware(row.updated_at), age_s=age, live=is_live,
-            current_fault=is_live and row.state == "failed" and not ready_queues & set(_queues(row.queues)),
+            current_fault=is_live and row.state == WorkerState.failed and not ready_queues & set(_queues(row.queues)),
             shown_to_teachers=is_live or age <= hide_after_s,
         )
         for row, age, is_live in zip(rows, ages, live, strict=True)

@@ -75,7 +75,7 @@ def celery_for(app: Flask):  # type: ignore[no-untyped-def]
     """The Celery app used only to send tasks by name (created lazily; no torch is imported)."""
     state = ext(app)
     if state["celery"] is None:
-        from services.worker.celery_app import make_celery
+        from shared.celery_app import make_celery
 
         state["celery"] = make_celery(state["settings"])
     return state["celery"]

@@ -18,11 +18,11 @@ from services.web.progress_view import progress_json, workers_view
 from services.web.records import create_assignment
 from services.web.results import class_results
 from services.web.review import requeue
-from services.web.rubric_store import assignment_rubric, is_rubric_path, rubric_choices
+from services.web.rubric_store import assignment_rubric, rubric_choices
 from shared.models import Assignment, Essay, abandoned_claim
 from shared.models.base import utcnow
 from shared.progress import assignment_progress
-from shared.prompts.rubric import Rubric, RubricError
+from shared.prompts.rubric import Rubric, RubricError, is_rubric_path
 
 logger = logging.getLogger(__name__)
 

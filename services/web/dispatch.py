@@ -10,9 +10,6 @@ from shared.queueing import enqueue_assignment, enqueue_essays
 
 logger = logging.getLogger(__name__)
 
-CLASS_WORKBOOK_TASK = "reports.class_workbook"
-SCHOOL_WORKBOOK_TASK = "reports.school_workbook"
-
 
 def queue_assignment(assignment_id: int) -> bool:
     """Queue every waiting essay of an assignment; False when the broker could not be reached."""

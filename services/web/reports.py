@@ -23,20 +23,20 @@ from services.web.access import (
 )
 from services.web.auth import actor, admin_required, login_required, user
 from services.web.context import db, settings
-from services.web.dispatch import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, send_report_task
+from services.web.dispatch import send_report_task
 from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.models.base import utcnow
 from shared.report_jobs import ReportError, parse_error, requeue_failed
+from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, ReportKind
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("reports", __name__)
 
-CLASS_WORKBOOK = "class_workbook"
-SCHOOL_WORKBOOK = "school_workbook"
+CLASS_WORKBOOK, SCHOOL_WORKBOOK = ReportKind.class_workbook, ReportKind.school_workbook
 JOB_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
-TASKS = {CLASS_WORKBOOK: CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK: SCHOOL_WORKBOOK_TASK}
+TASKS = TASK_FOR_KIND
 
 
 @dataclass(frozen=True)

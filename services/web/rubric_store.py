@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.models import Assignment
-from shared.prompts.rubric import Rubric, RubricError, list_rubrics, load_rubric, load_rubric_file
+from shared.prompts.rubric import Rubric, RubricError, list_rubrics, load_rubric_file, resolve_rubric
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ class RubricChoice:
 
 def school_rubric_dir(data_dir: Path, school_id: int) -> Path:
     return data_dir / "rubrics" / str(school_id)
-
-
-def is_rubric_path(rubric_id: str) -> bool:
-    return rubric_id.endswith((".yaml", ".yml"))
 
 
 def _shipped_choices() -> list[RubricChoice]:
@@ -117,6 +113,4 @@ def save_school_rubric(data_dir: Path, school_id: int, filename: str, data: byte
 
 def assignment_rubric(assignment: Assignment) -> Rubric:
     """The rubric an assignment is graded with (RubricError when it cannot be loaded any more)."""
-    if is_rubric_path(assignment.rubric_id):
-        return load_rubric_file(assignment.rubric_id)
-    return load_rubric(assignment.rubric_id, assignment.rubric_version)
+    return resolve_rubric(assignment.rubric_id, assignment.rubric_version)

@@ -11,13 +11,13 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from services.worker.injection import detect_injection, strip_invisible
+from services.worker.injection import detect_injection
 from shared.prompts.rubric import Rubric
 from shared.textnorm import (
     CHAR_COUNT_RULES,
     CLOSING_QUOTES,
+    clean_essay_text,
     count_chars,
-    normalize_text,
     paragraph_spans,
     sentences,
     split_title,
@@ -233,7 +233,7 @@ def mechanical_errors(text: str, body_offset: int, kind: str = DEFAULT_PUNCT_TYP
 
 def analyse(raw_text: str, rubric: Rubric, required_length: int | None = None) -> Analysis:
     """Normalise ``raw_text`` and compute everything the score needs that the model does not decide."""
-    text = normalize_text(strip_invisible(raw_text))
+    text = clean_essay_text(raw_text)
     title, body = split_title(text)
     body_offset = len(text) - len(body)
     char_count = count_chars(body, rubric.char_count_rule)

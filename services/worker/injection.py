@@ -10,9 +10,10 @@ import logging
 import re
 import unicodedata
 
+from shared.textnorm import strip_invisible
+
 logger = logging.getLogger(__name__)
 
-_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
 _SPACING_RE = re.compile(r"[\s*_·•\-~～]+")
 _GRADER = r"(?:阅卷|评卷|判卷|批卷|改卷|评分)(?:老师|教师|人|人员|员|专家|组|系统|模型|AI|助手)"
 _SCORE = r"(?:满分|最高分|高分|一等(?!奖)|六十分|五十[五六七八九]分|[4-6]\d分(?![钟之]))"
@@ -83,11 +84,6 @@ _ENGLISH_RULES: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
-
-
-def strip_invisible(text: str) -> str:
-    """Remove zero-width characters, soft hyphens and bidi controls that can hide or reorder text."""
-    return _INVISIBLE_RE.sub("", text)
 
 
 def _excerpt(text: str, match: re.Match[str]) -> str:

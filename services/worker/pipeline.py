@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 from services.worker.analysis import Analysis, Finding, analyse
@@ -21,7 +20,7 @@ from services.worker.scoring import ScoreResult, compose_score, needs_model
 from shared.deidentify import Deidentifier
 from shared.prompts.answer_schema import AnswerInvalid, answer_schema, parse_answer
 from shared.prompts.render import PROMPT_VERSION, render_grading_messages
-from shared.prompts.rubric import Rubric, load_rubric, load_rubric_file
+from shared.prompts.rubric import Rubric, resolve_rubric
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +41,8 @@ class EngineLike(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-@lru_cache(maxsize=32)
-def resolve_rubric(rubric_id: str, version: str | None = None) -> Rubric:
-    """A shipped rubric by id (and version), or a school's rubric file by path."""
-    if rubric_id.endswith((".yaml", ".yml")) or Path(rubric_id).is_file():
-        return load_rubric_file(rubric_id)
-    return load_rubric(rubric_id, version)
+# Rubric files do not change under a path or version (a school's edit is stored as a new file): cache per worker.
+cached_rubric = lru_cache(maxsize=32)(resolve_rubric)
 
 
 @dataclass
@@ -85,7 +80,7 @@ def grade_jobs(engine: EngineLike, jobs: Sequence[EssayJob]) -> list[EssayOutcom
 
 
 def _prepare(index: int, job: EssayJob) -> _Prepared:
-    rubric = resolve_rubric(job.rubric_id, job.rubric_version)
+    rubric = cached_rubric(job.rubric_id, job.rubric_version)
     analysis = analyse(job.text, rubric, job.required_length)
     masker = Deidentifier(job.person_names, job.school_names)
     # Title and body are masked together so one person always gets one placeholder.

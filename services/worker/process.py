@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from shared.settings import Settings
+from shared.worker_health import WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> 
         app.worker_main(argv)
     except SystemExit as exc:
         code = int(exc.code or 0)
-    if runtime.mark_stopped() == "failed":
+    if runtime.mark_stopped() == WorkerState.failed:
         logger.critical("worker %s stopped because its model could not be loaded", hostname)
         return MODEL_LOAD_FAILED_EXIT
     return code

@@ -23,7 +23,7 @@ from shared.models import WorkerStatus, make_engine, make_session_factory, trans
 from shared.models.base import utcnow
 from shared.models.db import WORKER_PING_AFTER_IDLE_S
 from shared.settings import Settings
-from shared.worker_health import FORGET_AFTER
+from shared.worker_health import FORGET_AFTER, WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _write_beat() -> None:
         ).rowcount
         if not found:  # deleted by a clean-up, or never written while the database was down
             _upsert_status(session, {
-                "id": _state.worker_id, "queues": ",".join(_state.queues), "state": _state.state or "ready",
+                "id": _state.worker_id, "queues": ",".join(_state.queues), "state": _state.state or WorkerState.ready,
                 **values,
             })
 
@@ -224,8 +224,9 @@ def mark_stopped() -> str | None:
     try:
         with _own_sessions() as own, transaction(own) as session:
             session.execute(
-                update(WorkerStatus).where(WorkerStatus.id == _state.worker_id, WorkerStatus.state != "failed")
-                .values(state="stopped", updated_at=utcnow())
+                update(WorkerStatus)
+                .where(WorkerStatus.id == _state.worker_id, WorkerStatus.state != WorkerState.failed)
+                .values(state=WorkerState.stopped, updated_at=utcnow())
             )
             return session.scalar(select(WorkerStatus.state).where(WorkerStatus.id == _state.worker_id))
     except Exception:
@@ -239,22 +240,22 @@ def _init_child(**_: object) -> None:
         return
     _state.sessions = None  # never reuse the parent's connections after fork
     if not _state.load_model:
-        record_status("ready")
+        record_status(WorkerState.ready)
         _start_beating()
         return
-    record_status("loading")
+    record_status(WorkerState.loading)
     _start_beating()  # a model takes minutes to load; a loading worker is not a lost one
     try:
         _state.engine = load_engine(_state.settings)
     except Exception as exc:
         logger.critical("MODEL COULD NOT BE LOADED, worker stopping; essays stay queued: %s", exc, exc_info=True)
-        record_status("failed", f"模型无法加载: {exc}")
+        record_status(WorkerState.failed, f"模型无法加载: {exc}")
         os.kill(os.getppid(), signal.SIGTERM)
         return
     _prepare_default_grammar(_state.engine)
     info = _state.engine.describe()
     logger.info("model loaded: %s", info)
-    record_status("ready", model=str(info.get("model")), device=str(info.get("device")),
+    record_status(WorkerState.ready, model=str(info.get("model")), device=str(info.get("device")),
                   memory_mb=model_memory_mb(info))
 
 

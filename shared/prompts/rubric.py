@@ -372,3 +372,16 @@ def load_rubric(rubric_id: str, version: str | None = None, *, directory: Path |
     if pinned.id != rubric_id or pinned.version != version:
         raise RubricError(f"评分标准文件 {pinned_path} 无效：内容为 {pinned.ref}，与文件名不符")
     return pinned
+
+
+def is_rubric_path(rubric_id: str) -> bool:
+    """An assignment's rubric reference names a school's rubric file (rather than a shipped rubric id)."""
+    return rubric_id.endswith((".yaml", ".yml")) or Path(rubric_id).is_file()
+
+
+def resolve_rubric(rubric_id: str, version: str | None = None) -> Rubric:
+    """The rubric an assignment refers to: a school's rubric file by path, or a shipped rubric by id (and version).
+    The one rule, for the web, the grading pipeline and the reports."""
+    if is_rubric_path(rubric_id):
+        return load_rubric_file(rubric_id)
+    return load_rubric(rubric_id, version)

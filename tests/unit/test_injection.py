@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.injection import detect_injection, strip_invisible
+from services.worker.injection import detect_injection
+from shared.textnorm import strip_invisible
 
 ACEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "essays-acea" / "data.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from services.worker.injection import strip_invisible
+from shared.textnorm import strip_invisible
 
 _MIDDLE_DOTS = str.maketrans(dict.fromkeys("\u2022\u30fb\u2027\uff65\u22c5\u2219", "\u00b7"))
 _SPACE_RUN_RE = re.compile(r"\s+")

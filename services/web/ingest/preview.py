@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from services.web.ingest.limits import UploadLimits
 from services.web.ingest.matching import Match
 from services.web.ingest.records import EssayPreview, PreviewItem, RosterEntry, UploadProblem
-from services.worker.injection import strip_invisible
-from shared.textnorm import CharCountRule, count_chars, normalize_text, split_title
+from shared.textnorm import CharCountRule, clean_essay_text, count_chars, split_title
 
 CHAR_COUNT_RULE: CharCountRule = "hanzi_alnum_punct"
 MAX_TITLE_CHARS = 100
@@ -25,11 +24,6 @@ class Submission:
     match: Match
     written_name: str
     title: str | None = None  # from a 标题 column; documents carry their title in the text
-
-
-def clean_text(raw: str) -> str:
-    """The stored form of essay text: invisible characters removed, then ``normalize_text``."""
-    return normalize_text(strip_invisible(raw))
 
 
 def build_preview(
@@ -53,7 +47,7 @@ def build_preview(
 def with_title(title: str | None, body: str) -> str:
     """The essay text with a separately given title as its first line, written so that ``split_title``
     finds it again (the grader reads the title from the text)."""
-    title = clean_text(title or "").replace("\n", " ")
+    title = clean_essay_text(title or "").replace("\n", " ")
     if not title:
         return body
     first_line = body.split("\n", 1)[0].strip()
@@ -64,7 +58,7 @@ def with_title(title: str | None, body: str) -> str:
 
 
 def _item(submission: Submission, limits: UploadLimits) -> PreviewItem:
-    body = clean_text(submission.raw_text)
+    body = clean_essay_text(submission.raw_text)
     problems: list[str] = []
     if submission.match.problem:
         problems.append(submission.match.problem)

@@ -96,7 +96,7 @@ def from_scores(ref: str, scores: Iterable[Mapping[str, float]]) -> RubricView:
 
 @lru_cache(maxsize=64)
 def _load(rubric_id: str, version: str) -> RubricView | None:
-    from services.worker.pipeline import resolve_rubric
+    from shared.prompts.rubric import resolve_rubric
 
     try:
         return from_rubric(resolve_rubric(rubric_id, version))
