@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup up test lint unit bench clean
+.PHONY: setup up test fast lint unit bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q -ra
+
+# The quick part: everything but the tests that start the project's processes or a browser (about a minute).
+fast: setup lint
+	$(BIN)/pytest -q -m "not processes and not browser"
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

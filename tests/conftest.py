@@ -15,6 +15,25 @@ from shared.models.migrate import upgrade
 from shared.models.scratch import create_database, drop_database
 from tests.processes import PrivateRedis
 
+# Markers set from the fixtures a test uses (pyproject.toml lists them): `-m "not pg"` runs without PostgreSQL.
+_NEEDS = {
+    "pg": {"pg_url", "pg_engine", "pg_sessions", "schools"},
+    "redis": {"redis_url", "private_redis"},
+    "model": {"tiny_model_dir"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in _NEEDS.items():
+            if used & fixtures:
+                item.add_marker(marker)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker("pg")
+
+
 PG_ADMIN_URL = os.environ.get("YUEJUAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("YUEJUAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 

@@ -20,7 +20,7 @@ from tests.essays import make_essays
 from tests.factories import make_class
 from tests.processes import ManagedProcess, free_port, wait_for, worker_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 
 def _healthy(url: str) -> bool:

@@ -24,7 +24,7 @@ from tests.faults import CRASH_MARK, HANG_MARK
 from tests.grading_run import enqueue_class, grades_per_essay, status_counts
 from tests.processes import ManagedProcess, PrivateRedis, wait_for, worker_env, worker_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 
 def _marked_class(sessions: sessionmaker[Session], count: int, mark: str, seed: int) -> tuple[list[int], int, int]:

@@ -23,7 +23,7 @@ from tests.faults import POISON_MARK
 from tests.grading_run import enqueue_class, grades_per_essay, status_counts
 from tests.processes import PrivateRedis, wait_for, worker_env, worker_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 TIME_LIMIT_S = 40
 VISIBILITY_S = 50

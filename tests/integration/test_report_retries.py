@@ -254,6 +254,7 @@ def test_a_lost_database_is_categorised_for_the_teacher() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 def test_a_real_report_worker_retries_a_blocked_directory_and_finishes_once_it_is_free(
     pg_url: str, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path, tmp_path: Path,
 ) -> None:

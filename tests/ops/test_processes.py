@@ -12,6 +12,8 @@ import pytest
 from shared.models.migrate import upgrade
 from tests.processes import ManagedProcess, free_port, wait_for, worker_env
 
+pytestmark = pytest.mark.processes
+
 
 def _get(url: str) -> tuple[int, dict[str, str]] | None:
     try:

@@ -173,6 +173,7 @@ def _beats(sessions: sessionmaker[Session], worker_id: str, seen: set[datetime],
     return len(seen) >= 3
 
 
+@pytest.mark.processes
 def test_a_reports_worker_beats_turns_lost_after_sigkill_restarts_under_its_name_and_stops_cleanly(
     pg_url: str, pg_sessions: sessionmaker[Session], private_redis: PrivateRedis, make_ops_app: AppFactory,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_ids: list[str],
@@ -235,6 +236,7 @@ def test_a_reports_worker_beats_turns_lost_after_sigkill_restarts_under_its_name
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 def test_a_grading_worker_beats_while_a_long_batch_runs(
     pg_url: str, pg_sessions: sessionmaker[Session], private_redis: PrivateRedis, tiny_model_dir: Path,
     tmp_path: Path,

@@ -25,7 +25,7 @@ from shared.security import hash_password
 from tests.essays import make_essay
 from tests.processes import ManagedProcess, free_port, wait_for, worker_env, worker_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
