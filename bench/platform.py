@@ -72,7 +72,7 @@ def class_workbook(names: list[str], texts: list[str]) -> bytes:
 def sample_outcome(job: Any) -> Any:
     """What the pipeline hands back for an essay: the real deterministic analysis, a model-like answer."""
     from services.worker.analysis import analyse
-    from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
+    from services.worker.jobs import DeductionItem, EssayOutcome, LocatedError
     from shared.prompts.rubric import resolve_rubric
 
     analysis = analyse(job.text, resolve_rubric(job.rubric_id, job.rubric_version), job.required_length)
@@ -87,7 +87,7 @@ def sample_outcome(job: Any) -> Any:
         dimension_scores={"content": 15, "expression": 14, "development": 12},
         bands={"content": "二等", "expression": "二等", "development": "二等"},
         evidence={"content": ["读书使人明智"]}, raw_total=41, total=39, comment="结构完整，论证尚可。" * 5,
-        errors=errors, deductions=[DeductionRow("typo", -1, "错别字"), DeductionRow("length", -1, "字数不足")],
+        errors=errors, deductions=[DeductionItem("typo", -1, "错别字"), DeductionItem("length", -1, "字数不足")],
         model_name="Qwen/Qwen2.5-7B-Instruct", engine_name="transformers+xgrammar", prompt_tokens=1400,
         generated_tokens=420, latency_ms=900,
     )

@@ -1,6 +1,6 @@
 """Deterministic analysis of one essay: normalised text, title, counts and mechanical punctuation errors.
 
-Offsets in ``Finding`` are into ``Analysis.text`` (the normalised full text, title included), the
+Offsets in ``LocatedError`` are into ``Analysis.text`` (the normalised full text, title included), the
 same text the teacher sees, so model findings and rule findings can be shown side by side.
 """
 
@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from services.worker.injection import detect_injection
+from services.worker.jobs import LocatedError
 from shared.prompts.rubric import Rubric
 from shared.textnorm import (
     CHAR_COUNT_RULES,
@@ -37,19 +38,6 @@ SUBHEADING_MAX_CHARS = 15
 DEFAULT_PUNCT_TYPE = "标点"
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One located error: ``text[start:end] == original`` in the normalised full text."""
-
-    type: str
-    start: int
-    end: int
-    original: str
-    suggestion: str
-    explanation: str
-    origin: str
-
-
 @dataclass
 class Analysis:
     """Everything about an essay that does not need the model."""
@@ -64,7 +52,7 @@ class Analysis:
     paragraph_count: int
     sentence_count: int
     few_sentences: bool
-    mechanical_errors: list[Finding] = field(default_factory=list)
+    mechanical_errors: list[LocatedError] = field(default_factory=list)
     injection_flags: list[str] = field(default_factory=list)
 
     @property
@@ -110,8 +98,8 @@ def _neighbour(text: str, index: int, step: int, lo: int, hi: int) -> str:
     return text[index] if lo <= index < hi else ""
 
 
-def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
-    findings: list[Finding] = []
+def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[LocatedError]:
+    findings: list[LocatedError] = []
     quote_count = 0
     for match in _HALFWIDTH_RE.finditer(text, start, end):
         mark = match.group()
@@ -131,7 +119,7 @@ def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Find
         else:
             suggestion = HALFWIDTH_TO_FULLWIDTH[mark]
         findings.append(
-            Finding(
+            LocatedError(
                 kind,
                 match.start(),
                 match.end(),
@@ -144,7 +132,7 @@ def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[Find
     return findings
 
 
-def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
+def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[LocatedError]:
     findings = []
     for match in _DOUBLED_RE.finditer(text, start, end):
         run = match.group()
@@ -152,7 +140,7 @@ def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[Findin
         if set(run) == {"。"} and len(run) >= 3:
             suggestion = "……"
         findings.append(
-            Finding(
+            LocatedError(
                 kind,
                 match.start(),
                 match.end(),
@@ -165,7 +153,7 @@ def _doubled_findings(text: str, start: int, end: int, kind: str) -> list[Findin
     return findings
 
 
-def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Finding]:
+def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[LocatedError]:
     findings = []
     stacks: dict[str, list[int]] = {open_: [] for open_ in PAIRS}
     for index in range(start, end):
@@ -178,7 +166,7 @@ def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Fin
                 stack.pop()
             else:
                 findings.append(
-                    Finding(
+                    LocatedError(
                         kind,
                         index,
                         index + 1,
@@ -191,7 +179,7 @@ def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Fin
     for open_, stack in stacks.items():
         for index in stack:
             findings.append(
-                Finding(
+                LocatedError(
                     kind,
                     index,
                     index + 1,
@@ -204,7 +192,7 @@ def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Fin
     return findings
 
 
-def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> Finding | None:
+def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> LocatedError | None:
     paragraph = text[start:end]
     if _ATTRIBUTION_RE.search(paragraph):  # ——题记, ——鲁迅
         return None
@@ -214,12 +202,12 @@ def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> Findin
     if not trimmed or trimmed[-1] in _PARAGRAPH_END_OK:
         return None
     last = end - 1
-    return Finding(kind, last, end, text[last], text[last] + "。", "段末缺少句末标点", "rule:paragraph_end")
+    return LocatedError(kind, last, end, text[last], text[last] + "。", "段末缺少句末标点", "rule:paragraph_end")
 
 
-def mechanical_errors(text: str, body_offset: int, kind: str = DEFAULT_PUNCT_TYPE) -> list[Finding]:
+def mechanical_errors(text: str, body_offset: int, kind: str = DEFAULT_PUNCT_TYPE) -> list[LocatedError]:
     """Rule-based punctuation findings for the body of ``text``, sorted by position."""
-    findings: list[Finding] = []
+    findings: list[LocatedError] = []
     for p_start, p_end in paragraph_spans(text[body_offset:]):
         start, end = body_offset + p_start, body_offset + p_end
         findings += _halfwidth_findings(text, start, end, kind)

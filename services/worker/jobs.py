@@ -23,6 +23,9 @@ class EssayJob:
 
 @dataclass(frozen=True)
 class LocatedError:
+    """One located error: ``text[start:end] == original`` in the normalised full text; ``origin`` says who found it
+    (a rule of the deterministic analysis, or the model)."""
+
     type: str
     start: int
     end: int
@@ -33,7 +36,9 @@ class LocatedError:
 
 
 @dataclass(frozen=True)
-class DeductionRow:
+class DeductionItem:
+    """One deduction: the rule's name, negative points and a Chinese explanation for the teacher."""
+
     rule: str
     points: int
     detail: str
@@ -59,7 +64,7 @@ class EssayOutcome:
     caps: list[str] = field(default_factory=list)
     comment: str = ""
     errors: list[LocatedError] = field(default_factory=list)
-    deductions: list[DeductionRow] = field(default_factory=list)
+    deductions: list[DeductionItem] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     model_name: str | None = None
     engine_name: str | None = None

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from services.worker.analysis import Finding
+from services.worker.jobs import LocatedError
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +80,14 @@ class _Locator:
 
 def locate_quotes(
     text: str, errors: Sequence[dict[str, Any]], *, search_from: int = 0
-) -> tuple[list[Finding], int]:
+) -> tuple[list[LocatedError], int]:
     """Locate each error's ``original`` in ``text``; return the findings by position and the number dropped.
 
     A quote repeated in ``errors`` maps to its next occurrence after the previous match; when there is
     none left it is dropped like a quote that is not in the text at all.
     """
     locator = _Locator(text, search_from)
-    findings: list[Finding] = []
+    findings: list[LocatedError] = []
     dropped = 0
     for error in errors:
         quote = str(error.get("original") or "")
@@ -98,7 +98,7 @@ def locate_quotes(
             continue
         start, end = span
         findings.append(
-            Finding(
+            LocatedError(
                 type=str(error.get("type", "")),
                 start=start,
                 end=end,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from services.worker.analysis import Analysis, Finding, analyse
-from services.worker.jobs import DeductionRow, EssayJob, EssayOutcome, LocatedError
+from services.worker.analysis import Analysis, analyse
+from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from services.worker.locate import locate_quotes
 from services.worker.scoring import ScoreResult, compose_score, needs_model
 from shared.deidentify import Deidentifier
@@ -132,7 +132,7 @@ def _unmask_answer(answer: Any, mapping: dict[str, str]) -> Any:
 
 def _outcome(
     item: _Prepared, score: ScoreResult, answer: dict[str, Any] | None, *, dropped: int = 0,
-    located: Sequence[Finding] = (),
+    located: Sequence[LocatedError] = (),
 ) -> EssayOutcome:
     rubric, analysis = item.rubric, item.analysis
     findings = [*analysis.mechanical_errors, *located]
@@ -154,11 +154,8 @@ def _outcome(
         total=score.total,
         caps=list(score.caps),
         comment=(answer or {}).get("comment", "") if answer else _no_model_comment(analysis),
-        errors=[
-            LocatedError(f.type, f.start, f.end, f.original, f.suggestion, f.explanation, f.origin)
-            for f in sorted(findings, key=lambda f: (f.start, f.end))
-        ],
-        deductions=[DeductionRow(d.rule, d.points, d.detail) for d in score.deductions],
+        errors=sorted(findings, key=lambda f: (f.start, f.end)),
+        deductions=list(score.deductions),
         flags=list(analysis.injection_flags),
         dropped_quotes=dropped,
     )

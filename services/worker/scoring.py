@@ -12,19 +12,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from services.worker.analysis import Analysis, Finding
+from services.worker.analysis import Analysis
+from services.worker.jobs import DeductionItem, LocatedError
 from shared.prompts.rubric import Rubric
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeductionItem:
-    """One deduction: the rule's name, negative points and a Chinese explanation for the teacher."""
-
-    rule: str
-    points: int
-    detail: str
 
 
 @dataclass
@@ -102,7 +94,7 @@ def _length_deduction(rubric: Rubric, analysis: Analysis, skip: bool) -> Deducti
     )
 
 
-def _typo_deduction(rubric: Rubric, located_errors: list[Finding]) -> DeductionItem | None:
+def _typo_deduction(rubric: Rubric, located_errors: list[LocatedError]) -> DeductionItem | None:
     rule = rubric.deductions.typo
     if rule is None:
         return None
@@ -120,12 +112,12 @@ def _typo_deduction(rubric: Rubric, located_errors: list[Finding]) -> DeductionI
     )
 
 
-def _overlaps(finding: Finding, others: list[Finding]) -> bool:
+def _overlaps(finding: LocatedError, others: list[LocatedError]) -> bool:
     return any(finding.start < other.end and other.start < finding.end for other in others)
 
 
 def _punctuation_deduction(
-    rubric: Rubric, analysis: Analysis, located_errors: list[Finding]
+    rubric: Rubric, analysis: Analysis, located_errors: list[LocatedError]
 ) -> DeductionItem | None:
     rule = rubric.deductions.punctuation
     if rule is None:
@@ -147,7 +139,7 @@ def _punctuation_deduction(
 
 
 def compose_score(
-    rubric: Rubric, analysis: Analysis, answer: dict[str, Any] | None, located_errors: list[Finding]
+    rubric: Rubric, analysis: Analysis, answer: dict[str, Any] | None, located_errors: list[LocatedError]
 ) -> ScoreResult:
     """Combine the model's answer with the rubric's rules; ``answer`` may be None when not ``needs_model``."""
     few = rubric.caps.few_sentences

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from services.worker import store
-from services.worker.jobs import DeductionRow, EssayOutcome, LocatedError
+from services.worker.jobs import DeductionItem, EssayOutcome, LocatedError
 from shared.models import AuditLog, Essay, EssayStatus, Grade, transaction
 from shared.models.base import utcnow
 from tests.factories import RecordingSender, make_class
@@ -20,7 +20,7 @@ def _outcome(essay_id: int) -> EssayOutcome:
         text="读书\n正文。", char_count=3, dimension_scores={"content": 12}, bands={"content": "二等"},
         raw_total=40, total=38, comment="评语",
         errors=[LocatedError("错别字", 3, 4, "正", "整", "形近字", "model")],
-        deductions=[DeductionRow("typo", -1, "错别字 1 个")],
+        deductions=[DeductionItem("typo", -1, "错别字 1 个")],
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.worker.analysis import Analysis, Finding, analyse
+from services.worker.analysis import Analysis, analyse
+from services.worker.jobs import LocatedError
 from shared.prompts.rubric import Rubric, load_rubric
 
 
@@ -12,7 +13,7 @@ def _national() -> Rubric:
     return load_rubric("gaokao-national")
 
 
-def _findings(body: str, origin: str | None = None) -> list[Finding]:
+def _findings(body: str, origin: str | None = None) -> list[LocatedError]:
     analysis = analyse("标题\n" + body, _national())
     for finding in analysis.mechanical_errors:
         assert analysis.text[finding.start : finding.end] == finding.original

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.worker.analysis import Analysis, Finding, analyse
-from services.worker.scoring import DeductionItem, compose_score, needs_model
+from services.worker.analysis import Analysis, analyse
+from services.worker.jobs import DeductionItem, LocatedError
+from services.worker.scoring import compose_score, needs_model
 from shared.prompts.rubric import LengthCap, Rubric, load_rubric, load_rubric_file
 
 SCHOOL_FILE = Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml"
@@ -30,7 +31,7 @@ def _analysis(
 ) -> Analysis:
     """An analysis with chosen figures; mechanical findings are 标点 errors at distinct positions."""
     findings = [
-        Finding("标点", 10 * i, 10 * i + 1, ",", "，", "半角", "rule:halfwidth_punct") for i in range(mechanical)
+        LocatedError("标点", 10 * i, 10 * i + 1, ",", "，", "半角", "rule:halfwidth_punct") for i in range(mechanical)
     ]
     return Analysis(
         text=body,
@@ -57,8 +58,8 @@ def _answer(content: int = 16, expression: int = 16, development: int = 16) -> d
     }
 
 
-def _typo(original: str, start: int) -> Finding:
-    return Finding("错别字", start, start + len(original), original, "改", "形近字", "model")
+def _typo(original: str, start: int) -> LocatedError:
+    return LocatedError("错别字", start, start + len(original), original, "改", "形近字", "model")
 
 
 def _rules(result: Any) -> dict[str, int]:
@@ -159,7 +160,7 @@ def test_typos_with_free_count() -> None:
 
 
 def test_other_model_errors_do_not_deduct() -> None:
-    errors = [Finding("病句", 0, 4, "通过这次", "删去", "缺主语", "model")]
+    errors = [LocatedError("病句", 0, 4, "通过这次", "删去", "缺主语", "model")]
     assert compose_score(_national(), _analysis(), _answer(), errors).deductions == []
 
 
@@ -174,7 +175,7 @@ def test_other_model_errors_do_not_deduct() -> None:
     ],
 )
 def test_punctuation_deduction(mechanical: int, model_spans: list[tuple[int, int]], points: int) -> None:
-    model = [Finding("标点", s, e, "，", "。", "一逗到底", "model") for s, e in model_spans]
+    model = [LocatedError("标点", s, e, "，", "。", "一逗到底", "model") for s, e in model_spans]
     result = compose_score(_national(), _analysis(mechanical=mechanical), _answer(16, 16, 16), model)
     assert _rules(result).get("punctuation", 0) == -points
     assert result.total == 48 - points

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from services.worker.jobs import DeductionItem
 from shared.grades import effective_grades, latest_grade_ids
 from shared.models import (
     Assignment,
@@ -37,13 +38,6 @@ class ErrorItem:
     original: str
     suggestion: str
     explanation: str
-
-
-@dataclass(frozen=True)
-class DeductionItem:
-    rule: str
-    points: int
-    detail: str
 
 
 @dataclass(frozen=True)
