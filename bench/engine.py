@@ -4,7 +4,7 @@
                            [--quantization none|4bit] [--batches 1,4,16] [--n-essays N]
                            [--max-new-tokens N] [--compare-batch N] [--model DIR]
 
-The model is built into a temporary directory and loaded through ``LLMEngine.load``, so the real loading
+The model is built into a temporary directory and loaded through ``TransformersEngine.load``, so the real loading
 and generation path is measured. Its tokenizer is a byte-level BPE trained on the essays, padded with
 filler tokens to Qwen2.5's vocabulary size so that xgrammar's per-token mask costs what it costs for the
 real model. Random weights decide nothing worth reading: the figures are speed only. Prompts are the
@@ -259,7 +259,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != here)]
     import torch
 
-    from services.worker import engine as engine_module
+    from services.worker.engine import EngineConfig
+    from services.worker.engine.grammar import GrammarProcessor
+    from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
+    from services.worker.engine.transformers_engine import TransformersEngine
 
     essays = read_essays(args.essays, args.n_essays or max(batches + [compare_batch]))
     dtype = torch.float32 if args.device == "cpu" else torch.bfloat16
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
                 torch.cuda.empty_cache()
         else:
             model_dir = args.model
-        config = engine_module.EngineConfig(
+        config = EngineConfig(
             model=str(model_dir),
             device=args.device,
             quantization=args.quantization,
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens=args.max_new_tokens,
         )
         started = time.perf_counter()
-        engine = engine_module.LLMEngine.load(config)
+        engine = TransformersEngine.load(config)
         load_s = time.perf_counter() - started
     description = engine.describe()
     print(f"loaded in {load_s:.1f} s: {description}; torch threads: {torch.get_num_threads()}")
@@ -295,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     engine.prepare(schema)
     compile_s = time.perf_counter() - started
     engine.generate_json([[{"role": "user", "content": "你好"}]], schema, constrained=False)  # warm-up
-    longest, reserve = engine_module.max_tokens_for_schema(schema), engine_module.closing_reserve(schema)
+    longest, reserve = max_tokens_for_schema(schema), closing_reserve(schema)
     short = (
         f" (below {reserve}: answers stop before the JSON closes)" if args.max_new_tokens < reserve else ""
     )
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         f"grammar compiled in {compile_s:.2f} s; worst-case answer {longest} tokens, closing guard needs "
         f"{reserve}; this run: {args.max_new_tokens}{short}"
     )
-    timer = _GrammarTimer(engine_module._GrammarProcessor)
+    timer = _GrammarTimer(GrammarProcessor)
     runs = []
     for batch in batches:
         runs.append(measure(engine, conversations, schema, batch, True, timer))

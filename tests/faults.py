@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.worker.engine import Generation, LLMEngine
+from services.worker.engine import Generation
+from services.worker.engine.transformers_engine import TransformersEngine
 
 POISON_MARK = "【测试毒丸】"
 CRASH_MARK = "【测试崩溃】"
@@ -22,7 +23,7 @@ GATE_MARK = "【测试闸门】"
 GATE_DIR_ENV = "YUEJUAN_TEST_GATE_DIR"
 
 
-class _MarkedEngine(LLMEngine):
+class _MarkedEngine(TransformersEngine):
     mark = ""
 
     def _generate_batch(self, prompts: list[list[int]], plan: Any) -> list[Generation]:

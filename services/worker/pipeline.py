@@ -11,9 +11,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from services.worker.analysis import Analysis, analyse
+from services.worker.engine import Engine, Generation
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from services.worker.locate import locate_quotes
 from services.worker.scoring import ScoreResult, compose_score, needs_model
@@ -24,21 +25,8 @@ from shared.prompts.rubric import Rubric, resolve_rubric
 
 logger = logging.getLogger(__name__)
 
-ENGINE_NAME = "transformers+xgrammar"
-
-
-class GenerationLike(Protocol):
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    latency_s: float
-    error: str | None
-
-
-class EngineLike(Protocol):
-    def generate_json(self, conversations: Sequence[list[dict[str, str]]], schema: dict) -> Sequence[Any]: ...
-
-    def describe(self) -> dict[str, Any]: ...
+# The name the training plans type their engine with.
+EngineLike = Engine
 
 
 # Rubric files do not change under a path or version (a school's edit is stored as a new file): cache per worker.
@@ -55,7 +43,7 @@ class _Prepared:
     messages: list[dict[str, str]] | None
 
 
-def grade_jobs(engine: EngineLike, jobs: Sequence[EssayJob]) -> list[EssayOutcome]:
+def grade_jobs(engine: Engine, jobs: Sequence[EssayJob]) -> list[EssayOutcome]:
     """Grade essays as one batch per rubric; outcomes come back in input order, one per job."""
     outcomes: dict[int, EssayOutcome] = {}
     by_rubric: dict[str, list[_Prepared]] = defaultdict(list)
@@ -70,13 +58,21 @@ def grade_jobs(engine: EngineLike, jobs: Sequence[EssayJob]) -> list[EssayOutcom
             outcomes[index] = _outcome(prepared, compose_score(prepared.rubric, prepared.analysis, None, []), None)
         else:
             by_rubric[prepared.rubric.ref].append(prepared)
-    model_name = str(engine.describe().get("model", "")) if by_rubric else None
+    names = _names(engine) if by_rubric else (None, None)
     for items in by_rubric.values():
         rubric = items[0].rubric
         generations = engine.generate_json([item.messages for item in items], answer_schema(rubric))  # type: ignore[misc]
         for item, generation in zip(items, generations, strict=True):
-            outcomes[item.index] = _finish(item, generation, model_name)
+            outcomes[item.index] = _finish(item, generation, *names)
     return [outcomes[i] for i in range(len(jobs))]
+
+
+def _names(engine: Engine) -> tuple[str, str]:
+    """The model and the engine that generate, as grades record them: the engine is what ``describe()`` names
+    (its ``module:Class`` if it names none)."""
+    info = engine.describe()
+    kind = type(engine)
+    return str(info.get("model", "")), str(info.get("engine") or f"{kind.__module__}:{kind.__qualname__}")
 
 
 def _prepare(index: int, job: EssayJob) -> _Prepared:
@@ -100,7 +96,7 @@ def _prepare(index: int, job: EssayJob) -> _Prepared:
     return _Prepared(index, job, rubric, analysis, masked.mapping, messages)
 
 
-def _finish(item: _Prepared, generation: GenerationLike, model_name: str | None) -> EssayOutcome:
+def _finish(item: _Prepared, generation: Generation, model_name: str | None, engine_name: str | None) -> EssayOutcome:
     if generation.error:
         return EssayOutcome(essay_id=item.job.essay_id, error=f"生成失败: {generation.error}")
     try:
@@ -111,7 +107,7 @@ def _finish(item: _Prepared, generation: GenerationLike, model_name: str | None)
     located, dropped = locate_quotes(item.analysis.text, answer.get("errors", []))
     score = compose_score(item.rubric, item.analysis, answer, located)
     outcome = _outcome(item, score, answer, dropped=dropped, located=located)
-    outcome.model_name, outcome.engine_name = model_name, ENGINE_NAME
+    outcome.model_name, outcome.engine_name = model_name, engine_name
     outcome.prompt_tokens, outcome.generated_tokens = generation.prompt_tokens, generation.new_tokens
     outcome.latency_ms = int(generation.latency_s * 1000)
     return outcome

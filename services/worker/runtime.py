@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.worker.engine import DEFAULT_ENGINE_CLASS, Engine, EngineConfig
 from shared.models import WorkerStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
 from shared.models.db import WORKER_PING_AFTER_IDLE_S
@@ -73,14 +74,11 @@ def engine() -> Any:
     return _state.engine
 
 
-def load_engine(config_settings: Settings) -> Any:
-    """Load the configured engine class (the transformers engine unless YUEJUAN_ENGINE_CLASS says otherwise)."""
-    from services.worker.engine import EngineConfig, LLMEngine
-
-    engine_cls: Any = LLMEngine
-    if config_settings.engine_class:
-        module_name, _, attr = config_settings.engine_class.partition(":")
-        engine_cls = getattr(importlib.import_module(module_name), attr)
+def load_engine(config_settings: Settings) -> Engine:
+    """Load the configured engine class (the transformers engine unless YUEJUAN_ENGINE_CLASS says otherwise);
+    its module, and the model libraries it needs, are imported here."""
+    module_name, _, attr = (config_settings.engine_class or DEFAULT_ENGINE_CLASS).partition(":")
+    engine_cls: type[Engine] = getattr(importlib.import_module(module_name), attr)
     return engine_cls.load(EngineConfig.from_settings(config_settings))
 
 

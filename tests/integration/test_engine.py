@@ -1,4 +1,4 @@
-"""The inference engine on a tiny random Qwen2, loaded through the same path as a real model."""
+"""The transformers engine on a tiny random Qwen2, loaded through the same path as a real model."""
 
 from __future__ import annotations
 
@@ -14,14 +14,9 @@ import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
 
-from services.worker.engine import (
-    EngineConfig,
-    Generation,
-    LLMEngine,
-    ModelUnavailable,
-    closing_reserve,
-    max_tokens_for_schema,
-)
+from services.worker.engine import EngineConfig, Generation, ModelUnavailable
+from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
+from services.worker.engine.transformers_engine import TransformersEngine
 from shared.prompts.answer_schema import answer_schema, parse_answer
 from shared.prompts.rubric import load_rubric
 from shared.settings import Settings
@@ -93,34 +88,34 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> LLMEngine:
+def engine(tiny_model_dir: Path) -> TransformersEngine:
     # A budget large enough for a batch of all ten at the schema's worst-case answer length.
     config = EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000)
-    return LLMEngine.load(config)
+    return TransformersEngine.load(config)
 
 
 @pytest.fixture(scope="module")
-def baseline(engine: LLMEngine) -> list[Generation]:
+def baseline(engine: TransformersEngine) -> list[Generation]:
     return engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
 
 
-def _with(engine: LLMEngine, **changes: Any) -> LLMEngine:
+def _with(engine: TransformersEngine, **changes: Any) -> TransformersEngine:
     """The same loaded model under a different engine config."""
     config = dataclasses.replace(engine.config, **changes)
-    return LLMEngine(config, engine.model, engine.tokenizer, engine.device, engine.dtype)
+    return TransformersEngine(config, engine.model, engine.tokenizer, engine.device, engine.dtype)
 
 
 @pytest.fixture
-def batch_sizes(engine: LLMEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def batch_sizes(engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Record the size of every batch handed to ``_generate_batch``."""
     sizes: list[int] = []
-    original = LLMEngine._generate_batch
+    original = TransformersEngine._generate_batch
 
-    def spy(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+    def spy(self: TransformersEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
         sizes.append(len(prompts))
         return original(self, prompts, plan)
 
-    monkeypatch.setattr(LLMEngine, "_generate_batch", spy)
+    monkeypatch.setattr(TransformersEngine, "_generate_batch", spy)
     yield sizes
 
 
@@ -136,14 +131,14 @@ def test_every_answer_is_schema_valid_json(baseline: list[Generation]) -> None:
         assert generation.latency_s > 0
 
 
-def test_answers_fit_the_shipped_rubric(engine: LLMEngine) -> None:
+def test_answers_fit_the_shipped_rubric(engine: TransformersEngine) -> None:
     rubric = load_rubric("gaokao-national")
     for generation in engine.generate_json(CONVERSATIONS[:4], answer_schema(rubric)):
         assert generation.finished and generation.error is None
         parse_answer(generation.text, rubric)
 
 
-def test_input_order_is_restored(engine: LLMEngine, baseline: list[Generation]) -> None:
+def test_input_order_is_restored(engine: TransformersEngine, baseline: list[Generation]) -> None:
     expected = [
         len(engine.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True)["input_ids"])
         for c in CONVERSATIONS
@@ -155,7 +150,7 @@ def test_input_order_is_restored(engine: LLMEngine, baseline: list[Generation]) 
 
 
 def test_alone_and_in_a_batch_of_eight_give_the_same_answer(
-    engine: LLMEngine, baseline: list[Generation], batch_sizes: list[int]
+    engine: TransformersEngine, baseline: list[Generation], batch_sizes: list[int]
 ) -> None:
     alone = engine.generate_json([CONVERSATIONS[5]], GRADING_SCHEMA)
     in_batch = engine.generate_json(CONVERSATIONS[:8], GRADING_SCHEMA)
@@ -164,13 +159,13 @@ def test_alone_and_in_a_batch_of_eight_give_the_same_answer(
     assert [g.text for g in in_batch] == [g.text for g in baseline[:8]]
 
 
-def test_generation_is_repeatable(engine: LLMEngine, baseline: list[Generation]) -> None:
+def test_generation_is_repeatable(engine: TransformersEngine, baseline: list[Generation]) -> None:
     again = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
     assert [g.text for g in again] == [g.text for g in baseline]
 
 
 def test_batches_respect_the_token_budget(
-    engine: LLMEngine, baseline: list[Generation], batch_sizes: list[int]
+    engine: TransformersEngine, baseline: list[Generation], batch_sizes: list[int]
 ) -> None:
     longest = max(g.prompt_tokens for g in baseline)
     per_row = longest + max_tokens_for_schema(GRADING_SCHEMA)
@@ -180,7 +175,7 @@ def test_batches_respect_the_token_budget(
     assert [g.text for g in results] == [g.text for g in baseline]
 
 
-def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: LLMEngine) -> None:
+def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: TransformersEngine) -> None:
     budget = closing_reserve(GRADING_SCHEMA) + 8  # the guard steers from the 9th token on
     results = _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
     for generation in results:
@@ -193,7 +188,7 @@ CHATTY_SCHEMA = _object(
 )
 
 
-def test_closing_guard_cuts_long_answers_short(engine: LLMEngine) -> None:
+def test_closing_guard_cuts_long_answers_short(engine: TransformersEngine) -> None:
     chatty = CHATTY_SCHEMA
     free = engine.generate_json(CONVERSATIONS[:2], chatty)
     assert all(g.finished for g in free)
@@ -209,7 +204,7 @@ class _Adversary(LogitsProcessor):
     """Pushes the model to the costliest answer: never close a list or object, open lists with an item,
     prefer tokens that end a string and start another item, spell 4-byte characters a byte at a time."""
 
-    def __init__(self, engine: LLMEngine) -> None:
+    def __init__(self, engine: TransformersEngine) -> None:
         self.bias = torch.zeros(engine.model.config.vocab_size)
         for token_id, raw in enumerate(engine._vocab().info.decoded_vocab):
             if b"]" in raw or b"}" in raw:
@@ -228,16 +223,16 @@ class _Adversary(LogitsProcessor):
 
 
 @pytest.fixture(scope="module")
-def list_engine(tmp_path_factory: pytest.TempPathFactory) -> LLMEngine:
+def list_engine(tmp_path_factory: pytest.TempPathFactory) -> TransformersEngine:
     """A tiny model whose vocabulary has tokens like `。",` that end a string and start another item."""
     lists = '{"evidence": ["立意深刻。", "结构完整。", "语言流畅！"], "notes": ["好。", "妙！"]}'
     model_dir = build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2-lists"), [*TINY_MODEL_TEXTS, lists])
-    return LLMEngine.load(EngineConfig(model=str(model_dir), device="cpu", batch_token_budget=200_000))
+    return TransformersEngine.load(EngineConfig(model=str(model_dir), device="cpu", batch_token_budget=200_000))
 
 
 @pytest.mark.parametrize("schema", [GRADING_SCHEMA, CHATTY_SCHEMA], ids=["grading", "chatty"])
 def test_closing_guard_holds_against_an_adversarial_model(
-    list_engine: LLMEngine, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    list_engine: TransformersEngine, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = list_engine
     assert any(raw.endswith(b'",') and len(raw) > 2 for raw in engine._vocab().info.decoded_vocab)
@@ -257,7 +252,7 @@ def test_closing_guard_holds_against_an_adversarial_model(
             jsonschema.validate(json.loads(generation.text), schema)
 
 
-def test_unconstrained_decoding_runs_under_the_same_budget(engine: LLMEngine) -> None:
+def test_unconstrained_decoding_runs_under_the_same_budget(engine: TransformersEngine) -> None:
     free = _with(engine, max_new_tokens=16).generate_json(
         CONVERSATIONS[:3], GRADING_SCHEMA, constrained=False
     )
@@ -265,35 +260,35 @@ def test_unconstrained_decoding_runs_under_the_same_budget(engine: LLMEngine) ->
 
 
 def test_out_of_memory_splits_the_batch_and_retries(
-    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+    engine: TransformersEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sizes: list[int] = []
-    original = LLMEngine._generate_batch
+    original = TransformersEngine._generate_batch
 
-    def small_memory(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+    def small_memory(self: TransformersEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
         sizes.append(len(prompts))
         if len(prompts) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return original(self, prompts, plan)
 
-    monkeypatch.setattr(LLMEngine, "_generate_batch", small_memory)
+    monkeypatch.setattr(TransformersEngine, "_generate_batch", small_memory)
     results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
     assert sizes[0] == len(CONVERSATIONS) and max(s for s in sizes if s <= 2) == 2
     assert [g.text for g in results] == [g.text for g in baseline]
 
 
 def test_a_poison_conversation_fails_alone(
-    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+    engine: TransformersEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = baseline[3].prompt_tokens
-    original = LLMEngine._generate_batch
+    original = TransformersEngine._generate_batch
 
-    def fragile(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+    def fragile(self: TransformersEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
         if any(len(p) == poison for p in prompts):
             raise RuntimeError("CPU out of memory")  # even alone: this one can never fit
         return original(self, prompts, plan)
 
-    monkeypatch.setattr(LLMEngine, "_generate_batch", fragile)
+    monkeypatch.setattr(TransformersEngine, "_generate_batch", fragile)
     results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
     assert results[3].error is not None and "out of memory" in results[3].error
     assert not results[3].finished and results[3].prompt_tokens == poison
@@ -303,36 +298,37 @@ def test_a_poison_conversation_fails_alone(
 
 
 def test_any_other_failure_is_isolated_too(
-    engine: LLMEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
+    engine: TransformersEngine, baseline: list[Generation], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = baseline[7].prompt_tokens
-    original = LLMEngine._generate_batch
+    original = TransformersEngine._generate_batch
 
-    def broken(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+    def broken(self: TransformersEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
         if any(len(p) == poison for p in prompts):
             raise ValueError("tokenizer produced garbage")
         return original(self, prompts, plan)
 
-    monkeypatch.setattr(LLMEngine, "_generate_batch", broken)
+    monkeypatch.setattr(TransformersEngine, "_generate_batch", broken)
     results = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
     assert [i for i, g in enumerate(results) if g.error] == [7]
     assert results[7].error == "ValueError: tokenizer produced garbage"
 
 
-def test_a_time_limit_is_not_swallowed(engine: LLMEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_time_limit_is_not_swallowed(engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     class SoftTimeLimitExceeded(Exception):  # what Celery raises inside a task that ran out of time
         pass
 
-    def out_of_time(self: LLMEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
+    def out_of_time(self: TransformersEngine, prompts: list[list[int]], plan: Any) -> list[Generation]:
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(LLMEngine, "_generate_batch", out_of_time)
+    monkeypatch.setattr(TransformersEngine, "_generate_batch", out_of_time)
     with pytest.raises(SoftTimeLimitExceeded):
         engine.generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
 
 
-def test_describe(engine: LLMEngine, tiny_model_dir: Path) -> None:
+def test_describe(engine: TransformersEngine, tiny_model_dir: Path) -> None:
     info = engine.describe()
+    assert info["engine"] == "transformers+xgrammar"
     assert info["model"] == str(tiny_model_dir)
     assert (info["device"], info["dtype"], info["quantization"]) == ("cpu", "float32", "none")
     assert info["parameters"] == sum(p.numel() for p in engine.model.parameters())
@@ -341,7 +337,7 @@ def test_describe(engine: LLMEngine, tiny_model_dir: Path) -> None:
 
 def test_missing_local_model_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable) as caught:
-        LLMEngine.load(EngineConfig(model=str(tmp_path / "no-such-model"), device="cpu"))
+        TransformersEngine.load(EngineConfig(model=str(tmp_path / "no-such-model"), device="cpu"))
     message = str(caught.value)
     for hint in ("YUEJUAN_MODEL", "HF_HUB_OFFLINE=1", "modelscope download --model", "找不到模型"):
         assert hint in message
@@ -349,7 +345,7 @@ def test_missing_local_model_is_unavailable(tmp_path: Path) -> None:
 
 def test_directory_without_a_model_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="config.json"):
-        LLMEngine.load(EngineConfig(model=str(tmp_path), device="cpu"))
+        TransformersEngine.load(EngineConfig(model=str(tmp_path), device="cpu"))
 
 
 def test_uncached_hub_id_while_offline_is_unavailable(
@@ -362,12 +358,12 @@ def test_uncached_hub_id_while_offline_is_unavailable(
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelUnavailable, match="Qwen/Qwen2.5-0.5B-Instruct"):
-        LLMEngine.load(EngineConfig(model="Qwen/Qwen2.5-0.5B-Instruct", device="cpu"))
+        TransformersEngine.load(EngineConfig(model="Qwen/Qwen2.5-0.5B-Instruct", device="cpu"))
 
 
 def test_quantization_on_cpu_is_refused(tiny_model_dir: Path) -> None:
     with pytest.raises(ValueError, match="CUDA"):
-        LLMEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", quantization="4bit"))
+        TransformersEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", quantization="4bit"))
 
 
 def test_config_from_settings_picks_the_model_for_the_device() -> None:
@@ -380,12 +376,12 @@ def test_config_from_settings_picks_the_model_for_the_device() -> None:
     assert EngineConfig.from_settings(Settings(model="/models/q")).model == "/models/q"
 
 
-def test_unbounded_schema_needs_a_configured_budget(engine: LLMEngine) -> None:
+def test_unbounded_schema_needs_a_configured_budget(engine: TransformersEngine) -> None:
     with pytest.raises(ValueError, match="max_new_tokens"):
         engine.generate_json(CONVERSATIONS[:1], _object({"comment": {"type": "string"}}))
 
 
-def test_token_bound_is_the_longest_answer_the_grammar_accepts(engine: LLMEngine) -> None:
+def test_token_bound_is_the_longest_answer_the_grammar_accepts(engine: TransformersEngine) -> None:
     """The bound is exact: the longest answer (4-byte characters everywhere) is one xgrammar accepts."""
     widest = "\U00020000"  # a CJK extension-B character, 4 bytes in UTF-8
     trait = {"score": 20, "band": "四类", "evidence": [widest * 40]}
@@ -409,7 +405,7 @@ def test_token_bound_is_the_longest_answer_the_grammar_accepts(engine: LLMEngine
     assert max_tokens_for_schema(GRADING_SCHEMA) == len(text.encode()) + 1
 
 
-def test_bounded_strings_admit_no_escapes(engine: LLMEngine) -> None:
+def test_bounded_strings_admit_no_escapes(engine: TransformersEngine) -> None:
     """The byte bound assumes xgrammar writes length-bounded strings without escapes (4 bytes a character)."""
     grammar = engine._plan(GRADING_SCHEMA, True).grammar
     prefix = '{"content": {"score": 1, "band": "一类", "evidence": ["'

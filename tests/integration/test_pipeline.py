@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.worker.engine import EngineConfig, LLMEngine
+from services.worker.engine import EngineConfig
+from services.worker.engine.transformers_engine import TransformersEngine
 from services.worker.jobs import EssayJob, EssayOutcome
 from services.worker.pipeline import grade_jobs
 from shared.prompts.rubric import load_rubric
@@ -20,7 +21,7 @@ from tests.essays import make_essays
 class RecordingEngine:
     """The real engine, with the conversations it was given kept for inspection."""
 
-    def __init__(self, engine: LLMEngine) -> None:
+    def __init__(self, engine: TransformersEngine) -> None:
         self.engine = engine
         self.conversations: list[list[dict[str, str]]] = []
 
@@ -33,8 +34,8 @@ class RecordingEngine:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> LLMEngine:
-    return LLMEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", max_new_tokens=600))
+def engine(tiny_model_dir: Path) -> TransformersEngine:
+    return TransformersEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", max_new_tokens=600))
 
 
 def _jobs(count: int) -> list[EssayJob]:
@@ -52,7 +53,7 @@ def _scores(outcome: EssayOutcome) -> tuple[Any, ...]:
     return (outcome.dimension_scores, outcome.total, outcome.comment, errors)
 
 
-def test_every_answer_is_valid_and_batching_or_repeating_changes_nothing(engine: LLMEngine) -> None:
+def test_every_answer_is_valid_and_batching_or_repeating_changes_nothing(engine: TransformersEngine) -> None:
     rubric = load_rubric("gaokao-national")
     jobs = _jobs(8)
     batch = grade_jobs(engine, jobs)
@@ -73,7 +74,7 @@ def test_every_answer_is_valid_and_batching_or_repeating_changes_nothing(engine:
     assert [_scores(o) for o in again] == [_scores(o) for o in batch]
 
 
-def test_names_school_and_contacts_never_reach_the_model_and_come_back_for_display(engine: LLMEngine) -> None:
+def test_names_school_and_contacts_never_reach_the_model_and_come_back_for_display(engine: TransformersEngine) -> None:
     text = make_essays(1, seed=22)[0] + "\n我是第一中学的李明远，电话13812345678，邮箱li@example.com。"
     job = replace(_jobs(1)[0], text=text, person_names=("李明远",), school_names=("第一中学",))
     recorder = RecordingEngine(engine)
@@ -85,7 +86,7 @@ def test_names_school_and_contacts_never_reach_the_model_and_come_back_for_displ
     assert "李明远" in outcome.text  # the stored text, which offsets refer to, is the original
 
 
-def test_blank_and_two_sentence_essays_are_scored_without_the_model(engine: LLMEngine) -> None:
+def test_blank_and_two_sentence_essays_are_scored_without_the_model(engine: TransformersEngine) -> None:
     recorder = RecordingEngine(engine)
     blank = replace(_jobs(1)[0], text="　\n\n")
     short = replace(_jobs(1)[0], essay_id=1, text="读书\n我爱读书。书很好。")

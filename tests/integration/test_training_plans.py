@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.engine import EngineConfig, LLMEngine
+from services.worker.engine import EngineConfig
+from services.worker.engine.transformers_engine import TransformersEngine
 from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK
 from services.worker.reports.tasks import run_training_plans
 from services.worker.reports.training import (
@@ -235,12 +236,12 @@ def test_a_teacher_override_takes_precedence_over_the_model_grade(
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(tiny_model_dir: Path) -> LLMEngine:
-    return LLMEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000))
+def tiny_engine(tiny_model_dir: Path) -> TransformersEngine:
+    return TransformersEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000))
 
 
 def test_narratives_come_from_the_real_engine_within_the_limit_and_without_names(
-    pg_sessions: sessionmaker[Session], schools: list[int], tiny_engine: LLMEngine
+    pg_sessions: sessionmaker[Session], schools: list[int], tiny_engine: TransformersEngine
 ) -> None:
     names = ["欧阳明月", "司马春风"]
     history = make_history(pg_sessions, schools, names, assignments=2)

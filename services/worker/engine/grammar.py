@@ -1,0 +1,182 @@
+"""Constrained decoding with xgrammar: the schema's grammar masks each row, and near the end of the token budget
+the closing guard steers unfinished rows to close their JSON, so every answer completes within ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import xgrammar as xgr
+from transformers import GenerationConfig, LogitsProcessor
+
+_STRING_CLOSER = re.compile(rb'"[\]}]*')
+_CONTAINER_CLOSER = re.compile(rb"[\]}]+")
+_STRUCTURAL = re.compile(rb'["\\\[\]{}]')
+
+_NO_COMMA, _SHALLOW_COMMA, _DEEP_COMMA = 0, 1, 2
+
+
+def _comma_kind(raw: bytes, in_string: bool) -> int:
+    """Whether a token, read from inside or outside a string, writes a comma outside strings.
+
+    Shallow: only at the current nesting level (a new property, or a new item if that level is a list);
+    deep: after opening or closing a bracket within the token.
+    """
+    kind, moved, escaped = _NO_COMMA, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[]{}":
+            moved = True
+        elif byte == 0x2C:
+            if moved:
+                return _DEEP_COMMA
+            kind = _SHALLOW_COMMA
+    return kind
+
+
+@dataclass
+class _JsonCursor:
+    """Where a row's JSON stands: inside a string or not, and the open brackets."""
+
+    in_string: bool = False
+    escaped: bool = False
+    brackets: str = ""
+
+    def feed(self, raw: bytes) -> None:
+        for byte in raw:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:
+                    self.escaped = True
+                elif byte == 0x22:
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string = True
+            elif byte in b"[{":
+                self.brackets += chr(byte)
+            elif byte in b"]}":
+                self.brackets = self.brackets[:-1]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Token facts the closing guard needs, computed once per engine, on the device the logits are on."""
+
+    info: xgr.TokenizerInfo
+    string_closers: torch.Tensor  # ids: `"` followed only by `]`/`}`, ends a string and opens nothing
+    container_closers: torch.Tensor  # ids: only `]`/`}`
+    structural: dict[int, bytes]  # tokens with `"`, `\`, brackets: they move a _JsonCursor
+    adds_item: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma at the current level
+    deep_comma: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma past a bracket
+
+    @classmethod
+    def build(cls, info: xgr.TokenizerInfo, device: torch.device) -> Vocabulary:
+        special = set(info.special_token_ids)
+        string_closers, container_closers, structural = [], [], {}
+        size = info.vocab_size
+        adds_item = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
+        deep = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
+        for token_id, raw in enumerate(info.decoded_vocab):
+            if token_id in special or not raw:
+                continue
+            if _STRING_CLOSER.fullmatch(raw):
+                string_closers.append(token_id)
+            elif _CONTAINER_CLOSER.fullmatch(raw):
+                container_closers.append(token_id)
+            if _STRUCTURAL.search(raw):
+                structural[token_id] = raw
+            if b"," in raw:
+                for in_string in (False, True):
+                    kind = _comma_kind(raw, in_string)
+                    adds_item[in_string][token_id] = kind != _NO_COMMA
+                    deep[in_string][token_id] = kind == _DEEP_COMMA
+        ids = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+        masks = lambda pair: (pair[0].to(device), pair[1].to(device))  # noqa: E731
+        return cls(
+            info, ids(string_closers), ids(container_closers), structural, masks(adds_item), masks(deep)
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one ``generate_json`` call decodes: grammar (None: unconstrained), token budget, guard start."""
+
+    grammar: xgr.CompiledGrammar | None
+    max_new_tokens: int
+    reserve: int | None
+    generation_config: GenerationConfig
+
+
+class GrammarProcessor(LogitsProcessor):
+    """Masks each row to its grammar; near the end of the budget, steers unfinished rows to close.
+
+    Like ``xgrammar.contrib.hf.LogitsProcessor`` (stateful: one per ``generate`` call, masks filled by
+    xgrammar's thread pool), plus the closing guard: once no more than ``reserve`` tokens are left, a row
+    that may end its string or close a list or object is made to, and a row that may not is kept from
+    starting another list item, so every answer completes within ``max_new_tokens``.
+    """
+
+    def __init__(
+        self, plan: Plan, vocabulary: Vocabulary, batch: xgr.BatchGrammarMatcher, batch_size: int
+    ) -> None:
+        assert plan.grammar is not None
+        self.matchers = [xgr.GrammarMatcher(plan.grammar) for _ in range(batch_size)]
+        self.bitmask = xgr.allocate_token_bitmask(batch_size, vocabulary.info.vocab_size)
+        self.batch = batch
+        self.vocabulary = vocabulary
+        self.guard_from = plan.max_new_tokens - plan.reserve if plan.reserve is not None else None
+        self.step = 0
+        self.live = list(range(batch_size))
+        self.cursors = [_JsonCursor() for _ in range(batch_size)]
+        self.forced = [False] * batch_size
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.step > 0:
+            last = input_ids[:, -1].tolist()
+            for i in self.live:
+                if not self.matchers[i].accept_token(last[i]):
+                    raise RuntimeError(f"grammar rejected token {last[i]} in row {i}")
+                raw = self.vocabulary.structural.get(last[i])
+                if raw is not None:
+                    self.cursors[i].feed(raw)
+                else:
+                    self.cursors[i].escaped = False
+            self.live = [i for i in self.live if not self.matchers[i].is_terminated()]
+        self.batch.batch_fill_next_token_bitmask(
+            [self.matchers[i] for i in self.live], self.bitmask, self.live
+        )
+        xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
+        if self.guard_from is not None and self.step >= self.guard_from:
+            for i in self.live:
+                self._steer_to_close(i, scores)
+        self.step += 1
+        return scores
+
+    def _steer_to_close(self, row: int, scores: torch.Tensor) -> None:
+        vocab, cursor = self.vocabulary, self.cursors[row]
+        inside = cursor.in_string
+        closers = vocab.string_closers if inside else vocab.container_closers
+        choice = scores[row].argmax()
+        allowed = scores[row, closers]
+        if torch.isfinite(allowed).any():
+            steered = torch.full_like(scores[row], float("-inf"))
+            steered[closers] = allowed
+        else:
+            banned = vocab.adds_item[inside] if cursor.brackets.endswith("[") else vocab.deep_comma[inside]
+            steered = scores[row].masked_fill(banned, float("-inf"))
+            if not torch.isfinite(steered).any():
+                return
+        self.forced[row] = self.forced[row] or bool(steered.argmax() != choice)
+        scores[row] = steered
+

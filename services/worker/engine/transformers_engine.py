@@ -1,0 +1,269 @@
+"""The transformers engine: one loaded causal LM that turns chat conversations into schema-valid JSON, decoding
+under an xgrammar grammar with the closing guard.
+
+Imported only where it is loaded (``runtime.load_engine``): it imports torch, transformers and xgrammar. The
+interface is narrow, in the manner of lm-eval and TGI: ``TransformersEngine.load(config)`` once per process, then
+``generate_json`` per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import xgrammar as xgr
+from transformers import GenerationConfig
+
+from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary
+from services.worker.engine.interface import Conversation, EngineConfig, Generation, is_deadline
+from services.worker.engine.loading import load_pretrained
+from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _process_rss_mb() -> float:
+    try:
+        import psutil
+    except ImportError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak, KiB on Linux
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class TransformersEngine:
+    """A loaded model and tokenizer; generates schema-constrained JSON for batches of conversations."""
+
+    name: ClassVar[str] = "transformers+xgrammar"
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        device: str,
+        dtype: torch.dtype,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.input_device = model.get_input_embeddings().weight.device
+        eos = model.generation_config.eos_token_id
+        eos_ids = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+        self.stop_ids = sorted(eos_ids)
+        # Greedy, and nothing inherited from the checkpoint's sampling defaults (repetition_penalty included).
+        self._greedy: dict[str, Any] = dict(
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=1.0,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=50,
+            eos_token_id=self.stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=model.generation_config.bos_token_id,
+        )
+        self._vocabulary: Vocabulary | None = None
+        self._compiler: xgr.GrammarCompiler | None = None
+        self._batch_matcher = xgr.BatchGrammarMatcher()
+        self._plans: dict[tuple[str, bool], Plan] = {}
+
+    @classmethod
+    def load(cls, config: EngineConfig) -> TransformersEngine:
+        """Load the tokenizer and model once per process; failures are logged and re-raised."""
+        started = time.perf_counter()
+        engine = cls(config, *load_pretrained(config))
+        logger.info("loaded %s in %.1f s: %s", config.model, time.perf_counter() - started, engine.describe())
+        return engine
+
+    def describe(self) -> dict[str, Any]:
+        """Which engine, what is loaded and how much memory it holds (CUDA allocated, or the process RSS on CPU)."""
+        if self.device == "cuda":
+            memory = sum(torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
+        else:
+            memory = _process_rss_mb()
+        return {
+            "engine": self.name,
+            "model": self.config.model,
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "quantization": self.config.quantization,
+            "parameters": self.model.num_parameters(),
+            "memory_mb": round(memory, 1),
+        }
+
+    def prepare(self, schema: dict[str, Any]) -> None:
+        """Compile the schema's grammar now (seconds for a Qwen vocabulary) rather than in the first batch."""
+        self._plan(schema, constrained=True)
+
+    # --- generation ----------------------------------------------------------------------------------
+
+    def generate_json(
+        self, conversations: Sequence[Conversation], schema: dict[str, Any], *, constrained: bool = True
+    ) -> list[Generation]:
+        """Answer each conversation with JSON valid under ``schema``, in input order.
+
+        ``constrained=False`` decodes freely under the same token budget (for comparisons only).
+        A conversation that fails on its own gets ``Generation.error``; its batch-mates are unaffected.
+        """
+        if not conversations:
+            return []
+        plan = self._plan(schema, constrained)
+        texts = [
+            self.tokenizer.apply_chat_template(list(c), add_generation_prompt=True, tokenize=False)
+            for c in conversations
+        ]
+        prompts: list[list[int]] = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        results: list[Generation | None] = [None] * len(prompts)
+        started = time.perf_counter()
+        batches = list(self._batches(prompts, plan.max_new_tokens))
+        for batch in batches:
+            for index, generation in zip(batch, self._generate_isolating(batch, prompts, plan), strict=True):
+                results[index] = generation
+        logger.info(
+            "generated %s answers in %s batches in %.1f s (%s failed)",
+            len(prompts),
+            len(batches),
+            time.perf_counter() - started,
+            sum(1 for r in results if r is not None and r.error),
+        )
+        return [r for r in results if r is not None]
+
+    def _batches(self, prompts: list[list[int]], max_new_tokens: int) -> Iterator[list[int]]:
+        """Indices, longest prompt first, grouped so size * (longest prompt + new tokens) fits the budget."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        batch: list[int] = []
+        for index in order:
+            row_cost = len(prompts[batch[0]] if batch else prompts[index]) + max_new_tokens
+            if batch and (len(batch) + 1) * row_cost > self.config.batch_token_budget:
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+    def _generate_isolating(
+        self, batch: list[int], prompts: list[list[int]], plan: Plan
+    ) -> list[Generation]:
+        """Generate a batch; on failure split it in halves until the failing conversation stands alone."""
+        try:
+            return self._generate_batch([prompts[i] for i in batch], plan)
+        except Exception as exc:
+            if is_deadline(exc):
+                raise
+            if len(batch) == 1:
+                logger.exception("generation failed for a prompt of %s tokens", len(prompts[batch[0]]))
+                error = f"{type(exc).__name__}: {exc}"
+                return [Generation("", len(prompts[batch[0]]), 0, 0.0, finished=False, error=error)]
+            if _is_out_of_memory(exc):
+                logger.warning("out of memory on a batch of %s; retrying in halves", len(batch))
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            else:
+                logger.warning("batch of %s failed (%s); retrying in halves to isolate it", len(batch), exc)
+        half = len(batch) // 2
+        return self._generate_isolating(batch[:half], prompts, plan) + self._generate_isolating(
+            batch[half:], prompts, plan
+        )
+
+    def _generate_batch(self, prompts: list[list[int]], plan: Plan) -> list[Generation]:
+        """One ``generate`` call over left-padded prompts (overridable, e.g. to inject failures in tests)."""
+        width = max(len(p) for p in prompts)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=self.input_device)
+        attention_mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.input_device
+        )
+        processor = None
+        if plan.grammar is not None:
+            processor = GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=plan.generation_config,
+                logits_processor=[processor] if processor else None,
+            )
+        latency = (time.perf_counter() - started) / len(prompts)
+        generations = []
+        for row, prompt in enumerate(prompts):
+            new = output[row, width:].tolist()
+            stops = [k for k, token in enumerate(new) if token in self.stop_ids]
+            finished = bool(stops)
+            new = new[: stops[0] + 1] if finished else new
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            forced = processor.forced[row] if processor else False
+            generations.append(
+                Generation(text, len(prompt), len(new), latency, finished, forced_close=forced)
+            )
+        logger.debug(
+            "batch of %s, prompts up to %s tokens: %.2f s", len(prompts), width, latency * len(prompts)
+        )
+        return generations
+
+    # --- grammars ------------------------------------------------------------------------------------
+
+    def _vocab(self) -> Vocabulary:
+        if self._vocabulary is None:
+            info = xgr.TokenizerInfo.from_huggingface(
+                self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.stop_ids
+            )
+            self._vocabulary = Vocabulary.build(info, self.input_device)  # generate puts logits there
+        return self._vocabulary
+
+    def _plan(self, schema: dict[str, Any], constrained: bool) -> Plan:
+        """Compile the schema and size the token budget, once per schema (key: its JSON text, order kept)."""
+        key = (json.dumps(schema, ensure_ascii=False, separators=(",", ":")), constrained)
+        if key in self._plans:
+            return self._plans[key]
+        max_new_tokens, reserve = self._token_budget(schema)
+        grammar = None
+        if not constrained:
+            reserve = None
+        else:
+            if reserve is not None and reserve > max_new_tokens:
+                logger.warning(
+                    "max_new_tokens=%s is below the %s the closing guard needs", max_new_tokens, reserve
+                )
+                reserve = None
+            if self._compiler is None:
+                self._compiler = xgr.GrammarCompiler(self._vocab().info)
+            grammar = self._compiler.compile_json_schema(key[0], any_whitespace=False, strict_mode=True)
+        generation_config = GenerationConfig(**self._greedy, max_new_tokens=max_new_tokens)
+        plan = Plan(grammar, max_new_tokens, reserve, generation_config)
+        logger.info(
+            "schema plan: max_new_tokens=%s, closing guard from %s tokens left", max_new_tokens, reserve
+        )
+        self._plans[key] = plan
+        return plan
+
+    def _token_budget(self, schema: dict[str, Any]) -> tuple[int, int | None]:
+        """New tokens per answer (configured, or the schema's worst case) and the closing guard's reserve."""
+        configured = self.config.max_new_tokens
+        try:
+            longest, reserve = max_tokens_for_schema(schema), closing_reserve(schema)
+        except ValueError as exc:
+            if configured is None:
+                raise ValueError(f"{exc}; set EngineConfig.max_new_tokens for this schema") from exc
+            logger.warning(
+                "schema is unbounded (%s): answers may not close within %s tokens", exc, configured
+            )
+            return configured, None
+        return (longest if configured is None else min(configured, longest)), reserve
