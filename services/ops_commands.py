@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from shared.settings import load_settings
 
+if TYPE_CHECKING:
+    from shared.erasure import Target
+
 logger = logging.getLogger(__name__)
 
 CLI_ACTOR = "cli"
-DELETE_TARGETS = {"student": "student", "class": "classroom", "school": "school"}
+DELETE_TARGETS: dict[str, Target] = {"student": "student", "class": "classroom", "school": "school"}
 
 
 def register(main: click.Group) -> None:
@@ -47,8 +51,8 @@ def beat() -> None:
 @click.command()
 @click.option("--days", type=int, default=None, help="Override YUEJUAN_RETENTION_DAYS for this run.")
 def purge(days: int | None) -> None:
-    """Delete essays, grades, training plans and reports older than the retention period now."""
-    from services.web.upload_store import purge_expired as purge_previews
+    """Delete essays, grades, training plans and reports older than the retention period, and expired upload
+    previews, now."""
     from shared.retention import run_retention
 
     settings = load_settings()
@@ -57,7 +61,7 @@ def purge(days: int | None) -> None:
         click.echo("未设置保存期限（YUEJUAN_RETENTION_DAYS=0），没有删除任何数据。")
         return
     result = run_retention(_sessions(), settings.data_dir, retention_days, actor=CLI_ACTOR) or {}
-    previews = purge_previews(settings.data_dir) if (settings.data_dir / "uploads").is_dir() else 0
+    previews = result.pop("upload_previews", 0)
     summary = "，".join(f"{table} {count}" for table, count in result.items()) or "没有到期的数据"
     click.echo(f"已删除 {retention_days} 天前的数据：{summary}；过期上传预览 {previews} 个。")
 
@@ -68,16 +72,13 @@ def purge(days: int | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(target: str, object_id: int, yes: bool) -> None:
     """Erase a student, a class or a school and everything stored about them (rows and files)."""
-    from services.web.actor import Actor
-    from services.web.erasure import erase
-    from shared.erasure import ErasureRefused
+    from shared.erasure import ErasureRefused, erase
 
     if not yes:
         click.confirm(f"永久删除 {target} {object_id} 及其全部数据（不可撤销）？", abort=True)
     settings = load_settings()
     try:
-        erased = erase(_sessions(), settings.data_dir, DELETE_TARGETS[target], object_id,  # type: ignore[arg-type]
-                       Actor(name=CLI_ACTOR, user_id=None, ip=None))
+        erased = erase(_sessions(), settings.data_dir, DELETE_TARGETS[target], object_id, actor=CLI_ACTOR)
     except ErasureRefused as exc:
         raise click.ClickException(str(exc)) from exc
     if erased is None:
@@ -96,16 +97,13 @@ def export() -> None:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def export_student_command(student_id: int, out_path: Path) -> None:
     """Write everything held about one student to a JSON file (a subject access request); audited."""
-    from shared import audit
     from shared.models import transaction
-    from shared.subject_export import EXPORT_ACTION, export_json, export_student
+    from shared.subject_export import export_json, export_student_audited
 
     with transaction(_sessions()) as session:
-        data = export_student(session, student_id)
+        data = export_student_audited(session, student_id, actor=CLI_ACTOR)
         if data is None:
             raise click.ClickException(f"没有编号为 {student_id} 的学生")
-        audit.record(session, EXPORT_ACTION, actor=CLI_ACTOR, object_type="student", object_id=student_id,
-                     essays=len(data["essays"]), audit_rows=len(data["audit"]))
         # Only the exporting account may read it: the file holds a minor's essays and grades.
         handle = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(handle, "wb") as out:

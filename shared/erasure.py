@@ -1,21 +1,26 @@
-"""Erasing a student, a class or a school: every row about them, in foreign-key order, in the caller's transaction.
+"""Erasing a student, a class or a school: every row about them, then the files that mention them.
 
 Rows go with explicit bulk DELETEs (children first), so the result is the same on SQLite and PostgreSQL and
 does not depend on ORM cascades. Audit rows are never touched: they hold ids only and are append-only.
-Stored report files are returned rather than deleted, so the caller removes them only after the commit.
+``erase`` is the whole of it, for the admin pages and ``yuejuan delete``: the rows and an audit row commit
+first (all or nothing), then report files, upload previews and (for a school) its rubric files are removed,
+so a failed transaction never leaves rows pointing at missing files.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select, text
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import audit
 from shared.models import (
     Assignment,
     Classroom,
@@ -28,9 +33,15 @@ from shared.models import (
     Student,
     TrainingPlan,
     User,
+    transaction,
 )
+from shared.storage import remove_stored_files, school_rubric_dir
+from shared.upload_previews import discard_previews_about
 
 logger = logging.getLogger(__name__)
+
+Target = Literal["student", "classroom", "school"]
+ERASE_ACTION = "privacy.erase"
 
 
 class ErasureRefused(ValueError):
@@ -142,21 +153,6 @@ def erase_school(session: Session, school_id: int) -> Erased | None:
     return erased
 
 
-def remove_stored_files(paths: Iterable[str], data_dir: Path) -> int:
-    """Delete stored files (a relative path is relative to ``data_dir``); returns how many were there."""
-    removed = 0
-    for stored in paths:
-        path = Path(stored)
-        path = path if path.is_absolute() else data_dir / path
-        try:
-            if path.is_file():
-                path.unlink()
-                removed += 1
-        except OSError:
-            logger.exception("could not delete stored file %s", path)
-    return removed
-
-
 def flush_deleted_pages(sessions: sessionmaker[Session]) -> None:
     """On SQLite, copy the overwritten pages into the database file and empty the write-ahead log.
 
@@ -169,3 +165,57 @@ def flush_deleted_pages(sessions: sessionmaker[Session]) -> None:
         busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
         if busy:
             logger.warning("the SQLite checkpoint after an erasure was blocked by a reader; it completes later")
+
+
+ERASERS: dict[Target, Callable[[Session, int], Erased | None]] = {
+    "student": erase_student,
+    "classroom": erase_classroom,
+    "school": erase_school,
+}
+
+
+def erase(
+    sessions: sessionmaker[Session], data_dir: Path, target: Target, object_id: int, *, actor: str,
+    actor_id: int | None = None, ip: str | None = None,
+) -> Erased | None:
+    """Erase one object and everything about it, rows and files; None if it does not exist.
+
+    Raises ``ErasureRefused``. The audit row (``actor``, ids and row counts) commits with the deletions; the
+    counts of removed files (``report_files``, ``upload_previews``) are in the result only.
+    """
+    with transaction(sessions) as session:
+        erased = ERASERS[target](session, object_id)
+        if erased is None:
+            return None
+        audit.record(session, ERASE_ACTION, actor=actor, actor_id=actor_id, object_type=target,
+                     object_id=object_id, ip=ip, **erased.audit_details())
+    flush_deleted_pages(sessions)
+    erased.counts["report_files"] = remove_stored_files(data_dir, erased.files)
+    erased.counts["upload_previews"] = discard_previews_about(
+        data_dir, assignment_ids=erased.assignment_ids, student_ids=erased.student_ids
+    )
+    if target == "school":
+        rubrics = school_rubric_dir(data_dir, object_id)
+        if rubrics.is_dir():
+            shutil.rmtree(rubrics)
+    logger.info("%s erased %s %s: %s", actor, target, object_id, dict(erased.counts))
+    return erased
+
+
+def what_goes(session: Session, target: Target, object_id: int) -> dict[str, int]:
+    """What an erasure of the object would remove, for the confirmation page: essays, and for a class its
+    students, for a school its classes and accounts."""
+    essays = select(func.count()).select_from(Essay)
+    if target == "student":
+        return {"essays": session.scalar(essays.where(Essay.student_id == object_id)) or 0}
+    classrooms = select(Classroom.id).where(
+        Classroom.id == object_id if target == "classroom" else Classroom.school_id == object_id
+    )
+    assignments = select(Assignment.id).where(Assignment.classroom_id.in_(classrooms))
+    counts = {"essays": session.scalar(essays.where(Essay.assignment_id.in_(assignments))) or 0}
+    if target == "classroom":
+        students = select(func.count()).select_from(Student).where(Student.classroom_id == object_id)
+        return {"students": session.scalar(students) or 0, **counts}
+    users = select(func.count()).select_from(User).where(User.school_id == object_id)
+    classes = select(func.count()).select_from(classrooms.subquery())
+    return {"classrooms": session.scalar(classes) or 0, **counts, "users": session.scalar(users) or 0}

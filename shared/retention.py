@@ -2,6 +2,8 @@
 
 Run daily by Celery beat (``maintenance.purge_expired``) and on demand by ``yuejuan purge``. An assignment
 left without essays once it is past the period goes too; rosters and accounts stay until erased explicitly.
+The same run sweeps upload previews past their two hours (``shared.upload_previews``): essays and names that
+were never confirmed do not stay on disk until someone uploads again.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
-from shared.erasure import Erased, erase_essays, erase_report_jobs, flush_deleted_pages, remove_stored_files
+from shared.erasure import Erased, erase_essays, erase_report_jobs, flush_deleted_pages
 from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, abandoned_claim, transaction
 from shared.models.base import utcnow
+from shared.storage import remove_stored_files
+from shared.upload_previews import sweep_previews
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +58,20 @@ def purge_expired(session: Session, cutoff: datetime) -> Erased:
 def run_retention(
     sessions: sessionmaker[Session], data_dir: Path, retention_days: int, *, actor: str, now: datetime | None = None
 ) -> dict[str, int] | None:
-    """Purge, audit (counts only) and remove the expired report files; None when retention is disabled."""
+    """Sweep expired upload previews, purge, audit (counts only) and remove the expired report files.
+
+    None when retention is disabled (nothing is touched; the web still sweeps previews at each upload).
+    A preview expires long before any retention period ends, so the preview sweep needs no cutoff of its own.
+    """
+    now = now or utcnow()
     cutoff = retention_cutoff(retention_days, now)
     if cutoff is None:
         return None
+    previews = sweep_previews(data_dir, now=now.timestamp())
     with transaction(sessions) as session:
         purged = purge_expired(session, cutoff)
+        purged.counts["upload_previews"] += previews
         audit.record(session, PURGE_ACTION, actor=actor, retention_days=retention_days, **purged.audit_details())
     flush_deleted_pages(sessions)
-    files = remove_stored_files(purged.files, data_dir)
+    files = remove_stored_files(data_dir, purged.files)
     return {**purged.audit_details(), "files": files}

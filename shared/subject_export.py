@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from shared import audit
 from shared.models import Assignment, AuditLog, Essay, Grade, Student, TrainingPlan
 from shared.models.base import utcnow
 
@@ -107,6 +108,17 @@ def export_student(session: Session, student_id: int) -> dict[str, Any] | None:
             for row in audit_rows_about(session, student_id, essay_ids)
         ],
     }
+
+
+def export_student_audited(
+    session: Session, student_id: int, *, actor: str, actor_id: int | None = None, ip: str | None = None
+) -> dict[str, Any] | None:
+    """``export_student`` plus its audit row (counts only) in the caller's transaction; the caller commits."""
+    data = export_student(session, student_id)
+    if data is not None:
+        audit.record(session, EXPORT_ACTION, actor=actor, actor_id=actor_id, object_type="student",
+                     object_id=student_id, ip=ip, essays=len(data["essays"]), audit_rows=len(data["audit"]))
+    return data
 
 
 def export_json(data: dict[str, Any]) -> bytes:

@@ -10,15 +10,14 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.web.access import get_any_student_or_404, get_classroom_or_404, get_school_or_404, visible_schools
 from services.web.auth import actor, admin_required, user
 from services.web.context import db, session_factory, settings
-from services.web.erasure import Target, erase
-from shared.erasure import ErasureRefused
-from shared.models import Assignment, Classroom, Essay, Student, User
-from shared.subject_export import EXPORT_ACTION, export_json, export_student
+from shared.erasure import ErasureRefused, Target, erase, what_goes
+from shared.models import User
+from shared.subject_export import export_json, export_student_audited
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +29,7 @@ WHAT_GOES = {
     "school": "该校全部班级（及其名单、作业、作文、评分、训练计划、报表）、全校报表、本校评分标准文件和全部本校账户",
 }
 TARGET_NAMES = {"student": "学生", "classroom": "班级", "school": "学校"}
+COUNT_NAMES = {"students": "学生", "classrooms": "班级", "essays": "作文", "users": "账户"}
 
 
 @bp.get("/admin/privacy")
@@ -44,19 +44,18 @@ def index() -> Any:
 def export(student_id: int) -> Any:
     session = db()
     student = get_any_student_or_404(session, user(), student_id)
-    data = export_student(session, student.id)
+    who = actor()
+    data = export_student_audited(session, student.id, actor=who.name, actor_id=who.user_id, ip=who.ip)
     if data is None:
         abort(404)
-    actor().record(session, EXPORT_ACTION, object_type="student", object_id=student.id,
-                   essays=len(data["essays"]), audit_rows=len(data["audit"]))
     session.commit()
     response = Response(export_json(data), mimetype="application/json")
     response.headers["Content-Disposition"] = f"attachment; filename=student-{student.id}.json"
     return response
 
 
-def _confirm_page(target: Target, object_id: int, name: str, counts: dict[str, int], back: str,
-                  error: str | None = None) -> Any:
+def _confirm_page(target: Target, object_id: int, name: str, back: str, error: str | None = None) -> Any:
+    counts = {COUNT_NAMES[key]: count for key, count in what_goes(db(), target, object_id).items()}
     page = render_template(
         "privacy/confirm.html", target=target, target_name=TARGET_NAMES[target], object_id=object_id, name=name,
         what=WHAT_GOES[target], counts=counts, back=back, error=error,
@@ -64,24 +63,20 @@ def _confirm_page(target: Target, object_id: int, name: str, counts: dict[str, i
     return page, 400 if error else 200
 
 
-def _essay_count(*where: Any) -> int:
-    query = select(func.count()).select_from(Essay).join(Assignment, Essay.assignment_id == Assignment.id)
-    return db().scalar(query.join(Classroom, Assignment.classroom_id == Classroom.id).where(*where)) or 0
-
-
-def _run(target: Target, object_id: int, name: str, counts: dict[str, int], back: str, done: str) -> Any:
+def _run(target: Target, object_id: int, name: str, back: str, done: str) -> Any:
     """GET shows the confirmation; POST erases when the typed name matches."""
     if request.method == "GET":
-        return _confirm_page(target, object_id, name, counts, back)
+        return _confirm_page(target, object_id, name, back)
     if request.form.get("confirm_name", "").strip() != name:
         error = f"请输入{TARGET_NAMES[target]}名称以确认删除。"
-        return _confirm_page(target, object_id, name, counts, back, error=error)
+        return _confirm_page(target, object_id, name, back, error=error)
     who = actor()
     db().rollback()  # the erasure runs in its own transaction; end this request's reads first
     try:
-        erased = erase(session_factory(), settings().data_dir, target, object_id, who)
+        erased = erase(session_factory(), settings().data_dir, target, object_id, actor=who.name,
+                       actor_id=who.user_id, ip=who.ip)
     except ErasureRefused as exc:
-        return _confirm_page(target, object_id, name, counts, back, error=str(exc))
+        return _confirm_page(target, object_id, name, back, error=str(exc))
     if erased is None:
         abort(404)
     flash(f"已永久删除{TARGET_NAMES[target]}“{name}”及其全部数据。", "ok")
@@ -95,27 +90,21 @@ def _run(target: Target, object_id: int, name: str, counts: dict[str, int], back
 @admin_required
 def erase_student_page(student_id: int) -> Any:
     student = get_any_student_or_404(db(), user(), student_id)
-    essays = db().scalar(select(func.count()).select_from(Essay).where(Essay.student_id == student.id)) or 0
     back = url_for("classes.show", classroom_id=student.classroom_id)
-    return _run("student", student.id, student.name, {"作文": essays}, back, back)
+    return _run("student", student.id, student.name, back, back)
 
 
 @bp.route("/admin/classes/<int:classroom_id>/erase", methods=["GET", "POST"])
 @admin_required
 def erase_classroom_page(classroom_id: int) -> Any:
     classroom = get_classroom_or_404(db(), user(), classroom_id)
-    students = db().scalar(select(func.count()).select_from(Student).where(Student.classroom_id == classroom.id))
-    counts = {"学生": students or 0, "作文": _essay_count(Classroom.id == classroom.id)}
     back = url_for("classes.show", classroom_id=classroom.id)
-    return _run("classroom", classroom.id, classroom.name, counts, back, url_for("classes.index"))
+    return _run("classroom", classroom.id, classroom.name, back, url_for("classes.index"))
 
 
 @bp.route("/admin/schools/<int:school_id>/erase", methods=["GET", "POST"])
 @admin_required
 def erase_school_page(school_id: int) -> Any:
     school = get_school_or_404(db(), user(), school_id)
-    classes = db().scalar(select(func.count()).select_from(Classroom).where(Classroom.school_id == school.id))
-    users = db().scalar(select(func.count()).select_from(User).where(User.school_id == school.id))
-    counts = {"班级": classes or 0, "作文": _essay_count(Classroom.school_id == school.id), "账户": users or 0}
     back = url_for("privacy.index")
-    return _run("school", school.id, school.name, counts, back, back)
+    return _run("school", school.id, school.name, back, back)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shared.models import Assignment
 from shared.prompts.rubric import Rubric, RubricError, list_rubrics, load_rubric_file, resolve_rubric
+from shared.storage import school_rubric_dir
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,6 @@ class RubricChoice:
     rubric_version: str
     required_length: int
     own: bool
-
-
-def school_rubric_dir(data_dir: Path, school_id: int) -> Path:
-    return data_dir / "rubrics" / str(school_id)
 
 
 def _shipped_choices() -> list[RubricChoice]:

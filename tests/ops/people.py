@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.ingest import EssayPreview, PreviewItem, RosterEntry
-from services.web.rubric_store import school_rubric_dir
 from services.web.upload_store import save_preview
 from shared import audit
 from shared.models import (
@@ -39,6 +38,7 @@ from shared.models import (
     User,
     transaction,
 )
+from shared.storage import school_rubric_dir
 
 
 @dataclass

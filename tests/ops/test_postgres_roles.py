@@ -19,9 +19,8 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
-from services.web.actor import Actor
-from services.web.erasure import erase
 from shared import audit
+from shared.erasure import erase
 from shared.models import AuditLog, Role, School, User, make_engine, make_session_factory, transaction
 from shared.models.migrate import upgrade
 from shared.retention import run_retention
@@ -120,7 +119,7 @@ def test_the_app_role_appends_to_the_audit_log_but_cannot_change_it(roles: RoleS
 
         # Everything the application does, as the application role: grading data, erasure, retention.
         people = build_people(sessions, tmp_path)
-        assert erase(sessions, tmp_path, "school", people.school, Actor("pytest", None, None)) is not None
+        assert erase(sessions, tmp_path, "school", people.school, actor="pytest") is not None
         assert run_retention(sessions, tmp_path, 1, actor="pytest") is not None
         with sessions() as session:
             assert session.scalar(select(School.id).where(School.id == people.school)) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,8 +33,9 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.retention import PURGE_ACTION, retention_cutoff, run_retention
 from shared.settings import Settings
+from shared.upload_previews import PREVIEW_TTL_S, claim_preview, new_token, write_preview
 from tests.ops.conftest import PeopleFactory
-from tests.ops.people import People, database_mentions, rows
+from tests.ops.people import People, database_mentions, disk_mentions, rows
 
 OLD = timedelta(days=400)
 
@@ -78,6 +81,48 @@ def test_expired_data_is_purged_and_recent_data_kept(
         row = session.scalar(select(AuditLog).where(AuditLog.action == PURGE_ACTION).order_by(AuditLog.id.desc()))
     assert row is not None and row.actor == "pytest" and row.details["retention_days"] == 365
     assert row.details["essays"] == result["essays"], "the audit row has counts only"
+
+
+def _abandoned_preview(data_dir: Path, people: People) -> list[Path]:
+    """A preview of 甲's essay and its confirm claim, as a teacher who never came back leaves them."""
+    jia, token = people.person("甲"), new_token()
+    write_preview(data_dir, token, {"token": token, "user_id": people.teacher, "assignment_id": people.assignment_a,
+                                    "items": [{"student_id": jia.id, "student_name": jia.name, "text": jia.text}]})
+    assert claim_preview(data_dir, token, user_id=people.teacher, assignment_id=people.assignment_a)
+    return [data_dir / "uploads" / f"{token}.json", data_dir / "uploads" / f"{token}.confirmed.json"]
+
+
+def _age(paths: list[Path], seconds: float) -> None:
+    then = time.time() - seconds
+    for path in paths:
+        os.utime(path, (then, then))
+
+
+def test_the_nightly_purge_sweeps_expired_upload_previews_and_keeps_fresh_ones(
+    make_people: PeopleFactory, db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    people = make_people(db_sessions, tmp_path)  # its two previews were just made: a teacher is looking at them
+    expired, ancient, recent = (_abandoned_preview(tmp_path, people) for _ in range(3))
+    half_written = tmp_path / "uploads" / ".tmp-crashed.json"
+    half_written.write_text(people.person("甲").name, encoding="utf-8")
+    _age([*expired, half_written], PREVIEW_TTL_S + 60)
+    _age(ancient, timedelta(days=400).total_seconds())
+    _age(recent, PREVIEW_TTL_S - 60)
+    fresh = [*people.previews.values(), *recent]
+
+    result = run_retention(db_sessions, tmp_path, 365, actor="pytest")
+    assert result is not None and result["upload_previews"] == 5
+    assert [path for path in [*expired, *ancient, half_written] if path.exists()] == []
+    assert all(path.is_file() for path in fresh), "a preview still within its two hours stays"
+    _assert_kept(db_sessions, people)
+    with db_sessions() as session:
+        row = session.scalar(select(AuditLog).where(AuditLog.action == PURGE_ACTION).order_by(AuditLog.id.desc()))
+    assert row is not None and row.details["upload_previews"] == 5, "the audit row counts the previews"
+
+    _age(fresh, PREVIEW_TTL_S + 1)
+    again = run_retention(db_sessions, tmp_path, 365, actor="pytest")
+    assert again is not None and again["upload_previews"] == len(fresh)
+    assert disk_mentions(tmp_path / "uploads", [people.person("甲").name]) == []
 
 
 def test_an_essay_being_graded_is_left_for_the_next_run_unless_its_task_is_gone(
@@ -131,11 +176,14 @@ def test_yuejuan_purge(
     make_people: PeopleFactory, pg_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     old = make_people(pg_sessions, tmp_path, created_at=utcnow() - OLD)
+    abandoned = _abandoned_preview(tmp_path, old)
+    _age(abandoned, PREVIEW_TTL_S + 60)
     env = {"YUEJUAN_DATABASE_URL": pg_url, "YUEJUAN_DATA_DIR": str(tmp_path), "YUEJUAN_RETENTION_DAYS": "0"}
     disabled = CliRunner().invoke(main, ["purge"], env=env)
     assert disabled.exit_code == 0 and "没有删除" in disabled.output
     _assert_kept(pg_sessions, old)
-    assert old.previews["A"].is_file()
+    assert old.previews["A"].is_file() and all(path.is_file() for path in abandoned)
     result = CliRunner().invoke(main, ["purge", "--days", "365"], env=env)
     assert result.exit_code == 0, result.output
+    assert "过期上传预览 2 个" in result.output and not any(path.exists() for path in abandoned)
     _assert_purged(pg_sessions, old)

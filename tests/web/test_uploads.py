@@ -18,10 +18,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.web import upload_store
-from services.web.upload_store import STALE_CLAIM_SECONDS, claim_confirmation, load_preview
+from services.web.upload_store import claim_confirmation, load_preview
 from services.web.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
+from shared import upload_previews
 from shared.models import AuditLog, Essay, EssayStatus, Grade, Student
+from shared.upload_previews import STALE_CLAIM_S
 from tests.web.conftest import TaskRecorder, client_as, form
 from tests.web.world import ESSAY_TEXT, World, essay_zip
 
@@ -200,7 +201,7 @@ def test_a_confirm_while_another_click_is_importing_waits_for_it(
 
     # A claim left by a confirm that died minutes ago is taken over.
     claim = web_data_dir / "uploads" / f"{world.upload_token}.confirmed.json"
-    old = time.time() - STALE_CLAIM_SECONDS - 60
+    old = time.time() - STALE_CLAIM_S - 60
     os.utime(claim, (old, old))
     done = client.post(f"/uploads/{world.upload_token}/confirm", data=form())
     assert done.status_code == 303 and _flashes(client)[-1].startswith("已导入 1 篇作文")
@@ -233,14 +234,14 @@ def test_two_simultaneous_confirms_import_once_and_both_land_on_the_assignment(
 
 def _disk_error(monkeypatch: pytest.MonkeyPatch, code: int) -> list[int]:
     """Writing a preview gets half-way, then fails with ``code`` (ENOSPC: the disk is full)."""
-    real_write, calls = upload_store._write_all, []
+    real_write, calls = upload_previews._write_all, []
 
     def write(handle: int, data: bytes) -> None:
         calls.append(len(data))
         real_write(handle, data[: len(data) // 2])
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(upload_store, "_write_all", write)
+    monkeypatch.setattr(upload_previews, "_write_all", write)
     return calls
 
 
