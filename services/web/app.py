@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask
 
+from services.web.state import EXTENSION, AppState
 from shared.models import make_engine, make_session_factory
 from shared.settings import Settings, load_settings
 
@@ -24,12 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
     )
     engine = make_engine(settings.resolved_database_url())
-    app.extensions["yuejuan"] = {
-        "settings": settings,
-        "engine": engine,
-        "sessions": make_session_factory(engine),
-        "celery": None,
-    }
+    app.extensions[EXTENSION] = AppState(settings=settings, engine=engine, sessions=make_session_factory(engine))
 
     _wire(app, settings)
     return app
@@ -65,17 +60,3 @@ def _wire(app: Flask, settings: Settings) -> None:
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, privacy, rubrics, api):
         app.register_blueprint(module.bp)
-
-
-def ext(app: Flask) -> dict[str, Any]:
-    return app.extensions["yuejuan"]
-
-
-def celery_for(app: Flask):  # type: ignore[no-untyped-def]
-    """The Celery app used only to send tasks by name (created lazily; no torch is imported)."""
-    state = ext(app)
-    if state["celery"] is None:
-        from shared.celery_app import make_celery
-
-        state["celery"] = make_celery(state["settings"])
-    return state["celery"]

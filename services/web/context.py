@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from shared.settings import Settings
-
-
-def _state() -> dict[str, Any]:
-    return current_app.extensions["yuejuan"]
 
 
 def db() -> Session:
     """The request's database session, opened on first use and closed when the request ends."""
     if "db" not in g:
-        g.db = _state()["sessions"]()
+        g.db = app_state().sessions()
     return g.db
 
 
@@ -28,14 +25,12 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 
 def settings() -> Settings:
-    return _state()["settings"]
+    return app_state().settings
 
 
 def task_sender() -> Any:
     """Something with ``send_task(name, args=...)``: the Celery app (tests may put a recorder in its place)."""
-    from services.web.app import celery_for
-
-    return celery_for(current_app)
+    return app_state().task_sender()
 
 
 def client_ip() -> str | None:
@@ -45,4 +40,4 @@ def client_ip() -> str | None:
 
 def session_factory() -> sessionmaker[Session]:
     """For work that needs its own transaction beside the request's session."""
-    return _state()["sessions"]
+    return app_state().sessions

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
+
+from services.web.state import app_state
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    from services.web.app import celery_for, ext
-
+    state = app_state()
     checks: dict[str, str] = {}
     try:
-        with ext(current_app)["engine"].connect() as conn:
+        with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # a health check reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        with celery_for(current_app).connection_for_write() as conn:
+        with state.task_sender().connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
         checks["broker"] = "ok"
     except Exception as exc:

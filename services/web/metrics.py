@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.network import is_loopback
+from services.web.state import app_state
 from shared.models import AuditLog, Essay, EssayStatus, Grade, GradeSource, JobStatus, ReportJob, WorkerStatus
 from shared.models.base import utcnow
 from shared.queueing import queue_depths
@@ -161,12 +162,12 @@ def allowed(settings: Settings, remote_addr: str | None, authorization: str | No
 
 @bp.get("/metrics")
 def metrics() -> Any:
-    state = current_app.extensions["yuejuan"]
-    settings: Settings = state["settings"]
+    state = app_state()
+    settings = state.settings
     if not allowed(settings, request.remote_addr, request.headers.get("Authorization")):
         from services.web.errors import render_error
 
         return render_error(403, "指标接口只对本机或持有指标令牌（YUEJUAN_METRICS_TOKEN）的请求开放。")
-    collector = YuejuanCollector(state["sessions"], settings.resolved_broker_url(),
+    collector = YuejuanCollector(state.sessions, settings.resolved_broker_url(),
                                  worker_lost_after_s=settings.worker_lost_after_s)
     return Response(generate_latest(collector), content_type=CONTENT_TYPE_LATEST)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.app import create_app
+from services.web.state import app_state
 from shared.settings import Settings
 from tests.ops.people import People, build_people, remove_people
 
@@ -34,7 +35,7 @@ def make_ops_app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[AppFac
 
     yield _make
     for app in built:
-        app.extensions["yuejuan"]["engine"].dispose()
+        app_state(app).engine.dispose()
 
 
 @pytest.fixture()
@@ -44,7 +45,7 @@ def ops_app(make_ops_app: AppFactory) -> Flask:
 
 @pytest.fixture()
 def ops_sessions(ops_app: Flask) -> sessionmaker[Session]:
-    return ops_app.extensions["yuejuan"]["sessions"]
+    return app_state(ops_app).sessions
 
 
 @pytest.fixture()

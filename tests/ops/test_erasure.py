@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.cli import main
+from services.web.state import app_state
 from shared.erasure import ERASE_ACTION, ErasureRefused, erase
 from shared.models import (
     AuditLog,
@@ -146,7 +147,7 @@ def test_the_erase_pages_need_an_admin_of_the_school_csrf_and_the_typed_name(
     make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
-    data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
+    data_dir = app_state(ops_app).settings.data_dir
     people = make_people(ops_sessions, data_dir)
     jia = people.person("甲")
     url = f"/admin/students/{jia.id}/erase"
@@ -173,7 +174,7 @@ def test_the_class_and_school_pages_erase_and_an_admin_of_an_erased_school_is_si
     make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
-    data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
+    data_dir = app_state(ops_app).settings.data_dir
     people = make_people(ops_sessions, data_dir)
     admin = client_as(ops_app, people.admin)
     page = admin.get(f"/admin/classes/{people.classroom_a}/erase").get_data(as_text=True)
@@ -193,8 +194,8 @@ def test_uploads_and_rosters_leave_no_names_in_the_audit_log_and_erasure_removes
     make_people: PeopleFactory,
     ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
-    ops_app.extensions["yuejuan"]["celery"] = TaskRecorder()
-    data_dir = ops_app.extensions["yuejuan"]["settings"].data_dir
+    app_state(ops_app).sender = TaskRecorder()
+    data_dir = app_state(ops_app).settings.data_dir
     people = make_people(ops_sessions, data_dir)
     newcomer = f"戊{people.tag}"
     teacher = client_as(ops_app, people.teacher)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.cli import main
+from services.web.state import app_state
 from shared.models import AuditLog
 from shared.subject_export import EXPORT_ACTION, EXPORT_FORMAT, export_student
 from tests.ops.conftest import PeopleFactory
@@ -56,7 +57,7 @@ def test_the_export_holds_everything_about_the_student_and_nothing_else(
 def test_an_admin_downloads_the_export_and_it_is_audited(
     make_people: PeopleFactory, ops_app: Flask, ops_sessions: sessionmaker[Session]
 ) -> None:
-    people = make_people(ops_sessions, ops_app.extensions["yuejuan"]["settings"].data_dir)
+    people = make_people(ops_sessions, app_state(ops_app).settings.data_dir)
     jia = people.person("甲")
     url = f"/admin/students/{jia.id}/export"
     assert client_as(ops_app, people.teacher).get(url).status_code == 403

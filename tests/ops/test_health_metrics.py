@@ -10,6 +10,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from services.worker.celery_app import make_celery
 from shared import audit
 from shared.models import WorkerStatus, transaction
@@ -85,7 +86,7 @@ def test_metrics_report_essays_latency_tokens_workers_and_the_sqlite_queue(
 ) -> None:
     broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
     app = make_ops_app(database_url=sqlite_url, broker_url=broker)
-    sessions: sessionmaker[Session] = app.extensions["yuejuan"]["sessions"]
+    sessions: sessionmaker[Session] = app_state(app).sessions
     empty = samples(app)
     assert empty[("yuejuan_essays", (("status", "graded"),))] == 0
     assert empty[("yuejuan_queue_depth", (("queue", "gpu"),))] == 0 and empty[("yuejuan_broker_up", ())] == 1

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.web.network import address_allowed
+from services.web.state import app_state
 from shared.models import AuditLog
 from shared.settings import Settings
 from tests.ops.conftest import AppFactory
@@ -75,6 +76,6 @@ def test_the_audit_log_records_the_forwarded_client_address(make_ops_app: AppFac
     response = client.post("/login", data={"username": username, "password": "wrong", "csrf_token": CSRF},
                            environ_base={"REMOTE_ADDR": "172.18.0.4"}, headers={"X-Forwarded-For": "10.7.7.7"})
     assert response.status_code == 401
-    with app.extensions["yuejuan"]["sessions"]() as session:
+    with app_state(app).sessions() as session:
         row = session.scalar(select(AuditLog).where(AuditLog.actor == username).order_by(AuditLog.id.desc()))
     assert row is not None and row.ip == "10.7.7.7"

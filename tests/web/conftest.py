@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.app import create_app
 from services.web.auth import session_fingerprint
+from services.web.state import app_state
 from shared.models import User
 from shared.settings import Settings
 from tests.web.world import World, build_world, destroy_world
@@ -40,7 +41,7 @@ def make_app(database_url: str, broker_url: str, data_dir: Path, **overrides: An
     app = create_app(Settings(database_url=database_url, broker_url=broker_url, data_dir=data_dir,
                               secret_key=SECRET, **overrides))
     app.config["TESTING"] = True
-    app.extensions["yuejuan"]["celery"] = TaskRecorder()
+    app_state(app).sender = TaskRecorder()
     return app
 
 
@@ -59,24 +60,24 @@ def web_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(pg_url: str, redis_url: str, web_data_dir: Path) -> Iterator[Flask]:
     application = make_app(pg_url, redis_url, web_data_dir)
     yield application
-    application.extensions["yuejuan"]["engine"].dispose()
+    app_state(application).engine.dispose()
 
 
 @pytest.fixture()
 def sessions(app: Flask) -> sessionmaker[Session]:
-    return app.extensions["yuejuan"]["sessions"]
+    return app_state(app).sessions
 
 
 @pytest.fixture()
 def tasks(app: Flask) -> TaskRecorder:
-    recorder: TaskRecorder = app.extensions["yuejuan"]["celery"]
+    recorder: TaskRecorder = app_state(app).sender
     recorder.sent.clear()
     return recorder
 
 
 @pytest.fixture()
 def world(app: Flask, password_hash: str, web_data_dir: Path) -> Iterator[World]:
-    sessions = app.extensions["yuejuan"]["sessions"]
+    sessions = app_state(app).sessions
     built = build_world(sessions, password_hash, web_data_dir)
     yield built
     destroy_world(sessions, built)
@@ -88,7 +89,7 @@ def client_as(app: Flask, user_id: int | None) -> FlaskClient:
     with client.session_transaction() as sess:
         sess["csrf"] = CSRF
         if user_id is not None:
-            with app.extensions["yuejuan"]["sessions"]() as session:
+            with app_state(app).sessions() as session:
                 account = session.get(User, user_id)
                 assert account is not None
                 sess["uid"] = account.id

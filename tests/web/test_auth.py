@@ -8,6 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from shared.models import AuditLog, User
 from shared.security import hash_api_token
 from tests.web.conftest import CSRF, PASSWORD, client_as, form, make_app
@@ -108,7 +109,7 @@ def test_session_cookie_flags(app: Flask, world: World, tmp_path: Path, pg_url: 
     response = secure.post("/login", data=form(username=world.usernames["owner"], password=PASSWORD))
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie
-    secure_app.extensions["yuejuan"]["engine"].dispose()
+    app_state(secure_app).engine.dispose()
 
 
 def test_account_page_creates_a_token_shown_once_and_stores_only_its_hash(

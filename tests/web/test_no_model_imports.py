@@ -7,10 +7,11 @@ from tests.import_probe import model_libraries_imported
 PROBE = """
 import tempfile, pathlib
 from shared.settings import Settings
-from services.web.app import create_app, celery_for
+from services.web.app import create_app
+from services.web.state import app_state
 data = pathlib.Path(tempfile.mkdtemp())
 app = create_app(Settings(data_dir=data, secret_key="probe-secret-key"))
-celery_for(app)
+app_state(app).task_sender()
 client = app.test_client()
 client.get("/login"); client.get("/api/v1/openapi.json")
 """

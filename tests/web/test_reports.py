@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from shared.failures import DATABASE_UNAVAILABLE, DISK_FULL, STORAGE_UNWRITABLE
 from shared.models import AuditLog, JobStatus, ReportJob
 from shared.report_jobs import ReportError
@@ -155,7 +156,7 @@ def test_a_job_whose_task_cannot_be_sent_is_failed_so_it_can_be_regenerated(
     def broker_down(name: str, args: Any = (), **_options: Any) -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(app.extensions["yuejuan"]["celery"], "send_task", broker_down)
+    monkeypatch.setattr(app_state(app).sender, "send_task", broker_down)
     owner = client_as(app, world.users["owner"])
     page = owner.post(f"/assignments/{world.assignment}/report", data=form(), follow_redirects=True)
     text = page.get_data(as_text=True)

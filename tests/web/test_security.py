@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from shared.models import Classroom, Student
 from tests.web.conftest import client_as, form, make_app
 from tests.web.world import World
@@ -102,4 +103,4 @@ def test_too_large_upload_gets_413_with_a_chinese_page(
                                        headers={"Authorization": f"Bearer {world.tokens['owner']}"})
         assert api.status_code == 413 and "1 MB" in api.json["error"]
     finally:
-        small.extensions["yuejuan"]["engine"].dispose()
+        app_state(small).engine.dispose()

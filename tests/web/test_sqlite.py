@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from services.web.state import app_state
 from tests.web.conftest import CSRF, PASSWORD, client_as, form, make_app
 from tests.web.world import ESSAY_TEXT, World, build_world, essay_zip
 
@@ -17,12 +18,12 @@ from tests.web.world import ESSAY_TEXT, World, build_world, essay_zip
 def sqlite_app(sqlite_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
     application = make_app(sqlite_url, redis_url, tmp_path / "data")
     yield application
-    application.extensions["yuejuan"]["engine"].dispose()
+    app_state(application).engine.dispose()
 
 
 @pytest.fixture()
 def sqlite_world(sqlite_app: Flask, password_hash: str, tmp_path: Path) -> World:
-    return build_world(sqlite_app.extensions["yuejuan"]["sessions"], password_hash, tmp_path / "data")
+    return build_world(app_state(sqlite_app).sessions, password_hash, tmp_path / "data")
 
 
 def test_upload_confirm_override_results_and_audit_on_sqlite(sqlite_app: Flask, sqlite_world: World) -> None:

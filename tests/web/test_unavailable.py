@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.web.errors import RETRY_AFTER_S
+from services.web.state import app_state
 from tests.conftest import PG_ADMIN_URL
 from tests.web.conftest import make_app
 
@@ -29,7 +30,7 @@ def dead_db_app(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) 
     url = NOBODY_LISTENS if request.param == "closed-port" else _missing_database()
     application = make_app(url, redis_url, tmp_path)
     yield application
-    application.extensions["yuejuan"]["engine"].dispose()
+    app_state(application).engine.dispose()
 
 
 def _signed_in(app: Flask) -> object:
@@ -75,7 +76,7 @@ def failing_app(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
         application.add_url_rule(f"/test-fail/{name}", f"fail_{name}", fail)
         application.add_url_rule(f"/api/test-fail/{name}", f"api_fail_{name}", fail)
     yield application
-    application.extensions["yuejuan"]["engine"].dispose()
+    app_state(application).engine.dispose()
 
 
 @pytest.mark.parametrize("broker", ["kombu", "redis"])

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.web.state import app_state
 from services.web.upload_store import claim_confirmation, load_preview
 from services.web.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
 from shared import upload_previews
@@ -140,7 +141,7 @@ def test_mixed_file_types_in_one_selection_are_refused(app: Flask, world: World)
 
 def test_an_empty_roster_asks_for_the_roster_first(app: Flask, world: World) -> None:
     client = client_as(app, world.users["outsider"])
-    with app.extensions["yuejuan"]["sessions"]() as session, session.begin():
+    with app_state(app).sessions() as session, session.begin():
         session.execute(delete(Student).where(Student.classroom_id == world.classroom_b))
     response = _upload(client, world.assignment_b, ("钱七.txt", ESSAY_TEXT.encode()))
     assert response.status_code == 400 and "名单还是空的" in response.get_data(as_text=True)
