@@ -1,4 +1,5 @@
-"""Report-job failures: a category a teacher understands, kept apart from the technical detail, and re-queueing.
+"""Report jobs: creating a class workbook's job (one function for the web and the workers); failures as a
+category a teacher understands, kept apart from the technical detail; re-queueing.
 
 The category travels in the job's ``error`` text as its first line, ``[code] 标签``, or ``[code retry=n/m] 标签``
 while the task will try again by itself; the technical detail (exception, server path) follows on the next
@@ -11,11 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.failures import CATEGORIES, INTERNAL, ErrorCategory
-from shared.models import JobStatus, ReportJob
+from shared.failures import BROKER_UNAVAILABLE, CATEGORIES, INTERNAL, ErrorCategory
+from shared.models import Assignment, Classroom, JobStatus, ReportJob
+from shared.models.base import utcnow
+from shared.tasks import ReportKind
 
 MAX_ERROR_CHARS = 2000
 _HEADER = re.compile(r"\[(?P<code>[a-z_]+)(?: retry=(?P<retry>\d+)/(?P<of>\d+))?\] (?P<label>[^\n]*)")
@@ -63,3 +66,33 @@ def requeue_failed(session: Session, job_id: int) -> bool:
         .values(status=JobStatus.queued, error=None, finished_at=None)
     )
     return bool(result.rowcount)
+
+
+def create_class_job(session: Session, assignment_id: int, *, requested_by: int | None = None) -> ReportJob | None:
+    """A queued class-workbook job for the assignment (its class and school set), flushed in the caller's
+    transaction; None when the assignment does not exist.
+
+    Every class job is made here: a teacher's request on the web, the worker when an assignment is complete and
+    again when its training plans are written. Each job builds its own file, so two jobs never write one file.
+    """
+    target = session.execute(
+        select(Assignment.classroom_id, Classroom.school_id)
+        .join(Classroom, Assignment.classroom_id == Classroom.id)
+        .where(Assignment.id == assignment_id)
+    ).one_or_none()
+    if target is None:
+        return None
+    job = ReportJob(kind=ReportKind.class_workbook, school_id=target.school_id, classroom_id=target.classroom_id,
+                    assignment_id=assignment_id, requested_by=requested_by, status=JobStatus.queued)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def fail_unsent(session: Session, job_id: int, detail: str) -> None:
+    """queued → failed (broker unavailable) in the caller's transaction, for a job whose task could not be sent:
+    a job nobody will build must not look live, and a failed one gets 重新生成."""
+    session.execute(
+        update(ReportJob).where(ReportJob.id == job_id, ReportJob.status == JobStatus.queued)
+        .values(status=JobStatus.failed, finished_at=utcnow(), error=ReportError(BROKER_UNAVAILABLE, detail).to_text())
+    )

@@ -27,7 +27,7 @@ from services.web.dispatch import send_report_task
 from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.models.base import utcnow
-from shared.report_jobs import ReportError, parse_error, requeue_failed
+from shared.report_jobs import ReportError, create_class_job, parse_error, requeue_failed
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, ReportKind
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,9 @@ def class_jobs(assignment: Assignment) -> list[ReportJob]:
 
 def request_class_workbook(assignment: Assignment) -> tuple[ReportJob, bool]:
     session = db()
-    job = ReportJob(kind=CLASS_WORKBOOK, school_id=assignment.classroom.school_id,
-                    classroom_id=assignment.classroom_id, assignment_id=assignment.id, requested_by=user().id)
-    session.add(job)
-    session.flush()
+    job = create_class_job(session, assignment.id, requested_by=user().id)
+    if job is None:  # deleted since it was loaded
+        abort(404)
     actor().record(session, "report.request", object_type="report", object_id=job.id, kind=CLASS_WORKBOOK,
                    assignment_id=assignment.id)
     session.commit()

@@ -14,6 +14,7 @@ from services.worker import runtime
 from services.worker.batch import PROCESS_LOST, TIME_LIMIT, BatchRules, close_batch, open_batch, recover_claim
 from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
+from services.worker.plans.tasks import register_plan_tasks
 from services.worker.reports.tasks import register_report_tasks
 from shared.queueing import GRADE_TASK
 
@@ -32,6 +33,7 @@ def register_tasks(app: Celery) -> None:
         """Claim, grade as one batch, write the outcomes in one transaction, release the failures."""
         return run_grade_batch(app, essay_ids, token=self.request.id, is_retry=bool(self.request.retries))
 
+    register_plan_tasks(app)
     register_report_tasks(app)
     register_maintenance_tasks(app)
 

@@ -14,19 +14,16 @@ from openpyxl import load_workbook
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker import runtime
+from services.web.state import app_state
+from services.worker import completion, runtime
 from services.worker.celery_app import make_celery
 from services.worker.completion import on_assignment_complete, on_essays_finished
-from services.worker.reports.class_workbook import build_class_workbook
-from services.worker.reports.names import (
-    CLASS_REPORT,
-    CLASS_WORKBOOK_TASK,
-    SCHOOL_REPORT,
-    SCHOOL_WORKBOOK_TASK,
-    TRAINING_PLANS_TASK,
-)
+from services.worker.plans.tasks import register_plan_tasks
+from services.worker.reports.class_workbook import PLANS_PENDING, build_class_workbook
 from services.worker.reports.school_workbook import build_school_workbook
 from services.worker.reports.tasks import register_report_tasks, run_report_job
+from shared import report_jobs
+from shared.failures import BROKER_UNAVAILABLE
 from shared.models import (
     Assignment,
     AuditLog,
@@ -43,8 +40,10 @@ from shared.models import (
     transaction,
 )
 from shared.settings import Settings
+from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TRAINING_PLANS_TASK, ReportKind
 from tests.factories import ClassFixture, RecordingSender, add_grade, make_class
 
+CLASS_REPORT, SCHOOL_REPORT = ReportKind.class_workbook, ReportKind.school_workbook
 HOSTILE_NAME, HOSTILE_CMD = "=SUM(A1)", "+cmd|' /C calc'!A0"
 
 
@@ -104,7 +103,7 @@ def _graded_class(sessions: sessionmaker[Session], schools: list[int]) -> tuple[
         session.add(TrainingPlan(student_id=fixture.student_ids[3], focus_areas=[{"label": "旧计划"}],
                                  narrative="旧的建议", created_at=old))
         session.add(TrainingPlan(
-            student_id=fixture.student_ids[3], narrative="+该生表达尚可，=建议加强论证",
+            student_id=fixture.student_ids[3], essay_ids=[e[3]], narrative="+该生表达尚可，=建议加强论证",
             focus_areas=[{"kind": "dimension", "key": "content", "label": "内容", "reason": "低于班级平均",
                           "exercises": [{"title": "论证方法专项练习", "detail": "=1+1 写三段"}]}],
         ))
@@ -192,7 +191,8 @@ def test_class_workbook_figures_match_an_independent_computation(
     assert plan_rows["李四"][6].value == "1. 论证方法专项练习：=1+1 写三段"
     narrative = plan_rows["李四"][7]
     assert narrative.value == "+该生表达尚可，=建议加强论证" and narrative.data_type == "s"
-    assert "暂无" in plan_rows["张三"][2].value
+    assert plan_rows["张三"][2].value == PLANS_PENDING  # graded, and no plan computed from the essay yet
+    assert "暂无" in plan_rows["王五"][2].value  # failed, no plan
     assert "孙七" not in plan_rows
 
     for ws in wb.worksheets:
@@ -390,7 +390,9 @@ def test_registered_tasks_route_by_name_and_build_through_the_runtime(
 ) -> None:
     settings = Settings(database_url=pg_url, broker_url="memory://", data_dir=tmp_path)
     app = make_celery(settings)
+    register_plan_tasks(app)
     register_report_tasks(app)
+    assert TRAINING_PLANS_TASK in app.tasks
     routes = {name: app.amqp.router.route({}, name)["queue"].name
               for name in (CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TRAINING_PLANS_TASK)}
     assert routes == {CLASS_WORKBOOK_TASK: "reports", SCHOOL_WORKBOOK_TASK: "reports", TRAINING_PLANS_TASK: "gpu"}
@@ -412,7 +414,7 @@ def test_registered_tasks_route_by_name_and_build_through_the_runtime(
         assert session.get(ReportJob, failing).status == JobStatus.failed
 
 
-def test_completion_creates_one_class_job_and_sends_training_plans(
+def test_completion_creates_one_class_job_and_sends_training_plans_and_the_workbook(
     pg_sessions: sessionmaker[Session], schools: list[int]
 ) -> None:
     fixture, _ = _graded_class(pg_sessions, schools)
@@ -425,13 +427,15 @@ def test_completion_creates_one_class_job_and_sends_training_plans(
         session.execute(update(Essay).where(Essay.id == fixture.essay_ids[5]).values(status=EssayStatus.failed))
 
     job_id = on_assignment_complete(sender, pg_sessions, assignment_id)
-    assert job_id is not None and sender.sent == [(TRAINING_PLANS_TASK, [assignment_id])]
+    # The workbook is sent now, beside the plans, not by the plans task when it is done.
+    assert job_id is not None
+    assert sender.sent == [(TRAINING_PLANS_TASK, [assignment_id]), (CLASS_WORKBOOK_TASK, [job_id])]
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None  # queued job exists
     assert on_essays_finished(sender, pg_sessions, fixture.essay_ids) == []
     with transaction(pg_sessions) as session:
         session.execute(update(ReportJob).where(ReportJob.id == job_id).values(status=JobStatus.done))
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None  # done and up to date
-    assert len(sender.sent) == 1
+    assert len(sender.sent) == 2
     with pg_sessions() as session:
         job = session.get(ReportJob, job_id)
         assert (job.kind, job.classroom_id, job.school_id) == (CLASS_REPORT, fixture.classroom_id, fixture.school_id)
@@ -441,7 +445,8 @@ def test_completion_creates_one_class_job_and_sends_training_plans(
         add_grade(session, fixture.essay_ids[3], (10, 10, 10), version=2, source=GradeSource.teacher,
                   created_at=datetime.now(UTC) + timedelta(seconds=1))
     newer = on_assignment_complete(sender, pg_sessions, assignment_id)
-    assert newer is not None and newer != job_id and len(sender.sent) == 2
+    assert newer is not None and newer != job_id
+    assert sender.sent[2:] == [(TRAINING_PLANS_TASK, [assignment_id]), (CLASS_WORKBOOK_TASK, [newer])]
 
 
 def test_a_task_spanning_two_assignments_reports_only_the_finished_one(
@@ -456,27 +461,85 @@ def test_a_task_spanning_two_assignments_reports_only_the_finished_one(
     sender = RecordingSender()
     task_essays = [done.essay_ids[1], waiting.essay_ids[0]]
     created = on_essays_finished(sender, pg_sessions, task_essays)
-    assert len(created) == 1 and sender.sent == [(TRAINING_PLANS_TASK, [done.assignment_id])]
+    assert created and sender.sent == [(TRAINING_PLANS_TASK, [done.assignment_id]), (CLASS_WORKBOOK_TASK, created)]
     with pg_sessions() as session:
         assert session.get(ReportJob, created[0]).assignment_id == done.assignment_id
     # The other assignment's last essay finishes in a later task: now it gets its report.
     with transaction(pg_sessions) as session:
         session.execute(update(Essay).where(Essay.id == waiting.essay_ids[1]).values(status=EssayStatus.graded))
-    assert len(on_essays_finished(sender, pg_sessions, [waiting.essay_ids[1]])) == 1
-    assert sender.sent[-1] == (TRAINING_PLANS_TASK, [waiting.assignment_id])
+    later = on_essays_finished(sender, pg_sessions, [waiting.essay_ids[1]])
+    assert len(later) == 1
+    assert sender.sent[2:] == [(TRAINING_PLANS_TASK, [waiting.assignment_id]), (CLASS_WORKBOOK_TASK, later)]
 
 
+class FailingOn(RecordingSender):
+    """A broker that goes away just before the named task is sent."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def send_task(self, name: str, args: Sequence[Any] = (), **options: object) -> None:
+        if name == self.name:
+            raise ConnectionError("broker down")
+        super().send_task(name, args, **options)
+
+
+@pytest.mark.parametrize("lost", [TRAINING_PLANS_TASK, CLASS_WORKBOOK_TASK])
 def test_completion_send_failure_leaves_no_live_job_behind(
-    pg_sessions: sessionmaker[Session], schools: list[int]
+    pg_sessions: sessionmaker[Session], schools: list[int], lost: str
 ) -> None:
     fixture, _ = _graded_class(pg_sessions, schools)
     with transaction(pg_sessions) as session:
         session.execute(update(Essay).where(Essay.id == fixture.essay_ids[5]).values(status=EssayStatus.failed))
     with pytest.raises(ConnectionError):
-        on_assignment_complete(RecordingSender(fail=True), pg_sessions, fixture.assignment_id)
+        on_assignment_complete(FailingOn(lost), pg_sessions, fixture.assignment_id)
     with pg_sessions() as session:
-        statuses = session.scalars(select(ReportJob.status).where(ReportJob.assignment_id == fixture.assignment_id))
-        assert list(statuses) == [JobStatus.failed]
+        jobs = session.scalars(select(ReportJob).where(ReportJob.assignment_id == fixture.assignment_id)).all()
+        assert [job.status for job in jobs] == [JobStatus.failed]
+        error = report_jobs.parse_error(jobs[0].error)
+        assert error is not None and error.category == BROKER_UNAVAILABLE and lost in error.detail
+    # The next attempt (the grading task's retry) sends both again.
     sender = RecordingSender()
-    assert on_assignment_complete(sender, pg_sessions, fixture.assignment_id) is not None
-    assert sender.sent == [(TRAINING_PLANS_TASK, [fixture.assignment_id])]
+    job_id = on_assignment_complete(sender, pg_sessions, fixture.assignment_id)
+    assert job_id is not None
+    assert sender.sent == [(TRAINING_PLANS_TASK, [fixture.assignment_id]), (CLASS_WORKBOOK_TASK, [job_id])]
+
+
+def test_class_report_jobs_are_made_by_one_function_on_the_web_and_at_completion(
+    pg_url: str, redis_url: str, pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.web import reports as web_reports
+    from tests.web.conftest import client_as, form, make_app
+    from tests.web.world import build_world, destroy_world
+
+    assert web_reports.create_class_job is report_jobs.create_class_job is completion.create_class_job
+    made: list[tuple[Any, ...]] = []
+
+    def spy(session: Session, assignment_id: int, **options: Any) -> ReportJob | None:
+        job = report_jobs.create_class_job(session, assignment_id, **options)
+        assert job is not None
+        made.append((job.kind, job.school_id, job.classroom_id, job.assignment_id, job.requested_by, job.status))
+        return job
+
+    monkeypatch.setattr(web_reports, "create_class_job", spy)
+    monkeypatch.setattr(completion, "create_class_job", spy)
+    app = make_app(pg_url, redis_url, tmp_path)
+    sessions = app_state(app).sessions
+    world = build_world(sessions, "not-a-login-test", tmp_path)
+    try:
+        owner = world.users["owner"]
+        response = client_as(app, owner).post(f"/assignments/{world.assignment}/report", data=form())
+        assert response.status_code == 303
+        fixture, _ = _graded_class(pg_sessions, schools)
+        with transaction(pg_sessions) as session:
+            session.execute(update(Essay).where(Essay.id == fixture.essay_ids[5]).values(status=EssayStatus.failed))
+        assert on_assignment_complete(RecordingSender(), pg_sessions, fixture.assignment_id) is not None
+    finally:
+        destroy_world(sessions, world)
+        app_state(app).engine.dispose()
+    assert made == [
+        (CLASS_REPORT, world.school_a, world.classroom, world.assignment, owner, JobStatus.queued),
+        (CLASS_REPORT, fixture.school_id, fixture.classroom_id, fixture.assignment_id, None, JobStatus.queued),
+    ]

@@ -11,22 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.worker.completion import on_assignment_complete
 from services.worker.engine import EngineConfig
 from services.worker.engine.transformers_engine import TransformersEngine
-from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK
-from services.worker.reports.tasks import run_training_plans
-from services.worker.reports.training import (
+from services.worker.plans.draft import build_plan, build_plans_for_assignment
+from services.worker.plans.narrative import (
     NARRATIVE_MAX_CHARS,
     NARRATIVE_SCHEMA,
-    build_plan,
-    build_plans_for_assignment,
-    generate_plans_for_assignment,
     narrative_messages,
     write_narratives,
 )
+from services.worker.plans.tasks import WrittenWithoutModel, generate_plans_for_assignment, run_training_plans
+from services.worker.reports.class_workbook import PLANS_PENDING, PLANS_SHEET
+from services.worker.reports.tasks import run_report_job
 from shared.models import (
     Assignment,
     Essay,
@@ -38,6 +39,7 @@ from shared.models import (
     TrainingPlan,
     transaction,
 )
+from shared.tasks import CLASS_WORKBOOK_TASK, TRAINING_PLANS_TASK, ReportKind
 from tests.factories import RecordingSender, add_grade, make_class
 
 SCHOOL_RUBRIC = str(Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml")
@@ -213,7 +215,7 @@ def test_one_essay_gives_a_plan_and_no_graded_essay_gives_none(
     punctuation = [area for area in single.focus_areas if area.key == "标点"]
     assert punctuation and punctuation[0].reason == "本篇作文中出现 2 处"
     assert [d.student_id for d in drafts] == [history.student_ids[0]]
-    assert "只有一篇作文" in "".join(single.facts())
+    assert "只有一篇作文，暂无成绩趋势。" in narrative_messages(single)[1]["content"]
 
 
 def test_a_teacher_override_takes_precedence_over_the_model_grade(
@@ -286,30 +288,92 @@ def test_an_unusable_answer_falls_back_to_the_plain_narrative(
     assert plan.narrative.startswith("该生内容方面相对薄弱") and len(plan.narrative) <= NARRATIVE_MAX_CHARS
 
 
-def test_the_training_plans_task_stores_new_plans_then_sends_the_workbook(
+def class_jobs(sessions: sessionmaker[Session], assignment_id: int) -> list[int]:
+    with sessions() as session:
+        return list(session.scalars(
+            select(ReportJob.id).where(ReportJob.kind == ReportKind.class_workbook,
+                                       ReportJob.assignment_id == assignment_id).order_by(ReportJob.id)
+        ))
+
+
+def plan_cells(path: str | None) -> dict[str, tuple[Any, Any]]:
+    """Student name → (first focus cell, narrative cell) of a class workbook's plans sheet."""
+    assert path is not None
+    rows = load_workbook(path)[PLANS_SHEET].iter_rows(min_row=2, values_only=True)
+    return {row[1]: (row[2], row[7] if len(row) > 7 else None) for row in rows}
+
+
+def test_the_training_plans_task_stores_new_plans_then_refreshes_the_workbook(
     pg_sessions: sessionmaker[Session], schools: list[int]
 ) -> None:
     history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1)
     grade(pg_sessions, history.essays[0][0], scores(8, 12, 12))
     grade(pg_sessions, history.essays[0][1], scores(16, 12, 12))
     assignment_id = history.assignment_ids[0]
-    with transaction(pg_sessions) as session:
-        job = ReportJob(kind=CLASS_REPORT, assignment_id=assignment_id, status=JobStatus.queued)
-        session.add(job)
-        session.flush()
 
     sender, engine = RecordingSender(), FakeEngine()
     assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
-    assert sender.sent == [(CLASS_WORKBOOK_TASK, [job.id])]
+    jobs = class_jobs(pg_sessions, assignment_id)
+    assert len(jobs) == 1 and sender.sent == [(CLASS_WORKBOOK_TASK, jobs)]  # no class job yet: one is made
     assert len(engine.calls) == 1 and len(engine.calls[0]) == 2  # one batch for the class
-    # Regenerating adds new rows; the newest is the plan in force.
+    # Regenerating adds new rows; the newest is the plan in force. The job still queued will read them when it
+    # runs: nothing new is created or sent.
     assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
+    assert class_jobs(pg_sessions, assignment_id) == jobs and len(sender.sent) == 1
     with pg_sessions() as session:
         rows = session.scalars(select(TrainingPlan).where(TrainingPlan.student_id == history.student_ids[0])).all()
     assert len(rows) == 2 and {r.model_name for r in rows} == {"fake-model"}
     assert rows[0].narrative == "该生应加强表达训练。"
 
-    # The model failing still gets the workbook built, and the failure is raised for Celery to record.
-    with pytest.raises(RuntimeError):
+    # The model failing: the plans are stored with the plain narrative, the workbook is refreshed, and the
+    # failure is raised for Celery to record.
+    with transaction(pg_sessions) as session:
+        session.execute(update(ReportJob).where(ReportJob.id.in_(jobs)).values(status=JobStatus.done))
+    with pytest.raises(WrittenWithoutModel):
         run_training_plans(sender, pg_sessions, FakeEngine(fail=True), assignment_id)
-    assert sender.sent[-1] == (CLASS_WORKBOOK_TASK, [job.id]) and len(sender.sent) == 3
+    refreshed = class_jobs(pg_sessions, assignment_id)
+    assert len(refreshed) == 2 and sender.sent[-1] == (CLASS_WORKBOOK_TASK, [refreshed[-1]]) and len(sender.sent) == 2
+    with pg_sessions() as session:
+        newest = session.scalars(select(TrainingPlan).where(TrainingPlan.student_id == history.student_ids[0])
+                                 .order_by(TrainingPlan.id.desc())).first()
+    assert newest is not None and newest.model_name is None and newest.narrative.startswith("该生")
+
+    # While essays are being graded again nothing is refreshed: their completion brings plans and a workbook.
+    with transaction(pg_sessions) as session:
+        session.execute(update(ReportJob).where(ReportJob.id.in_(refreshed)).values(status=JobStatus.done))
+        session.execute(update(Essay).where(Essay.id == history.essays[0][1]).values(status=EssayStatus.queued))
+    assert run_training_plans(sender, pg_sessions, engine, assignment_id) == 2
+    assert class_jobs(pg_sessions, assignment_id) == refreshed and len(sender.sent) == 2
+
+
+def test_the_class_workbook_goes_out_at_completion_and_again_once_the_plans_are_written(
+    pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path
+) -> None:
+    history = make_history(pg_sessions, schools, ["目标", "同学"], assignments=1)
+    grade(pg_sessions, history.essays[0][0], scores(8, 12, 12))
+    grade(pg_sessions, history.essays[0][1], scores(16, 12, 12))
+    assignment_id = history.assignment_ids[0]
+
+    sender = RecordingSender()
+    first = on_assignment_complete(sender, pg_sessions, assignment_id)
+    # Both tasks at completion: the workbook does not wait behind the plans.
+    assert first is not None
+    assert sender.sent == [(TRAINING_PLANS_TASK, [assignment_id]), (CLASS_WORKBOOK_TASK, [first])]
+    # The reports worker builds it before the model is done: the plans sheet says they are coming.
+    early = run_report_job(pg_sessions, tmp_path, first, ReportKind.class_workbook)
+    assert plan_cells(early) == {"目标": (PLANS_PENDING, None), "同学": (PLANS_PENDING, None)}
+
+    # The plans are written: a new job (a finished one is never rebuilt, so no two builds share a file), sent.
+    assert run_training_plans(sender, pg_sessions, FakeEngine(), assignment_id) == 2
+    assert len(sender.sent) == 3
+    name, (second,) = sender.sent[-1]
+    assert name == CLASS_WORKBOOK_TASK and class_jobs(pg_sessions, assignment_id) == [first, second]
+    late = run_report_job(pg_sessions, tmp_path, second, ReportKind.class_workbook)
+    assert late != early
+    cells = plan_cells(late)
+    assert cells["目标"][0] is not None and cells["目标"][0] != PLANS_PENDING
+    assert {narrative for _, narrative in cells.values()} == {"该生应加强表达训练。"}
+    assert plan_cells(early)["目标"] == (PLANS_PENDING, None)  # the first file is left as it was
+
+    # Both jobs are newer than the grades: completing again creates and sends nothing.
+    assert on_assignment_complete(sender, pg_sessions, assignment_id) is None and len(sender.sent) == 3

@@ -1,1 +1,1 @@
-"""Reports: class and school workbooks, personalised training plans, and the tasks that build them."""
+"""Reports: the class and school workbooks and the tasks that build them (training plans live in ``plans``)."""

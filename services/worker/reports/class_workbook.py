@@ -13,6 +13,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.utils import get_column_letter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart
@@ -39,6 +40,7 @@ from services.worker.reports.queries import (
 )
 from services.worker.reports.rubric_view import BandView, RubricView, rubric_view
 from services.worker.reports.stats import Summary, competition_ranks, histogram, share, summarize
+from shared.models import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ FREQUENT_MISTAKES = 30
 MAX_FOCUS_COLUMNS = 4
 STATUS_LABELS = {"graded": "已评分", "failed": "评分失败", "queued": "待评分", "grading": "评分中"}
 CHART_COLUMN = "K"
+# A graded essay that no plan was computed from yet: the plans task is running (the workbook is built again after).
+PLANS_PENDING = "训练计划生成中，完成后会另出一份含训练计划的新版报表"
 
 
 # --- figures ---------------------------------------------------------------------------------------------
@@ -295,7 +299,20 @@ def _errors_sheet(wb: Workbook, view: RubricView, roster: Sequence[RosterEssay])
     sheet.write()
 
 
-def _plans_sheet(wb: Workbook, roster: Sequence[RosterEssay], plans: dict[int, PlanRow]) -> None:
+def _planned_essays(session: Session, student_ids: Sequence[int], since: datetime) -> set[int]:
+    """The essays that some plan of these students, written since ``since``, was computed from."""
+    if not student_ids:
+        return set()
+    rows = session.scalars(
+        select(TrainingPlan.essay_ids)
+        .where(TrainingPlan.student_id.in_(list(student_ids)), TrainingPlan.created_at >= since)
+    )
+    return {int(essay_id) for essay_ids in rows for essay_id in (essay_ids or [])}
+
+
+def _plans_sheet(
+    wb: Workbook, roster: Sequence[RosterEssay], plans: dict[int, PlanRow], planned: set[int]
+) -> None:
     ws = add_sheet(wb, PLANS_SHEET)
     sheet = SheetBuffer(ws)
     focus_headers = [f"重点 {i}" for i in range(1, MAX_FOCUS_COLUMNS + 1)]
@@ -303,6 +320,9 @@ def _plans_sheet(wb: Workbook, roster: Sequence[RosterEssay], plans: dict[int, P
     wrap = {i: WRAP for i in range(2, 2 + MAX_FOCUS_COLUMNS + 2)}
     for row in roster:
         if row.essay_id is None and row.student_id not in plans:
+            continue
+        if row.grade is not None and row.essay_id not in planned:
+            sheet.add([row.student_number, row.name, PLANS_PENDING])
             continue
         plan = plans.get(row.student_id)
         if plan is None:
@@ -335,12 +355,13 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path) -> Pa
     view = rubric_view(info.rubric_id, info.rubric_version, [r.grade.scores for r in roster if r.grade])
     figures = class_figures(roster, view, info.required_length)
     plans = latest_plans(session, [r.student_id for r in roster])
+    planned = _planned_essays(session, [r.student_id for r in roster if r.grade is not None], info.created_at)
     wb = Workbook()
     wb.remove(wb.active)
     _summary_sheet(wb, info, view, roster, figures)
     _students_sheet(wb, view, roster, figures)
     _errors_sheet(wb, view, roster)
-    _plans_sheet(wb, roster, plans)
+    _plans_sheet(wb, roster, plans, planned)
     save_atomically(wb, path)
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)

@@ -1,4 +1,4 @@
-"""Report tasks, registered by name: the two workbooks (reports queue) and training plans (gpu queue).
+"""Report tasks, registered by name: the class and the school workbook (reports queue).
 
 Workbook tasks never load a model; they read through ``runtime.sessions()`` only. A job moves
 queued → running → done | failed; a done job is not rebuilt. A failure of the environment (full or read-only
@@ -15,24 +15,16 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Reject
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
-from services.worker.celery_app import GPU_QUEUE, REPORTS_QUEUE
-from services.worker.reports.names import (
-    CLASS_REPORT,
-    CLASS_WORKBOOK_TASK,
-    SCHOOL_REPORT,
-    SCHOOL_WORKBOOK_TASK,
-    TRAINING_PLANS_TASK,
-)
 from shared import audit
 from shared.failures import BROKER_UNAVAILABLE, ErrorCategory, classify, error_detail
 from shared.models import JobStatus, ReportJob, transaction
 from shared.models.base import utcnow
-from shared.queueing import TaskSender
 from shared.report_jobs import ReportError
+from shared.tasks import CLASS_WORKBOOK_TASK, REPORTS_QUEUE, SCHOOL_WORKBOOK_TASK, ReportKind
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +52,12 @@ def register_report_tasks(app: Celery) -> None:
     @app.task(name=CLASS_WORKBOOK_TASK, queue=REPORTS_QUEUE, bind=True, max_retries=REPORT_MAX_RETRIES)
     def class_workbook(self: Task, report_job_id: int) -> str | None:
         """Build the class workbook of a report job (kind ``class_workbook``)."""
-        return run_report_task(self, report_job_id, CLASS_REPORT)
+        return run_report_task(self, report_job_id, ReportKind.class_workbook)
 
     @app.task(name=SCHOOL_WORKBOOK_TASK, queue=REPORTS_QUEUE, bind=True, max_retries=REPORT_MAX_RETRIES)
     def school_workbook(self: Task, report_job_id: int) -> str | None:
         """Build the school workbook of a report job (kind ``school_workbook``)."""
-        return run_report_task(self, report_job_id, SCHOOL_REPORT)
-
-    @app.task(name=TRAINING_PLANS_TASK, queue=GPU_QUEUE)
-    def training_plans(assignment_id: int) -> int:
-        """Write a new training plan for each student of the assignment, then send its class workbook."""
-        return run_training_plans(app, runtime.sessions(), runtime.engine(), assignment_id)
+        return run_report_task(self, report_job_id, ReportKind.school_workbook)
 
 
 def run_report_task(task: Task, job_id: int, kind: str) -> str | None:
@@ -99,7 +86,8 @@ def _builders() -> dict[str, tuple[Builder, str]]:
     from services.worker.reports.class_workbook import build_class_workbook
     from services.worker.reports.school_workbook import build_school_workbook
 
-    return {CLASS_REPORT: (build_class_workbook, "assignment_id"), SCHOOL_REPORT: (build_school_workbook, "school_id")}
+    return {ReportKind.class_workbook: (build_class_workbook, "assignment_id"),
+            ReportKind.school_workbook: (build_school_workbook, "school_id")}
 
 
 def run_report_job(
@@ -180,38 +168,3 @@ def _finish(sessions: sessionmaker[Session], job_id: int, *, file_path: str, kin
     with transaction(sessions) as session:
         session.execute(update(ReportJob).where(ReportJob.id == job_id).values(**values))
         audit.record(session, "report.built", actor="worker", object_type="report_job", object_id=job_id, kind=kind)
-
-
-def run_training_plans(sender: TaskSender, sessions: sessionmaker[Session], engine: Any, assignment_id: int) -> int:
-    """Generate the assignment's training plans, then send the workbook task (also when plans failed)."""
-    from services.worker.reports.training import generate_plans_for_assignment
-
-    try:
-        stored = generate_plans_for_assignment(sessions, engine, assignment_id)
-    except Exception:
-        logger.exception("training plans for assignment %s failed; the workbook is built without new plans",
-                         assignment_id)
-        try:
-            send_class_workbook(sender, sessions, assignment_id)
-        except Exception:  # the plans' failure is the one to report
-            logger.exception("could not send the class workbook for assignment %s", assignment_id)
-        raise
-    send_class_workbook(sender, sessions, assignment_id)
-    return stored
-
-
-def send_class_workbook(sender: TaskSender, sessions: sessionmaker[Session], assignment_id: int) -> int | None:
-    """Send the workbook task for the assignment's newest queued class job; returns the job id, if any."""
-    with sessions() as session:
-        job_id = session.scalar(
-            select(ReportJob.id)
-            .where(ReportJob.kind == CLASS_REPORT, ReportJob.assignment_id == assignment_id,
-                   ReportJob.status == JobStatus.queued)
-            .order_by(ReportJob.id.desc())
-            .limit(1)
-        )
-    if job_id is None:
-        logger.info("assignment %s has no queued class report job; no workbook sent", assignment_id)
-        return None
-    sender.send_task(CLASS_WORKBOOK_TASK, args=[job_id])
-    return job_id

@@ -1,43 +1,30 @@
-"""Personalised training plans from a student's graded history.
+"""A student's training plan computed from the class's graded history (no model involved).
 
-A plan is computed, not generated: the weakest dimensions relative to the class (gap between the
-student's and the class's mean score rate, each score divided by its dimension's maximum), the error
-types that recur across the student's essays, and the trend of the total. Focus areas map to exercises
-from the versioned catalog. Only the short narrative for the teacher comes from the model, written from
-the plan's facts (never names or essay text) under a small JSON schema.
+The weakest dimensions relative to the class (gap between the student's and the class's mean score rate, each
+score divided by its dimension's maximum), the error types that recur across the student's essays, and the trend
+of the total. Focus areas map to exercises from the versioned catalog; ``narrative`` adds the model's words.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from services.worker.reports.catalog import Exercise, ExerciseCatalog, load_catalog
+from services.worker.plans.catalog import Exercise, ExerciseCatalog, load_catalog
 from services.worker.reports.queries import HistoryEssay, class_history, student_classroom
 from services.worker.reports.rubric_view import RubricView, rubric_view
 from services.worker.reports.stats import slope
-from shared.models import Assignment, Essay, TrainingPlan, transaction
-
-if TYPE_CHECKING:
-    from services.worker.pipeline import EngineLike
+from shared.models import Assignment, Essay
 
 logger = logging.getLogger(__name__)
 
-NARRATIVE_MAX_CHARS = 200
-NARRATIVE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"narrative": {"type": "string", "minLength": 1, "maxLength": NARRATIVE_MAX_CHARS}},
-    "required": ["narrative"],
-    "additionalProperties": False,
-}
 WEAK_GAP = 0.05  # a dimension 5 points in 100 under the class mean is a weakness
 MAX_DIMENSION_FOCUS = 2
 MAX_ERROR_FOCUS = 2
@@ -46,12 +33,6 @@ WORD_ERROR_TYPES = frozenset({"错别字", "用词不当"})
 MAX_WORD_EXAMPLES = 8
 MAX_OTHER_EXAMPLES = 3
 TREND_STEP = 2.0  # percentage points of the total per essay that count as rising or falling
-
-SYSTEM_PROMPT = (
-    "你是高中语文教研员，为任课教师撰写学生作文训练建议。只依据给出的事实写，不编造分数、事例或原文；"
-    "称学生为“该生”，不写任何姓名。用中文写一段不超过 200 字的话。"
-    '只输出 JSON：{"narrative": "……"}。'
-)
 
 
 @dataclass(frozen=True)
@@ -126,41 +107,6 @@ class PlanDraft:
 
     def focus_json(self) -> list[dict[str, Any]]:
         return [area.as_json(self.catalog_version) for area in self.focus_areas]
-
-    def facts(self) -> list[str]:
-        """The plan as short Chinese statements for the prompt: numbers and labels, no names, no essay text."""
-        lines = [f"已评作文 {len(self.essay_ids)} 篇。"]
-        for area in self.focus_areas:
-            prefix = "薄弱维度" if area.kind == "dimension" else "反复出现的错误"
-            lines.append(f"{prefix}：{area.label}，{area.reason}。")
-        if self.trend is None:
-            lines.append("只有一篇作文，暂无成绩趋势。")
-        else:
-            lines.append(
-                f"总分得分率{self.trend.direction}：从 {self.trend.first:.0f}% 到 {self.trend.last:.0f}%"
-                f"（平均每篇 {self.trend.slope:+.1f} 个百分点）。"
-            )
-        titles = [exercise.title for area in self.focus_areas for exercise in area.exercises]
-        if titles:
-            lines.append(f"已安排练习：{'、'.join(titles)}。")
-        return lines
-
-    def fallback_narrative(self) -> str:
-        """A plain narrative from the facts, used when the model gives no usable answer."""
-        weak = "、".join(a.label for a in self.focus_areas if a.kind == "dimension")
-        errors = "、".join(a.label for a in self.focus_areas if a.kind == "error")
-        parts = []
-        if weak:
-            parts.append(f"该生{weak}方面相对薄弱")
-        if errors:
-            parts.append(f"{errors}问题反复出现")
-        text = "，".join(parts) or "该生各项表现较均衡"
-        titles = "、".join(e.title for a in self.focus_areas for e in a.exercises[:1])
-        if titles:
-            text += f"，建议先安排{titles}"
-        if self.trend is not None:
-            text += f"；近期总分得分率{self.trend.direction}"
-        return (text + "。")[:NARRATIVE_MAX_CHARS]
 
 
 # --- the computation -----------------------------------------------------------------------------------
@@ -326,74 +272,3 @@ def build_plans_for_assignment(session: Session, assignment_id: int) -> list[Pla
     catalog = load_catalog()
     drafts = (draft_from_history(student_id, history, catalog) for student_id in student_ids)
     return [draft for draft in drafts if draft is not None]
-
-
-# --- the narrative -------------------------------------------------------------------------------------
-
-
-def narrative_messages(draft: PlanDraft) -> list[dict[str, str]]:
-    facts = "\n".join(f"- {line}" for line in draft.facts())
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"事实：\n{facts}\n请据此写给任课教师的训练建议。"},
-    ]
-
-
-def _parse_narrative(text: str) -> str | None:
-    try:
-        answer = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    narrative = answer.get("narrative") if isinstance(answer, dict) else None
-    if not isinstance(narrative, str):
-        return None
-    narrative = " ".join(narrative.split())[:NARRATIVE_MAX_CHARS]
-    return narrative or None
-
-
-def _narratives(engine: EngineLike, drafts: Sequence[PlanDraft]) -> list[tuple[str, bool]]:
-    """(narrative, written by the model) per draft, from one batched call."""
-    if not drafts:
-        return []
-    generations = engine.generate_json([narrative_messages(d) for d in drafts], NARRATIVE_SCHEMA)
-    results = []
-    for draft, generation in zip(drafts, generations, strict=True):
-        narrative = None if generation.error else _parse_narrative(generation.text)
-        if narrative is None:
-            logger.warning("no usable narrative for student %s (%s); using the plain one",
-                           draft.student_id, generation.error or "invalid answer")
-            results.append((draft.fallback_narrative(), False))
-        else:
-            results.append((narrative, True))
-    return results
-
-
-def write_narratives(engine: EngineLike, drafts: Sequence[PlanDraft]) -> list[str]:
-    """One narrative (≤ 200 characters) per draft, in order, generated as one batch."""
-    return [text for text, _ in _narratives(engine, drafts)]
-
-
-def generate_plans_for_assignment(
-    session_factory: sessionmaker[Session], engine: EngineLike, assignment_id: int
-) -> int:
-    """Compute, narrate and store a new plan for each student of the assignment; returns how many were stored.
-
-    The database is read, then released while the model writes, then written in one transaction.
-    """
-    with session_factory() as session:
-        drafts = build_plans_for_assignment(session, assignment_id)
-    if not drafts:
-        logger.info("assignment %s: no graded essays, no training plans", assignment_id)
-        return 0
-    narratives = _narratives(engine, drafts)
-    model_name = str(engine.describe().get("model") or "") or None
-    with transaction(session_factory) as session:
-        session.add_all(
-            TrainingPlan(
-                student_id=draft.student_id, essay_ids=list(draft.essay_ids), focus_areas=draft.focus_json(),
-                narrative=narrative, model_name=model_name if by_model else None,
-            )
-            for draft, (narrative, by_model) in zip(drafts, narratives, strict=True)
-        )
-    logger.info("assignment %s: stored %s training plans", assignment_id, len(drafts))
-    return len(drafts)
