@@ -32,7 +32,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _wire(app: Flask, settings: Settings) -> None:
     """Security, errors, the per-request user and database session, template helpers and blueprints."""
-    from services.web import (
+    from services.web.context import close_db
+    from services.web.errors import init_errors
+    from services.web.guards import load_session_user
+    from services.web.network import init_network
+    from services.web.security import init_security
+    from services.web.templating import init_templating
+    from services.web.views import (
         admin,
         api,
         assignments,
@@ -46,17 +52,12 @@ def _wire(app: Flask, settings: Settings) -> None:
         rubrics,
         uploads,
     )
-    from services.web.context import close_db
-    from services.web.errors import init_errors
-    from services.web.network import init_network
-    from services.web.security import init_security
-    from services.web.templating import init_templating
 
     init_network(app, settings)
     init_security(app, settings)
     init_errors(app)
     init_templating(app)
-    app.before_request(auth.load_session_user)
+    app.before_request(load_session_user)
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, privacy, rubrics, api):
         app.register_blueprint(module.bp)

@@ -510,7 +510,7 @@ def test_class_report_jobs_are_made_by_one_function_on_the_web_and_at_completion
     pg_url: str, redis_url: str, pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from services.web import reports as web_reports
+    from services.web.views import reports as web_reports
     from tests.web.conftest import client_as, form, make_app
     from tests.web.world import build_world, destroy_world
 

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.web import metrics
+from services.web.views import metrics
 from services.worker import runtime
 from services.worker.celery_app import make_celery
 from shared.models import Essay, EssayStatus, WorkerStatus, make_engine, transaction

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.app import create_app
-from services.web.auth import session_fingerprint
+from services.web.guards import session_fingerprint
 from services.web.state import app_state
 from shared.models import User
 from shared.settings import Settings

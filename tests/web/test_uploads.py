@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.state import app_state
 from services.web.upload_store import claim_confirmation, load_preview
-from services.web.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
+from services.web.views.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
 from shared import upload_previews
 from shared.models import AuditLog, Essay, EssayStatus, Grade, Student
 from shared.upload_previews import STALE_CLAIM_S

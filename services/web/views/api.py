@@ -18,13 +18,12 @@ from services.web.access import (
     visible_classrooms,
 )
 from services.web.api_auth import authenticate
-from services.web.assignments import rubric_or_none
-from services.web.auth import actor, user
 from services.web.context import db, settings
 from services.web.dispatch import queue_assignment, queue_essays
 from services.web.essay_import import ImportRefused, existing_essays, parse_uploaded_files, upload_limits, write_essays
 from services.web.essay_view import build_essay_view, essay_json
 from services.web.forms import validate_assignment, validate_class
+from services.web.guards import actor, user
 from services.web.ingest import UploadRejected, parse_roster
 from services.web.openapi import openapi_document
 from services.web.progress_view import progress_json
@@ -34,6 +33,7 @@ from services.web.review import ReviewError, override_grade, parse_scores, reque
 from services.web.roster import import_roster, roster_entries
 from services.web.rubric_store import rubric_choices
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
+from services.web.views.assignments import rubric_or_none
 from shared.audit import file_types
 from shared.models import Assignment, Classroom, Student
 

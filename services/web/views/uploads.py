@@ -13,7 +13,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy.exc import IntegrityError
 
 from services.web.access import get_assignment_or_404
-from services.web.auth import actor, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
 from services.web.errors import environment_failure
@@ -25,6 +24,7 @@ from services.web.essay_import import (
     upload_limits,
     write_essays,
 )
+from services.web.guards import actor, login_required, user
 from services.web.ingest import UploadRejected
 from services.web.roster import roster_entries
 from services.web.upload_store import (

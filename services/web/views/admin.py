@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from services.web.audit_query import ACTION_GROUPS, AuditFilter, audit_page
-from services.web.auth import admin_required, user
 from services.web.context import db
+from services.web.guards import admin_required, user
 
 bp = Blueprint("admin", __name__)
 

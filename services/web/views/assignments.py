@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.web.access import get_assignment_or_404, get_classroom_or_404, is_admin
-from services.web.auth import actor, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
 from services.web.forms import GENRES, validate_assignment
+from services.web.guards import actor, login_required, user
 from services.web.progress_view import progress_json, workers_view
 from services.web.records import create_assignment
 from services.web.results import class_results

@@ -21,9 +21,9 @@ from services.web.access import (
     is_admin,
     visible_schools,
 )
-from services.web.auth import actor, admin_required, login_required, user
 from services.web.context import db, settings
 from services.web.dispatch import send_report_task
+from services.web.guards import actor, admin_required, login_required, user
 from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.models.base import utcnow

@@ -9,13 +9,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from services.web.access import get_essay_or_404
-from services.web.assignments import rubric_label, rubric_or_none
-from services.web.auth import actor, login_required, user
 from services.web.context import db
 from services.web.dispatch import BROKER_DOWN, queue_essays
 from services.web.essay_view import SOURCE_NAMES, build_essay_view
+from services.web.guards import actor, login_required, user
 from services.web.results import STATUS_NAMES
 from services.web.review import ReviewError, accept_flags, override_grade, parse_scores, requeue
+from services.web.views.assignments import rubric_label, rubric_or_none
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from sqlalchemy import func, select
 
 from services.web.access import assignable_teachers, get_classroom_or_404, get_student_or_404, visible_classrooms
-from services.web.auth import actor, login_required, user
 from services.web.context import db, settings
 from services.web.essay_import import upload_limits
 from services.web.forms import validate_class
+from services.web.guards import actor, login_required, user
 from services.web.ingest import (
     UploadRejected,
     essay_template_csv,

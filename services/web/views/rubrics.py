@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from services.web.access import get_school_or_404, is_admin, visible_schools
-from services.web.auth import actor, admin_required, login_required, user
 from services.web.context import db, settings
+from services.web.guards import actor, admin_required, login_required, user
 from services.web.rubric_store import rubric_choices, save_school_rubric
 from shared.models import Role
 from shared.prompts.rubric import RubricError

@@ -13,8 +13,8 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from sqlalchemy import select
 
 from services.web.access import get_any_student_or_404, get_classroom_or_404, get_school_or_404, visible_schools
-from services.web.auth import actor, admin_required, user
 from services.web.context import db, session_factory, settings
+from services.web.guards import actor, admin_required, user
 from shared.erasure import ErasureRefused, Target, erase, what_goes
 from shared.models import User
 from shared.subject_export import export_json, export_student_audited

@@ -1,97 +1,28 @@
-"""Sign-in and sign-out, the signed-in user for each request, role checks and the account page (API token)."""
+"""Sign-in and sign-out and the account page (API token)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
-from collections.abc import Callable
-from functools import cache, wraps
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from services.web.actor import Actor
 from services.web.context import client_ip, db
 from services.web.errors import render_error
+from services.web.guards import actor, current_user, login_required, session_fingerprint, user
 from services.web.login_limit import LOGIN_FAILED, LOGIN_SUCCESS, is_blocked
 from services.web.security import rotate_csrf_token
 from services.web.templating import ROLE_NAMES
-from shared.models import Role, User
+from shared.models import User
 from shared.security import hash_api_token, hash_password, new_api_token, verify_password
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
-
-F = TypeVar("F", bound=Callable[..., Any])
-ADMIN_ROLES = frozenset({Role.school_admin, Role.sysadmin})
-
-
-def session_fingerprint(user: User) -> str:
-    """Ties a session to the current password: changing the password signs out other sessions."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
-def current_user() -> User | None:
-    return g.get("user")
-
-
-def user() -> User:
-    """The signed-in user of a route that requires one."""
-    account = g.get("user")
-    if account is None:
-        abort(401)
-    return account
-
-
-def actor() -> Actor:
-    account = g.get("user")
-    if account is None:
-        return Actor(name="anonymous", user_id=None, ip=client_ip())
-    return Actor(name=account.username, user_id=account.id, ip=client_ip())
-
-
-def load_session_user() -> None:
-    """Before each page request: the user named by the session cookie, if still active."""
-    g.user = None
-    if request.path.startswith(("/static/", "/api/")):
-        return
-    user_id = session.get("uid")
-    if user_id is None:
-        return
-    account = db().get(User, user_id)
-    if account is None or not account.is_active or session.get("fp") != session_fingerprint(account):
-        session.clear()
-        return
-    g.user = account
-
-
-def login_required(view: F) -> F:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if g.get("user") is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return wrapped  # type: ignore[return-value]
-
-
-def admin_required(view: F) -> F:
-    """School admins and sysadmins only; a teacher gets 403."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        account = g.get("user")
-        if account is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        if account.role not in ADMIN_ROLES:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped  # type: ignore[return-value]
-
 
 @cache
 def _dummy_hash() -> str:

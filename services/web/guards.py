@@ -1,0 +1,82 @@
+"""The signed-in user of each request and the guards on views: who is signed in, the actor for the audit log,
+login and admin checks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, redirect, request, session, url_for
+
+from services.web.actor import Actor
+from services.web.context import client_ip, db
+from shared.models import Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+ADMIN_ROLES = frozenset({Role.school_admin, Role.sysadmin})
+
+
+def session_fingerprint(user: User) -> str:
+    """Ties a session to the current password: changing the password signs out other sessions."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def user() -> User:
+    """The signed-in user of a route that requires one."""
+    account = g.get("user")
+    if account is None:
+        abort(401)
+    return account
+
+
+def actor() -> Actor:
+    account = g.get("user")
+    if account is None:
+        return Actor(name="anonymous", user_id=None, ip=client_ip())
+    return Actor(name=account.username, user_id=account.id, ip=client_ip())
+
+
+def load_session_user() -> None:
+    """Before each page request: the user named by the session cookie, if still active."""
+    g.user = None
+    if request.path.startswith(("/static/", "/api/")):
+        return
+    user_id = session.get("uid")
+    if user_id is None:
+        return
+    account = db().get(User, user_id)
+    if account is None or not account.is_active or session.get("fp") != session_fingerprint(account):
+        session.clear()
+        return
+    g.user = account
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    """School admins and sysadmins only; a teacher gets 403."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        account = g.get("user")
+        if account is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if account.role not in ADMIN_ROLES:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
