@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from services.web.ingest import RosterEntry
     from services.web.upload_store import save_preview
     from services.worker.batch import BatchRules, close_batch, open_batch
-    from services.worker.celery_app import make_celery
+    from shared.celery_app import make_celery
     from shared.models import (
         Assignment,
         Classroom,

@@ -36,8 +36,8 @@ def _sessions():  # type: ignore[no-untyped-def]
 @click.command()
 def beat() -> None:
     """Send scheduled jobs: the nightly retention purge and the stale-queue sweep (run exactly one)."""
-    from services.worker.celery_app import make_celery
     from services.worker.maintenance import beat_schedule
+    from shared.celery_app import make_celery
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.celery_app import make_celery
+from shared.celery_app import make_celery
 from shared.models import Essay, Grade
 from shared.queueing import enqueue_assignment
 from shared.settings import Settings

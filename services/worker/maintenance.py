@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime, store
 from services.worker.batch import PROCESS_LOST, BatchRules, recover_claim
-from services.worker.celery_app import GPU_QUEUE, REPORTS_QUEUE
 from shared.models import Essay, EssayStatus
 from shared.models.base import utcnow
 from shared.queueing import TaskSender, enqueue_essays, essays_in_broker
 from shared.retention import run_retention
 from shared.settings import Settings
-from shared.tasks import PURGE_TASK, SWEEP_TASK
+from shared.tasks import GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ MODEL_LOAD_FAILED_EXIT = 3
 
 def run_worker_process(settings: Settings, queues: list[str], hostname: str) -> int:
     from services.worker import runtime
-    from services.worker.celery_app import make_celery
     from services.worker.tasks import register_tasks
+    from shared.celery_app import make_celery
 
     app = make_celery(settings)
     register_tasks(app)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from services.worker.celery_app import make_celery
+from shared.celery_app import make_celery
 from shared.models import Essay, EssayStatus, JobStatus, ReportJob, make_engine, make_session_factory
 from shared.queueing import enqueue_assignment
 from shared.settings import Settings

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from services.worker.celery_app import GPU_QUEUE, make_celery
+from shared.celery_app import make_celery
 from shared.queueing import PRIORITY_STEPS, enqueue_essays
 from shared.settings import Settings
+from shared.tasks import GPU_QUEUE
 from tests.processes import PrivateRedis
 
 BUDGET = 4000  # one 1,000-character essay per batch: 700 + 700 + 1000 tokens planned each

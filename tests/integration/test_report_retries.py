@@ -24,17 +24,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
-from services.worker.celery_app import make_celery
 from services.worker.reports import class_workbook
-from services.worker.reports.names import CLASS_REPORT, CLASS_WORKBOOK_TASK, SCHOOL_REPORT, SCHOOL_WORKBOOK_TASK
 from services.worker.reports.tasks import REPORT_MAX_RETRIES, register_report_tasks, retry_delay, run_report_task
+from shared.celery_app import make_celery
 from shared.failures import BROKER_UNAVAILABLE, DATABASE_UNAVAILABLE, DISK_FULL, INTERNAL, STORAGE_UNWRITABLE, classify
 from shared.models import AuditLog, JobStatus, ReportJob, make_engine, make_session_factory, transaction
 from shared.report_jobs import parse_error
 from shared.settings import Settings
+from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, ReportKind
 from tests.factories import ClassFixture, make_class
 from tests.processes import PrivateRedis, wait_for, worker_env, worker_process
 
+CLASS_REPORT, SCHOOL_REPORT = ReportKind.class_workbook, ReportKind.school_workbook
 UNREACHABLE_PG = "postgresql+psycopg://postgres@127.0.0.1:1/nobody_listens_here"
 
 

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.state import app_state
 from services.worker import completion, runtime
-from services.worker.celery_app import make_celery
 from services.worker.completion import on_assignment_complete, on_essays_finished
 from services.worker.plans.tasks import register_plan_tasks
 from services.worker.reports.class_workbook import PLANS_PENDING, build_class_workbook
 from services.worker.reports.school_workbook import build_school_workbook
 from services.worker.reports.tasks import register_report_tasks, run_report_job
 from shared import report_jobs
+from shared.celery_app import make_celery
 from shared.failures import BROKER_UNAVAILABLE
 from shared.models import (
     Assignment,

@@ -11,6 +11,7 @@ from services.worker import store
 from services.worker.jobs import DeductionItem, EssayOutcome, LocatedError
 from shared.models import AuditLog, Essay, EssayStatus, Grade, transaction
 from shared.models.base import utcnow
+from shared.tasks import CLASS_WORKBOOK_TASK, TRAINING_PLANS_TASK
 from tests.factories import RecordingSender, make_class
 
 
@@ -197,7 +198,8 @@ def test_a_workers_grading_statements_stay_prepared_from_task_to_task(pg_url) ->
             jobs = open_batch(sessions, [essay_id], f"task-{n}", rules, is_retry=False)
             counts = close_batch(sender, sender, sessions, [essay_id], jobs, [_outcome(essay_id)], f"task-{n}", rules)
             assert counts["graded"] == 1
-        assert len(sender.sent) == 1  # the last task finished the assignment
+        # The last task finished the assignment: training plans and the class workbook are sent.
+        assert [name for name, _ in sender.sent] == [TRAINING_PLANS_TASK, CLASS_WORKBOOK_TASK]
         with transaction(sessions) as session:
             prepared = session.scalars(text("SELECT statement FROM pg_prepared_statements")).all()
     finally:

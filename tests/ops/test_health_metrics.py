@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.state import app_state
-from services.worker.celery_app import make_celery
 from shared import audit
+from shared.celery_app import make_celery
 from shared.models import WorkerStatus, transaction
 from shared.settings import Settings
 from tests.ops.conftest import AppFactory, PeopleFactory

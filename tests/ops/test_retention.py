@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.cli import main
 from services.worker import runtime
-from services.worker.celery_app import REPORTS_QUEUE, make_celery
 from services.worker.maintenance import PURGE_TASK, beat_schedule
 from services.worker.tasks import register_tasks
+from shared.celery_app import make_celery
 from shared.models import (
     Assignment,
     AuditLog,
@@ -33,6 +33,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.retention import PURGE_ACTION, retention_cutoff, run_retention
 from shared.settings import Settings
+from shared.tasks import REPORTS_QUEUE
 from shared.upload_previews import PREVIEW_TTL_S, claim_preview, new_token, write_preview
 from tests.ops.conftest import PeopleFactory
 from tests.ops.people import People, database_mentions, disk_mentions, rows

@@ -11,13 +11,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import store
-from services.worker.celery_app import GPU_QUEUE, make_celery
 from services.worker.maintenance import REQUEUE_TASK, beat_schedule, run_sweep
+from shared.celery_app import make_celery
 from shared.models import Essay, EssayStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
 from shared.models.migrate import upgrade
 from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker
 from shared.settings import Settings
+from shared.tasks import GPU_QUEUE
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.factories import make_class
 from tests.processes import PrivateRedis

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.views import metrics
 from services.worker import runtime
-from services.worker.celery_app import make_celery
+from shared.celery_app import make_celery
 from shared.models import Essay, EssayStatus, WorkerStatus, make_engine, transaction
 from shared.models.base import utcnow
 from shared.queueing import enqueue_assignment

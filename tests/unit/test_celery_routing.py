@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import GPU_QUEUE, REPORTS_QUEUE, make_celery
+from shared.celery_app import make_celery
 from shared.settings import Settings
+from shared.tasks import GPU_QUEUE, REPORTS_QUEUE
 
 
 def test_each_task_family_routes_to_its_own_queue_only() -> None:

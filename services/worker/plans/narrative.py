@@ -12,7 +12,7 @@ from services.worker.plans.draft import PlanDraft
 from shared.prompts.plans import render_plan_messages
 
 if TYPE_CHECKING:
-    from services.worker.pipeline import EngineLike
+    from services.worker.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def parse_narrative(text: str) -> str | None:
     return narrative or None
 
 
-def narrate(engine: EngineLike, drafts: Sequence[PlanDraft]) -> list[tuple[str, bool]]:
+def narrate(engine: Engine, drafts: Sequence[PlanDraft]) -> list[tuple[str, bool]]:
     """(narrative, written by the model) per draft, in order, from one batched call; an error of the call as a
     whole is raised."""
     if not drafts:
@@ -83,6 +83,6 @@ def narrate(engine: EngineLike, drafts: Sequence[PlanDraft]) -> list[tuple[str, 
     return results
 
 
-def write_narratives(engine: EngineLike, drafts: Sequence[PlanDraft]) -> list[str]:
+def write_narratives(engine: Engine, drafts: Sequence[PlanDraft]) -> list[str]:
     """One narrative (≤ 200 characters) per draft, in order, generated as one batch."""
     return [text for text, _ in narrate(engine, drafts)]

@@ -19,7 +19,7 @@ from shared.queueing import TaskSender
 from shared.tasks import GPU_QUEUE, TRAINING_PLANS_TASK
 
 if TYPE_CHECKING:
-    from services.worker.pipeline import EngineLike
+    from services.worker.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def register_plan_tasks(app: Celery) -> None:
         return run_training_plans(app, runtime.sessions(), runtime.engine(), assignment_id)
 
 
-def run_training_plans(sender: TaskSender, sessions: sessionmaker[Session], engine: EngineLike,
+def run_training_plans(sender: TaskSender, sessions: sessionmaker[Session], engine: Engine,
                        assignment_id: int) -> int:
     """Generate and store the assignment's plans, then refresh its class workbook; returns how many were stored.
 
@@ -56,7 +56,7 @@ def run_training_plans(sender: TaskSender, sessions: sessionmaker[Session], engi
     return stored
 
 
-def generate_plans_for_assignment(sessions: sessionmaker[Session], engine: EngineLike, assignment_id: int) -> int:
+def generate_plans_for_assignment(sessions: sessionmaker[Session], engine: Engine, assignment_id: int) -> int:
     """Compute, narrate and store a new plan for each student of the assignment; returns how many were stored.
 
     The database is read, then released while the model writes, then written in one transaction. A failure of
