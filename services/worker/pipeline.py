@@ -25,10 +25,6 @@ from shared.prompts.rubric import Rubric, resolve_rubric
 
 logger = logging.getLogger(__name__)
 
-# The name the training plans type their engine with.
-EngineLike = Engine
-
-
 # Rubric files do not change under a path or version (a school's edit is stored as a new file): cache per worker.
 cached_rubric = lru_cache(maxsize=32)(resolve_rubric)
 
