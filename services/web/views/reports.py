@@ -28,6 +28,7 @@ from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.models.base import utcnow
 from shared.report_jobs import ReportError, create_class_job, parse_error, requeue_failed
+from shared.storage import OutsideDataDir, stored_path
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, ReportKind
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,11 @@ def report_file(job: ReportJob) -> Path | None:
     """The finished workbook on disk (a relative path is taken relative to data_dir)."""
     if job.status != JobStatus.done or not job.file_path:
         return None
-    path = Path(job.file_path)
-    path = path if path.is_absolute() else settings().data_dir / path
+    try:
+        path = stored_path(settings().data_dir, job.file_path)
+    except OutsideDataDir:
+        logger.warning("report job %s names a file outside the data directory; not served", job.id)
+        return None
     return path if path.is_file() else None
 
 

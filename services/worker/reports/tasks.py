@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
-from shared import audit
+from shared import audit, storage
 from shared.failures import BROKER_UNAVAILABLE, ErrorCategory, classify, error_detail
 from shared.models import JobStatus, ReportJob, transaction
 from shared.models.base import utcnow
@@ -79,7 +79,7 @@ def run_report_task(task: Task, job_id: int, kind: str) -> str | None:
 
 
 def reports_dir() -> Path:
-    return (runtime.settings().data_dir / "reports").resolve()
+    return storage.reports_dir(runtime.settings().data_dir).resolve()
 
 
 def _builders() -> dict[str, tuple[Builder, str]]:
