@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.web.views import metrics
+from services.web import prometheus
 from services.worker import runtime
 from shared.celery_app import make_celery
 from shared.models import Essay, EssayStatus, WorkerStatus, make_engine, transaction
@@ -209,7 +209,7 @@ def test_a_reports_worker_beats_turns_lost_after_sigkill_restarts_under_its_name
     moved = aware(last.updated_at) + timedelta(seconds=Settings().worker_lost_after_s + 1)
     [lost] = classify_workers([last], moved, lost_after_s=Settings().worker_lost_after_s)
     assert (lost.state_name, lost.live, lost.ready) == ("失联", False, False)
-    monkeypatch.setattr(metrics, "utcnow", lambda: moved)
+    monkeypatch.setattr(prometheus, "utcnow", lambda: moved)
     after = samples(app)
     assert after[ready_key] == 0
     assert after[("yuejuan_worker_info", (("device", ""), ("model", ""), ("queues", "reports"), ("state", "lost"),
