@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.models import Essay, Grade
+from shared.models import Grade
 
 
 def latest_grade_ids() -> Select[tuple[int]]:
@@ -29,8 +29,3 @@ def effective_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Gr
         .options(selectinload(Grade.errors), selectinload(Grade.deductions))
     ).all()
     return {grade.essay_id: grade for grade in grades}
-
-
-def effective_grades_for_assignment(session: Session, assignment_id: int) -> dict[int, Grade]:
-    essay_ids = session.scalars(select(Essay.id).where(Essay.assignment_id == assignment_id)).all()
-    return effective_grades(session, essay_ids)

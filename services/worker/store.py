@@ -338,12 +338,3 @@ def release_failure(
         audit.record(session, "essay.failed" if final else "essay.retry", actor="worker", object_type="essay",
                      object_id=essay_id, attempt=attempts, reason=audit.reason_category(reason))
     return new_status
-
-
-def unfinished_count(sessions: sessionmaker[Session], assignment_id: int) -> int:
-    with sessions() as session:
-        return session.scalar(
-            select(func.count()).select_from(Essay).where(
-                Essay.assignment_id == assignment_id, Essay.status.in_([EssayStatus.queued, EssayStatus.grading])
-            )
-        ) or 0

@@ -41,10 +41,6 @@ class ArchiveEntry:
     info: zipfile.ZipInfo
     name: str
 
-    @property
-    def basename(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
-
 
 def decode_member_name(info: zipfile.ZipInfo) -> str:
     """The member's real name: zips from Chinese Windows store GBK bytes without the UTF-8 flag.
