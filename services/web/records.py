@@ -1,6 +1,9 @@
-"""Creating classes, students and assignments, with their audit rows (shared by the pages and the API)."""
+"""Classes, students and assignments: creating them with their audit rows, and what the class pages list
+(shared by the pages and the API)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -8,6 +11,43 @@ from sqlalchemy.orm import Session
 from services.web.actor import Actor
 from services.web.forms import AssignmentInput, ClassInput
 from shared.models import Assignment, Classroom, Essay, Student
+
+
+@dataclass(frozen=True)
+class ClassPage:
+    students: list[Student]
+    with_essays: set[int]  # ids of the students who have handed in at least one essay
+    assignments: list[Assignment]
+
+
+def class_counts(session: Session, classroom_ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Students and assignments per class, for the class list."""
+    if not classroom_ids:
+        return {}, {}
+    students = dict(session.execute(
+        select(Student.classroom_id, func.count()).where(Student.classroom_id.in_(classroom_ids))
+        .group_by(Student.classroom_id)
+    ).tuples().all())
+    assignments = dict(session.execute(
+        select(Assignment.classroom_id, func.count()).where(Assignment.classroom_id.in_(classroom_ids))
+        .group_by(Assignment.classroom_id)
+    ).tuples().all())
+    return students, assignments
+
+
+def class_page(session: Session, classroom: Classroom) -> ClassPage:
+    """A class's roster (by student number, then name), who has handed in work, and its assignments (newest first)."""
+    students = session.scalars(
+        select(Student).where(Student.classroom_id == classroom.id).order_by(Student.student_number, Student.name)
+    ).all()
+    with_essays = set(session.scalars(
+        select(Essay.student_id).join(Student, Essay.student_id == Student.id)
+        .where(Student.classroom_id == classroom.id)
+    ))
+    assignments = session.scalars(
+        select(Assignment).where(Assignment.classroom_id == classroom.id).order_by(Assignment.created_at.desc())
+    ).all()
+    return ClassPage(list(students), with_essays, list(assignments))
 
 
 class DuplicateName(ValueError):

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 
 from services.web.access import assignable_teachers, get_classroom_or_404, get_student_or_404, visible_classrooms
 from services.web.context import db, settings
@@ -22,9 +21,8 @@ from services.web.ingest import (
     roster_template_csv,
     roster_template_xlsx,
 )
-from services.web.records import DuplicateName, add_student, create_classroom, remove_student
+from services.web.records import DuplicateName, add_student, class_counts, class_page, create_classroom, remove_student
 from services.web.roster import import_roster
-from shared.models import Assignment, Essay, Student
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +48,7 @@ def home() -> Any:
 def index() -> Any:
     session = db()
     classrooms = session.scalars(visible_classrooms(user())).all()
-    ids = [c.id for c in classrooms]
-    students = dict(session.execute(
-        select(Student.classroom_id, func.count()).where(Student.classroom_id.in_(ids)).group_by(Student.classroom_id)
-    ).all()) if ids else {}
-    assignments = dict(session.execute(
-        select(Assignment.classroom_id, func.count()).where(Assignment.classroom_id.in_(ids))
-        .group_by(Assignment.classroom_id)
-    ).all()) if ids else {}
+    students, assignments = class_counts(session, [c.id for c in classrooms])
     return render_template("classes/index.html", classrooms=classrooms, students=students, assignments=assignments)
 
 
@@ -86,18 +77,9 @@ def new() -> Any:
 def show(classroom_id: int) -> Any:
     session = db()
     classroom = get_classroom_or_404(session, user(), classroom_id)
-    students = session.scalars(
-        select(Student).where(Student.classroom_id == classroom.id).order_by(Student.student_number, Student.name)
-    ).all()
-    with_essays = set(session.scalars(
-        select(Essay.student_id).join(Student, Essay.student_id == Student.id)
-        .where(Student.classroom_id == classroom.id)
-    ))
-    assignments = session.scalars(
-        select(Assignment).where(Assignment.classroom_id == classroom.id).order_by(Assignment.created_at.desc())
-    ).all()
-    return render_template("classes/show.html", classroom=classroom, students=students, with_essays=with_essays,
-                           assignments=assignments)
+    page = class_page(session, classroom)
+    return render_template("classes/show.html", classroom=classroom, students=page.students,
+                           with_essays=page.with_essays, assignments=page.assignments)
 
 
 @bp.post("/classes/<int:classroom_id>/students")
