@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,7 +26,7 @@ from services.web.guards import actor, user
 from services.web.ingest import UploadRejected, parse_roster
 from services.web.openapi import openapi_document
 from services.web.progress_view import progress_json
-from services.web.records import DuplicateName, create_assignment, create_classroom
+from services.web.records import DuplicateName, class_counts, class_page, create_assignment, create_classroom
 from services.web.results import class_results
 from services.web.review import ReviewError, override_grade, parse_scores, requeue
 from services.web.roster import import_roster, roster_entries
@@ -35,7 +34,7 @@ from services.web.rubric_store import rubric_choices
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
 from services.web.views.assignments import rubric_or_none
 from shared.audit import file_types
-from shared.models import Assignment, Classroom, Student
+from shared.models import Assignment, Classroom
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +63,9 @@ def _classroom_json(classroom: Classroom, *, detail: bool = False) -> dict[str, 
         "teacher_id": classroom.teacher_id, "teacher_name": classroom.teacher.display_name,
     }
     if detail:
-        session = db()
-        students = session.scalars(
-            select(Student).where(Student.classroom_id == classroom.id).order_by(Student.student_number, Student.name)
-        )
-        assignments = session.scalars(select(Assignment).where(Assignment.classroom_id == classroom.id)
-                                      .order_by(Assignment.id))
-        data["students"] = [{"id": s.id, "name": s.name, "student_number": s.student_number} for s in students]
-        data["assignments"] = [_assignment_json(a) for a in assignments]
+        page = class_page(db(), classroom)
+        data["students"] = [{"id": s.id, "name": s.name, "student_number": s.student_number} for s in page.students]
+        data["assignments"] = [_assignment_json(a) for a in sorted(page.assignments, key=lambda a: a.id)]
     return data
 
 
@@ -125,10 +119,7 @@ def rubrics() -> Any:
 def list_classes() -> Any:
     session = db()
     classrooms = session.scalars(visible_classrooms(user())).all()
-    counts = dict(session.execute(
-        select(Student.classroom_id, func.count()).where(Student.classroom_id.in_([c.id for c in classrooms]))
-        .group_by(Student.classroom_id)
-    ).all()) if classrooms else {}
+    counts, _assignments = class_counts(session, [c.id for c in classrooms])
     return jsonify(classes=[{**_classroom_json(c), "students": counts.get(c.id, 0)} for c in classrooms])
 
 

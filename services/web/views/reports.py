@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.web.access import (
     get_assignment_or_404,
@@ -24,10 +24,8 @@ from services.web.access import (
 from services.web.context import db, settings
 from services.web.dispatch import send_report_task
 from services.web.guards import actor, admin_required, login_required, user
-from shared.failures import BROKER_UNAVAILABLE
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
-from shared.models.base import utcnow
-from shared.report_jobs import ReportError, create_class_job, parse_error, requeue_failed
+from shared.report_jobs import create_class_job, fail_unsent, parse_error, requeue_failed
 from shared.storage import OutsideDataDir, stored_path
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, ReportKind
 
@@ -68,11 +66,7 @@ def send_or_fail(task: str, job: ReportJob) -> bool:
     if send_report_task(task, job.id):
         return True
     session = db()
-    session.execute(
-        update(ReportJob).where(ReportJob.id == job.id, ReportJob.status == JobStatus.queued)
-        .values(status=JobStatus.failed, finished_at=utcnow(),
-                error=ReportError(BROKER_UNAVAILABLE, f"could not send {task} to the broker").to_text())
-    )
+    fail_unsent(session, job.id, f"could not send {task} to the broker")
     session.commit()
     return False
 
