@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.models import Grade
+from shared.models import Grade, GradeSource
 
 
 def latest_grade_ids() -> Select[tuple[int]]:
@@ -28,4 +28,17 @@ def effective_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Gr
         .where(Grade.essay_id.in_(list(essay_ids)), Grade.id.in_(latest_grade_ids()))
         .options(selectinload(Grade.errors), selectinload(Grade.deductions))
     ).all()
+    return {grade.essay_id: grade for grade in grades}
+
+
+def latest_teacher_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:
+    """Each essay's latest grade written by a teacher (an override or a second reading), where there is one."""
+    if not essay_ids:
+        return {}
+    ranked = (
+        select(Grade.id, func.row_number().over(partition_by=Grade.essay_id, order_by=Grade.version.desc()).label("rn"))
+        .where(Grade.essay_id.in_(list(essay_ids)), Grade.source == GradeSource.teacher)
+        .subquery()
+    )
+    grades = session.scalars(select(Grade).where(Grade.id.in_(select(ranked.c.id).where(ranked.c.rn == 1)))).all()
     return {grade.essay_id: grade for grade in grades}
