@@ -1,14 +1,18 @@
 """Rubrics as versioned YAML data: the pydantic model, its validation and the loaders.
 
 A rubric says how many points each dimension is worth, what its bands mean, which deductions and
-caps apply and how long the model's answer may be. Shipped rubrics live in ``rubrics/<id>.yaml``
-(older pinned versions as ``rubrics/<id>@<version>.yaml``); a school may load its own file.
+caps apply, how long the model's answer may be and how two readings of an essay become one score (双评).
+Shipped rubrics live in ``rubrics/<id>.yaml`` (older pinned versions as ``rubrics/<id>@<version>.yaml``);
+a school may load its own file.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,6 +192,42 @@ class OutputLimits(_Strict):
     explanation_max_chars: int = Field(default=40, gt=0)
 
 
+def default_tolerance(total: int) -> int:
+    """全国卷 practice, 6 of 60 points, scaled to ``total`` and rounded half up (50 → 5, 100 → 10, 150 → 15)."""
+    return (total + 5) // 10
+
+
+class DoubleMarking(_Strict):
+    """双评: how two independent readings of an essay's total become its final score.
+
+    Readings within ``tolerance`` points of each other are averaged (``within: mean``) and the average is
+    rounded to whole points by ``rounding``. Beyond it, ``beyond`` decides: ``third_reading`` (三评) or
+    ``arbitration`` (straight to 终评, whose score stands). After a third reading, ``mean_of_closest_two``
+    averages the third with whichever earlier reading is closer to it (equally close: the mean of all
+    three), or ``third_stands`` takes the third as final; with ``arbitrate_if_third_beyond`` a third
+    reading beyond the tolerance from both earlier ones goes to 终评 as well. Without a ``tolerance`` the
+    rubric uses 6/60 of its total (``default_tolerance``).
+    """
+
+    tolerance: int | None = None
+    within: Literal["mean"] = "mean"
+    rounding: Literal["half_up", "floor", "ceil"] = "half_up"
+    beyond: Literal["third_reading", "arbitration"] = "third_reading"
+    third_reading: Literal["mean_of_closest_two", "third_stands"] = "mean_of_closest_two"
+    arbitrate_if_third_beyond: bool = True
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _whole_points(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"双评误差 tolerance 必须是整数分，实际为 {value!r}")
+        if value < 0:
+            raise ValueError(f"双评误差 tolerance 不能为负数，实际为 {value}")
+        return value
+
+
 class Rubric(_Strict):
     """A complete, validated grading rubric."""
 
@@ -204,6 +244,7 @@ class Rubric(_Strict):
     caps: Caps = Field(default_factory=Caps)
     error_types: list[str] = Field(min_length=1)
     output_limits: OutputLimits = Field(default_factory=OutputLimits)
+    double_marking: DoubleMarking = Field(default_factory=DoubleMarking)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -236,6 +277,9 @@ class Rubric(_Strict):
                 )
         if self.caps.few_sentences and self.caps.few_sentences.max_total > self.total:
             raise ValueError("few_sentences.max_total 超过满分")
+        tolerance = self.double_marking.tolerance
+        if tolerance is not None and tolerance > self.total:
+            raise ValueError(f"双评误差 double_marking.tolerance {tolerance} 分超过满分 {self.total}")
         if self.development_capped_by_basic:
             self._check_development_cap()
         return self
@@ -274,6 +318,16 @@ class Rubric(_Strict):
         """Return the band of ``dimension_key`` that ``score`` falls in."""
         return self.dimension(dimension_key).band_for(score)
 
+    def tolerance_for(self, dimension_key: str | None = None) -> int:
+        """双评 tolerance in points: for the total, or a dimension's proportional share of it (rounded half up;
+        60 → 6 makes 2 for a 20-point dimension). The share is for measuring agreement, not an exam rule."""
+        tolerance = self.double_marking.tolerance
+        if tolerance is None:
+            tolerance = default_tolerance(self.total)
+        if dimension_key is None:
+            return tolerance
+        return _round_half_up(Fraction(tolerance * self.dimension(dimension_key).max, self.total))
+
     def basic_rank(self, scores: dict[str, int]) -> int:
         """Band rank (0 = top) reached by the basic dimensions together.
 
@@ -286,6 +340,80 @@ class Rubric(_Strict):
             if reached >= sum(dim.bands[rank].min for dim in basic):
                 return rank
         return len(basic[0].bands) - 1
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _rounded_mean(scores: Sequence[int], rounding: str) -> int:
+    mean = Fraction(sum(scores), len(scores))
+    if rounding == "floor":
+        return math.floor(mean)
+    if rounding == "ceil":
+        return math.ceil(mean)
+    return _round_half_up(mean)
+
+
+FinalRule = Literal["mean", "mean_of_closest_two", "third_stands", "arbitration"]
+
+
+@dataclass(frozen=True)
+class FinalScore:
+    """The outcome of ``final_score``: a score and the rule that formed it, or the reading still needed."""
+
+    score: int | None
+    rule: FinalRule | None
+    needs: Literal["second_reading", "third_reading", "arbitration"] | None = None
+
+
+def within_tolerance(a: int, b: int, rubric: Rubric, dimension_key: str | None = None) -> bool:
+    """Two readings agree in the sense of 双评: they differ by at most the rubric's tolerance."""
+    return abs(a - b) <= rubric.tolerance_for(dimension_key)
+
+
+def final_score(readings: Sequence[int], rubric: Rubric) -> FinalScore:
+    """The final total from the readings so far (一评, 二评, then 三评 and 终评 when the rule asks for them).
+
+    Returns the score and the rule that decided it, or ``score=None`` with the reading still needed.
+    Raises ValueError for no readings, a reading outside 0..total, or more readings than the rule uses.
+    """
+    if not readings:
+        raise ValueError("final_score needs at least one reading")
+    for reading in readings:
+        if isinstance(reading, bool) or not isinstance(reading, int) or not 0 <= reading <= rubric.total:
+            raise ValueError(f"reading {reading!r} is not a whole score in 0..{rubric.total} of rubric {rubric.ref}")
+    rule, tolerance = rubric.double_marking, rubric.tolerance_for()
+
+    def decided(used: int, score: int, how: FinalRule) -> FinalScore:
+        if len(readings) > used:
+            raise ValueError(f"{len(readings)} readings given, but the first {used} already decide the score")
+        return FinalScore(score=score, rule=how)
+
+    if len(readings) == 1:
+        return FinalScore(score=None, rule=None, needs="second_reading")
+    first, second = readings[0], readings[1]
+    if abs(first - second) <= tolerance:
+        return decided(2, _rounded_mean((first, second), rule.rounding), "mean")
+    if rule.beyond == "arbitration":
+        if len(readings) == 2:
+            return FinalScore(score=None, rule=None, needs="arbitration")
+        return decided(3, readings[2], "arbitration")
+    if len(readings) == 2:
+        return FinalScore(score=None, rule=None, needs="third_reading")
+    third = readings[2]
+    if rule.third_reading == "third_stands":
+        return decided(3, third, "third_stands")
+    to_first, to_second = abs(third - first), abs(third - second)
+    if rule.arbitrate_if_third_beyond and min(to_first, to_second) > tolerance:
+        if len(readings) == 3:
+            return FinalScore(score=None, rule=None, needs="arbitration")
+        return decided(4, readings[3], "arbitration")
+    if to_first == to_second:
+        closest: tuple[int, ...] = (first, second, third)
+    else:
+        closest = (third, first if to_first < to_second else second)
+    return decided(3, _rounded_mean(closest, rule.rounding), "mean_of_closest_two")
 
 
 @dataclass(frozen=True)

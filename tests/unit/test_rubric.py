@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.prompts.rubric import RUBRIC_DIR, RubricError, list_rubrics, load_rubric, load_rubric_file
+from shared.prompts.rubric import (
+    RUBRIC_DIR,
+    Rubric,
+    RubricError,
+    default_tolerance,
+    final_score,
+    list_rubrics,
+    load_rubric,
+    load_rubric_file,
+    within_tolerance,
+)
 
 SCHOOL_FILE = Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml"
 NATIONAL_FILE = RUBRIC_DIR / "gaokao-national.yaml"
@@ -296,3 +306,127 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     listing.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(RubricError, match="顶层必须是键值映射"):
         load_rubric_file(listing)
+
+
+# --- 双评 (double marking) ---
+
+
+def _double_marking(**changes: Any) -> Rubric:
+    data = _national_data()
+    data["double_marking"].update(changes)
+    return Rubric.model_validate(data)
+
+
+def test_national_double_marking() -> None:
+    rubric = load_rubric("gaokao-national")
+    rule = rubric.double_marking
+    assert (rule.tolerance, rule.within, rule.rounding) == (6, "mean", "half_up")
+    assert (rule.beyond, rule.third_reading, rule.arbitrate_if_third_beyond) == (
+        "third_reading",
+        "mean_of_closest_two",
+        True,
+    )
+    # the file states the defaults: without the section the rubric decides the same way
+    data = _national_data()
+    del data["double_marking"]
+    without = Rubric.model_validate(data)
+    assert without.double_marking.tolerance is None and without.tolerance_for() == 6
+    assert without.double_marking.model_copy(update={"tolerance": 6}) == rule
+    assert rubric.tolerance_for() == 6
+    assert rubric.tolerance_for("content") == 2  # 6 × 20/60
+
+
+@pytest.mark.parametrize(("total", "tolerance"), [(60, 6), (50, 5), (100, 10), (150, 15), (45, 5), (44, 4), (4, 0)])
+def test_default_tolerance_scales_6_of_60(total: int, tolerance: int) -> None:
+    assert default_tolerance(total) == tolerance  # total × 6/60, rounded half up (4.5 → 5)
+
+
+def test_school_rubric_without_section_gets_the_scaled_default() -> None:
+    rubric = load_rubric_file(SCHOOL_FILE)
+    assert rubric.double_marking.tolerance is None
+    assert rubric.tolerance_for() == 5  # 6/60 of 50
+    assert (rubric.tolerance_for("ideas"), rubric.tolerance_for("language")) == (3, 2)  # 5 × 30/50, 5 × 20/50
+
+
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [
+        (-1, "不能为负数"),
+        (61, "超过满分 60"),
+        (6.5, "必须是整数分"),
+        ("6", "必须是整数分"),
+        (True, "必须是整数分"),
+    ],
+)
+def test_invalid_tolerance_is_rejected_in_chinese(tmp_path: Path, value: Any, phrase: str) -> None:
+    data = _national_data()
+    data["double_marking"]["tolerance"] = value
+    path = _write(tmp_path, data)
+    with pytest.raises(RubricError) as info:
+        load_rubric_file(path)
+    assert phrase in str(info.value)
+    assert "double_marking" in str(info.value) and str(path) in str(info.value)
+
+
+def test_unknown_double_marking_rule_is_rejected(tmp_path: Path) -> None:
+    data = _national_data()
+    data["double_marking"]["beyond"] = "median"
+    with pytest.raises(RubricError, match="double_marking.beyond"):
+        load_rubric_file(_write(tmp_path, data))
+
+
+def test_tolerance_equal_to_total_is_allowed() -> None:
+    assert _double_marking(tolerance=60).tolerance_for() == 60
+    assert _double_marking(tolerance=0).tolerance_for("content") == 0
+
+
+def test_within_tolerance() -> None:
+    rubric = load_rubric("gaokao-national")
+    assert within_tolerance(40, 46, rubric) and within_tolerance(46, 40, rubric)
+    assert not within_tolerance(40, 47, rubric)
+    assert within_tolerance(10, 12, rubric, "content") and not within_tolerance(10, 13, rubric, "content")
+
+
+@pytest.mark.parametrize(
+    ("readings", "score", "rule", "needs"),
+    [
+        ([45], None, None, "second_reading"),
+        ([40, 45], 43, "mean", None),  # 42.5 rounds half up
+        ([40, 46], 43, "mean", None),  # a gap of exactly 6 is within the tolerance
+        ([40, 47], None, None, "third_reading"),
+        ([40, 47, 45], 46, "mean_of_closest_two", None),  # 45 is closer to 47: (45 + 47) / 2
+        ([40, 47, 41], 41, "mean_of_closest_two", None),  # (41 + 40) / 2 = 40.5 → 41
+        ([30, 42, 36], 36, "mean_of_closest_two", None),  # equally close: (30 + 42 + 36) / 3
+        ([20, 40, 50], None, None, "arbitration"),  # the third is more than 6 from both
+        ([20, 40, 50, 44], 44, "arbitration", None),  # 终评 stands
+    ],
+)
+def test_final_score_national(readings: list[int], score: int | None, rule: str | None, needs: str | None) -> None:
+    result = final_score(readings, load_rubric("gaokao-national"))
+    assert (result.score, result.rule, result.needs) == (score, rule, needs)
+
+
+def test_final_score_other_rules() -> None:
+    assert final_score([40, 45], _double_marking(rounding="floor")).score == 42
+    assert final_score([40, 45], _double_marking(rounding="ceil")).score == 43
+    assert final_score([40, 47, 41], _double_marking(rounding="floor")).score == 40
+    # straight to 终评
+    straight = _double_marking(beyond="arbitration")
+    assert final_score([40, 47], straight).needs == "arbitration"
+    assert (final_score([40, 47, 44], straight).score, final_score([40, 47, 44], straight).rule) == (44, "arbitration")
+    # the third reading stands
+    assert final_score([40, 47, 30], _double_marking(third_reading="third_stands")).score == 30
+    # no 终评: the third is averaged with the closer reading even when far from both
+    assert final_score([20, 40, 50], _double_marking(arbitrate_if_third_beyond=False)).score == 45
+
+
+def test_final_score_rejects_bad_readings() -> None:
+    rubric = load_rubric("gaokao-national")
+    with pytest.raises(ValueError, match="at least one reading"):
+        final_score([], rubric)
+    with pytest.raises(ValueError, match=r"0\.\.60"):
+        final_score([61, 40], rubric)
+    with pytest.raises(ValueError, match="already decide"):
+        final_score([40, 42, 50], rubric)
+    with pytest.raises(ValueError, match="already decide"):
+        final_score([40, 47, 45, 44], rubric)
