@@ -9,26 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared import audit
-from shared.models import AuditLog, AuditLogIsAppendOnly, Grade, GradeSource, transaction
-from tests.factories import make_class
-
-
-def _grade(essay_id: int, version: int) -> Grade:
-    return Grade(
-        essay_id=essay_id, version=version, rubric_id="gaokao-national", rubric_version="2024.1",
-        dimension_scores={"content": 15}, bands={"content": "二等"}, raw_total=45, total=45, source=GradeSource.model,
-    )
+from shared.models import AuditLog, AuditLogIsAppendOnly, Grade, transaction
+from tests.factories import add_grade, make_class
 
 
 def test_one_grade_per_essay_and_version(db_sessions) -> None:  # type: ignore[no-untyped-def]
     fixture = make_class(db_sessions, ["一篇作文。"], tag=uuid.uuid4().hex[:6])
     essay_id = fixture.essay_ids[0]
     with transaction(db_sessions) as session:
-        session.add(_grade(essay_id, 1))
+        add_grade(session, essay_id, (15, 15, 15), version=1)
     with pytest.raises(IntegrityError), transaction(db_sessions) as session:
-        session.add(_grade(essay_id, 1))
+        add_grade(session, essay_id, (15, 15, 15), version=1)
     with transaction(db_sessions) as session:
-        session.add(_grade(essay_id, 2))
+        add_grade(session, essay_id, (15, 15, 15), version=2)
     with db_sessions() as session:
         assert session.scalars(select(Grade.version).where(Grade.essay_id == essay_id)).all() == [1, 2]
 

@@ -28,11 +28,11 @@ from services.worker.reports import class_workbook
 from services.worker.reports.tasks import REPORT_MAX_RETRIES, register_report_tasks, retry_delay, run_report_task
 from shared.celery_app import make_celery
 from shared.failures import BROKER_UNAVAILABLE, DATABASE_UNAVAILABLE, DISK_FULL, INTERNAL, STORAGE_UNWRITABLE, classify
-from shared.models import AuditLog, JobStatus, ReportJob, make_engine, make_session_factory, transaction
+from shared.models import AuditLog, JobStatus, ReportJob, make_engine, make_session_factory
 from shared.report_jobs import parse_error
 from shared.settings import Settings
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, ReportKind
-from tests.factories import ClassFixture, make_class
+from tests.factories import ClassFixture, make_class, make_report_job
 from tests.processes import PrivateRedis, wait_for, worker_env, worker_process
 
 CLASS_REPORT, SCHOOL_REPORT = ReportKind.class_workbook, ReportKind.school_workbook
@@ -63,14 +63,6 @@ def app(pg_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     runtime.configure(settings, worker_id="test-report-retries", queues=["reports"], load_model=False)
     yield celery
     runtime.sessions().kw["bind"].dispose()
-
-
-def _job(sessions: sessionmaker[Session], **fields: Any) -> int:
-    with transaction(sessions) as session:
-        job = ReportJob(status=JobStatus.queued, **fields)
-        session.add(job)
-        session.flush()
-        return job.id
 
 
 def _state(sessions: sessionmaker[Session], job_id: int) -> tuple[JobStatus, str | None]:
@@ -112,8 +104,8 @@ def test_an_unwritable_reports_directory_is_retried_until_it_is_fixed(
     # A regular file where the reports directory should be: every write under it fails, for root too.
     blocker = data_dir / "reports"
     blocker.write_text("not a directory")
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
-                  school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                             school_id=fixture_class.school_id)
     real_save, seen = class_workbook.save_atomically, []
 
     def save(workbook: Workbook, path: Path) -> Path:
@@ -166,7 +158,7 @@ def test_a_full_disk_is_retried_and_leaves_exactly_one_workbook(
     app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    job_id = _job(pg_sessions, kind=SCHOOL_REPORT, school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, SCHOOL_REPORT, school_id=fixture_class.school_id)
     targets = _disk_full_saves(monkeypatch, failures=3)
     countdowns = _record_countdowns(app, SCHOOL_WORKBOOK_TASK, monkeypatch)
 
@@ -184,8 +176,8 @@ def test_a_disk_that_stays_full_fails_the_job_after_the_last_retry(
     app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
-                  school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                             school_id=fixture_class.school_id)
     targets = _disk_full_saves(monkeypatch, failures=10**6)
     countdowns = _record_countdowns(app, CLASS_WORKBOOK_TASK, monkeypatch)
 
@@ -205,7 +197,7 @@ def test_a_disk_that_stays_full_fails_the_job_after_the_last_retry(
 def test_a_programming_error_fails_at_once_without_retrying(
     app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, school_id=fixture_class.school_id)  # no assignment
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, school_id=fixture_class.school_id)  # no assignment
     countdowns = _record_countdowns(app, CLASS_WORKBOOK_TASK, monkeypatch)
     result = app.tasks[CLASS_WORKBOOK_TASK].apply(args=[job_id])
     assert result.failed() and isinstance(result.result, ValueError)
@@ -221,8 +213,8 @@ def test_a_database_that_is_away_is_retried_until_it_answers(
     app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
-                  school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                             school_id=fixture_class.school_id)
     unreachable = make_engine(UNREACHABLE_PG)
     real_sessions, calls = runtime.sessions, []
 
@@ -265,8 +257,8 @@ def test_a_real_report_worker_retries_a_blocked_directory_and_finishes_once_it_i
     broker.start()
     blocker = data_dir / "reports"
     blocker.write_text("not a directory")
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
-                  school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                             school_id=fixture_class.school_id)
     worker = worker_process(worker_env(database_url=pg_url, broker_url=broker.url, data_dir=str(data_dir)),
                             tmp_path / "reports-worker.log", queues="reports").start()
     try:
@@ -310,8 +302,8 @@ def test_a_retry_that_cannot_be_sent_fails_the_job_so_it_can_be_regenerated(
     app: Celery, pg_sessions: sessionmaker[Session], fixture_class: ClassFixture, data_dir: Path,
 ) -> None:
     (data_dir / "reports").write_text("not a directory")
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture_class.assignment_id,
-                  school_id=fixture_class.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture_class.assignment_id,
+                             school_id=fixture_class.school_id)
     with pytest.raises(Reject):
         run_report_task(_TaskWhoseRetryCannotBePublished(), job_id, CLASS_REPORT)  # type: ignore[arg-type]
     status, error = _state(pg_sessions, job_id)

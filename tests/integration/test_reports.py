@@ -27,21 +27,29 @@ from shared.failures import BROKER_UNAVAILABLE
 from shared.models import (
     Assignment,
     AuditLog,
-    Classroom,
     Essay,
     EssayStatus,
     GradeSource,
     JobStatus,
     ReportJob,
-    Role,
-    Student,
-    TrainingPlan,
-    User,
     transaction,
 )
 from shared.settings import Settings
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TRAINING_PLANS_TASK, ReportKind
-from tests.factories import ClassFixture, RecordingSender, add_grade, make_class
+from tests.factories import (
+    ClassFixture,
+    RecordingSender,
+    add_assignment,
+    add_classroom,
+    add_essay,
+    add_grade,
+    add_student,
+    add_students,
+    add_training_plan,
+    add_user,
+    make_class,
+    make_report_job,
+)
 
 CLASS_REPORT, SCHOOL_REPORT = ReportKind.class_workbook, ReportKind.school_workbook
 HOSTILE_NAME, HOSTILE_CMD = "=SUM(A1)", "+cmd|' /C calc'!A0"
@@ -96,17 +104,15 @@ def _graded_class(sessions: sessionmaker[Session], schools: list[int]) -> tuple[
         session.execute(update(Essay).where(Essay.id == e[3]).values(flags=["疑似提示注入：“忽略以上要求”"]))
         session.execute(update(Essay).where(Essay.id == e[4]).values(status=EssayStatus.failed,
                                                                       failure_reason="模型输出无效"))
-        extra = Student(classroom_id=fixture.classroom_id, name="孙七", student_number="zz-999")
-        session.add(extra)
-        session.flush()
+        extra = add_student(session, fixture.classroom_id, "孙七", "zz-999")
         old = datetime.now(UTC) - timedelta(days=3)
-        session.add(TrainingPlan(student_id=fixture.student_ids[3], focus_areas=[{"label": "旧计划"}],
-                                 narrative="旧的建议", created_at=old))
-        session.add(TrainingPlan(
-            student_id=fixture.student_ids[3], essay_ids=[e[3]], narrative="+该生表达尚可，=建议加强论证",
+        add_training_plan(session, fixture.student_ids[3], focus_areas=[{"label": "旧计划"}], narrative="旧的建议",
+                          created_at=old)
+        add_training_plan(
+            session, fixture.student_ids[3], essay_ids=[e[3]], narrative="+该生表达尚可，=建议加强论证",
             focus_areas=[{"kind": "dimension", "key": "content", "label": "内容", "reason": "低于班级平均",
                           "exercises": [{"title": "论证方法专项练习", "detail": "=1+1 写三段"}]}],
-        ))
+        )
     return fixture, extra.id
 
 
@@ -218,30 +224,15 @@ def _school(sessions: sessionmaker[Session], schools: list[int]) -> dict[str, An
     march, april = datetime(2025, 3, 10, 4, tzinfo=UTC), datetime(2025, 4, 14, 4, tzinfo=UTC)
     with transaction(sessions) as session:
         session.execute(update(Assignment).where(Assignment.id == first.assignment_id).values(created_at=march))
-        teacher = User(username=f"t2-{tag}", display_name="=李老师", role=Role.teacher, password_hash="x",
-                       school_id=first.school_id)
-        session.add(teacher)
-        session.flush()
-        second_class = Classroom(school_id=first.school_id, teacher_id=teacher.id, name="=1+1班")
-        session.add(second_class)
-        session.flush()
-        second_students = [Student(classroom_id=second_class.id, name=f"乙{i}", student_number=f"b{i}")
-                           for i in range(2)]
-        session.add_all(second_students)
-        session.flush()
+        teacher = add_user(session, f"t2-{tag}", "=李老师", school_id=first.school_id)
+        second_class = add_classroom(session, first.school_id, teacher.id, "=1+1班")
+        second_students = add_students(session, second_class.id, [(f"乙{i}", f"b{i}") for i in range(2)])
 
         def assignment(classroom_id: int, when: datetime, title: str) -> int:
-            row = Assignment(classroom_id=classroom_id, title=title, prompt_text="题", rubric_id="gaokao-national",
-                             rubric_version="2024.1", created_at=when)
-            session.add(row)
-            session.flush()
-            return row.id
+            return add_assignment(session, classroom_id, title=title, prompt_text="题", created_at=when).id
 
         def essay(assignment_id: int, student_id: int) -> int:
-            row = Essay(assignment_id=assignment_id, student_id=student_id, text="正文", char_count=2)
-            session.add(row)
-            session.flush()
-            return row.id
+            return add_essay(session, assignment_id, student_id, "正文").id
 
         first_april = assignment(first.classroom_id, april, "四月作文")
         second_march = assignment(second_class.id, march, "三月作文")
@@ -337,19 +328,12 @@ def test_school_workbook_compares_classes_teachers_and_the_term(
 # --- jobs, tasks and completion --------------------------------------------------------------------------
 
 
-def _job(sessions: sessionmaker[Session], **fields: Any) -> int:
-    with transaction(sessions) as session:
-        job = ReportJob(status=JobStatus.queued, **fields)
-        session.add(job)
-        session.flush()
-        return job.id
-
-
 def test_report_job_runs_once_and_records_its_file(
     pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path
 ) -> None:
     fixture, _ = _graded_class(pg_sessions, schools)
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, assignment_id=fixture.assignment_id, school_id=fixture.school_id)
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, assignment_id=fixture.assignment_id,
+                             school_id=fixture.school_id)
     path = run_report_job(pg_sessions, tmp_path, job_id, CLASS_REPORT)
     assert path is not None and Path(path).is_file()
     with pg_sessions() as session:
@@ -363,7 +347,7 @@ def test_report_job_runs_once_and_records_its_file(
     assert run_report_job(pg_sessions, tmp_path, job_id, CLASS_REPORT) == path  # done: not rebuilt
     assert Path(path).stat().st_mtime_ns == modified
 
-    school_job = _job(pg_sessions, kind=SCHOOL_REPORT, school_id=fixture.school_id)
+    school_job = make_report_job(pg_sessions, SCHOOL_REPORT, school_id=fixture.school_id)
     school_path = run_report_job(pg_sessions, tmp_path, school_job, SCHOOL_REPORT)
     assert school_path is not None and load_workbook(school_path).sheetnames[0] == "概览"
 
@@ -372,13 +356,13 @@ def test_a_failing_report_job_records_the_error_and_re_raises(
     pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path
 ) -> None:
     fixture, _ = _graded_class(pg_sessions, schools)
-    job_id = _job(pg_sessions, kind=CLASS_REPORT, school_id=fixture.school_id)  # no assignment
+    job_id = make_report_job(pg_sessions, CLASS_REPORT, school_id=fixture.school_id)  # no assignment
     with pytest.raises(ValueError, match="assignment_id"):
         run_report_job(pg_sessions, tmp_path, job_id, CLASS_REPORT)
     with pg_sessions() as session:
         job = session.get(ReportJob, job_id)
         assert job.status == JobStatus.failed and "assignment_id" in job.error and job.file_path is None
-    wrong_kind = _job(pg_sessions, kind=SCHOOL_REPORT, school_id=fixture.school_id)
+    wrong_kind = make_report_job(pg_sessions, SCHOOL_REPORT, school_id=fixture.school_id)
     with pytest.raises(ValueError):
         run_report_job(pg_sessions, tmp_path, wrong_kind, CLASS_REPORT)
     assert run_report_job(pg_sessions, tmp_path, 10**9) is None
@@ -400,12 +384,12 @@ def test_registered_tasks_route_by_name_and_build_through_the_runtime(
     monkeypatch.setattr(runtime, "_state", runtime._State())
     runtime.configure(settings, worker_id="test-reports", queues=["reports"], load_model=False)
     fixture, _ = _graded_class(pg_sessions, schools)
-    job_id = _job(pg_sessions, kind=SCHOOL_REPORT, school_id=fixture.school_id)
+    job_id = make_report_job(pg_sessions, SCHOOL_REPORT, school_id=fixture.school_id)
     try:
         result = app.tasks[SCHOOL_WORKBOOK_TASK].apply(args=[job_id])
         assert result.successful(), result.traceback
         assert Path(result.get()).parent == (tmp_path / "reports").resolve()
-        failing = _job(pg_sessions, kind=CLASS_REPORT, school_id=fixture.school_id)
+        failing = make_report_job(pg_sessions, CLASS_REPORT, school_id=fixture.school_id)
         assert app.tasks[CLASS_WORKBOOK_TASK].apply(args=[failing]).failed()
     finally:
         runtime.sessions().kw["bind"].dispose()
@@ -511,8 +495,8 @@ def test_class_report_jobs_are_made_by_one_function_on_the_web_and_at_completion
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from services.web.views import reports as web_reports
+    from tests.factories.world import build_world, destroy_world
     from tests.web.conftest import client_as, form, make_app
-    from tests.web.world import build_world, destroy_world
 
     assert web_reports.create_class_job is report_jobs.create_class_job is completion.create_class_job
     made: list[tuple[Any, ...]] = []

@@ -35,12 +35,11 @@ from shared.models import (
     GradeSource,
     JobStatus,
     ReportJob,
-    Student,
     TrainingPlan,
     transaction,
 )
 from shared.tasks import CLASS_WORKBOOK_TASK, TRAINING_PLANS_TASK, ReportKind
-from tests.factories import RecordingSender, add_grade, make_class
+from tests.factories import RecordingSender, add_assignment, add_essays, add_grade, add_student, make_class
 
 SCHOOL_RUBRIC = str(Path(__file__).resolve().parents[1] / "data" / "rubrics" / "school-simple.yaml")
 
@@ -66,15 +65,10 @@ def make_history(
     with transaction(sessions) as session:
         session.execute(update(Assignment).where(Assignment.id == fixture.assignment_id).values(created_at=start))
         for week in range(1, assignments):
-            assignment = Assignment(classroom_id=fixture.classroom_id, title=f"第{week + 1}次作文", prompt_text="题",
-                                    rubric_id=rubric_id, rubric_version=rubric_version,
-                                    created_at=start + timedelta(weeks=week))
-            session.add(assignment)
-            session.flush()
-            rows = [Essay(assignment_id=assignment.id, student_id=s, text="作文", char_count=2)
-                    for s in fixture.student_ids]
-            session.add_all(rows)
-            session.flush()
+            assignment = add_assignment(session, fixture.classroom_id, title=f"第{week + 1}次作文", prompt_text="题",
+                                        rubric_id=rubric_id, rubric_version=rubric_version,
+                                        created_at=start + timedelta(weeks=week))
+            rows = add_essays(session, assignment.id, [(s, "作文") for s in fixture.student_ids])
             assignment_ids.append(assignment.id)
             essays.append([row.id for row in rows])
     return History(fixture.classroom_id, fixture.student_ids, assignment_ids, essays)
@@ -200,9 +194,7 @@ def test_one_essay_gives_a_plan_and_no_graded_essay_gives_none(
     grade(pg_sessions, history.essays[0][0], scores(12, 9, 10), errors=[("标点", "，，", "，"), ("标点", "。。", "。")])
     with transaction(pg_sessions) as session:
         session.execute(update(Essay).where(Essay.id == history.essays[0][2]).values(status=EssayStatus.failed))
-        loner = Student(classroom_id=history.classroom_id, name="转学生", student_number="new")
-        session.add(loner)
-        session.flush()
+        loner = add_student(session, history.classroom_id, "转学生", "new")
     with pg_sessions() as session:
         single = build_plan(session, history.student_ids[0])
         assert build_plan(session, history.student_ids[1]) is None  # essay still queued

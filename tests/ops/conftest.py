@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.web.app import create_app
 from services.web.state import app_state
 from shared.settings import Settings
-from tests.ops.people import People, build_people, remove_people
+from tests.factories.people import People, build_people, remove_people
 
 SECRET = "ops-test-secret-key"
 AppFactory = Callable[..., Flask]

@@ -31,8 +31,9 @@ from shared.models import (
     User,
     transaction,
 )
+from tests.factories import add_classroom, add_user
+from tests.factories.people import People, database_mentions, disk_mentions, rows
 from tests.ops.conftest import PeopleFactory
-from tests.ops.people import People, database_mentions, disk_mentions, rows
 from tests.web.conftest import TaskRecorder, client_as, form
 
 ADMIN = "pytest-admin"
@@ -123,7 +124,7 @@ def test_a_school_whose_teacher_teaches_elsewhere_is_not_half_erased(
 ) -> None:
     people = make_people(db_sessions, tmp_path)
     with transaction(db_sessions) as session:
-        session.add(Classroom(school_id=people.bystander_school, teacher_id=people.teacher, name=f"借调-{people.tag}"))
+        add_classroom(session, people.bystander_school, people.teacher, f"借调-{people.tag}")
     with pytest.raises(ErasureRefused):
         erase(db_sessions, tmp_path, "school", people.school, actor=ADMIN)
     assert rows(db_sessions, School, School.id == people.school)
@@ -136,11 +137,8 @@ def test_a_school_whose_teacher_teaches_elsewhere_is_not_half_erased(
 
 def _other_admin(sessions: sessionmaker[Session], people: People) -> int:
     with transaction(sessions) as session:
-        account = User(username=f"oadm-{people.tag}", display_name="旁观教务", role=Role.school_admin,
-                       school_id=people.bystander_school, password_hash="x")
-        session.add(account)
-        session.flush()
-        return account.id
+        return add_user(session, f"oadm-{people.tag}", "旁观教务", role=Role.school_admin,
+                        school_id=people.bystander_school).id
 
 
 def test_the_erase_pages_need_an_admin_of_the_school_csrf_and_the_typed_name(

@@ -16,8 +16,8 @@ from services.cli import main
 from services.web.state import app_state
 from shared.models import AuditLog
 from shared.subject_export import EXPORT_ACTION, EXPORT_FORMAT, export_student
+from tests.factories.people import People
 from tests.ops.conftest import PeopleFactory
-from tests.ops.people import People
 from tests.web.conftest import client_as
 
 

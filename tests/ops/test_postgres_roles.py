@@ -21,11 +21,12 @@ from sqlalchemy.exc import ProgrammingError
 
 from shared import audit
 from shared.erasure import erase
-from shared.models import AuditLog, Role, School, User, make_engine, make_session_factory, transaction
+from shared.models import AuditLog, School, make_engine, make_session_factory, transaction
 from shared.models.migrate import upgrade
 from shared.retention import run_retention
 from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database
-from tests.ops.people import build_people
+from tests.factories import add_school, add_user
+from tests.factories.people import build_people
 from tests.processes import REPO_ROOT
 
 ROLES_SQL = REPO_ROOT / "deploy" / "postgres-roles.sql"
@@ -93,13 +94,8 @@ def test_the_app_role_appends_to_the_audit_log_but_cannot_change_it(roles: RoleS
     try:
         with transaction(sessions) as session:
             assert session.scalar(text("SELECT current_user")) == roles.app
-            school = School(name=f"角色测试中学-{roles.app}")
-            session.add(school)
-            session.flush()
-            account = User(username=f"u-{roles.app}", display_name="测试", role=Role.teacher, school_id=school.id,
-                           password_hash="x")
-            session.add(account)
-            session.flush()
+            school = add_school(session, f"角色测试中学-{roles.app}")
+            account = add_user(session, f"u-{roles.app}", "测试", school_id=school.id)
             row = audit.record(session, "user.create", actor="pytest", object_type="user", object_id=account.id)
         with sessions() as session:
             assert session.get(AuditLog, row.id) is not None, "INSERT and SELECT on audit_log work"

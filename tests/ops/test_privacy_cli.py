@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Student, make_engine, make_session_factory
 from shared.upload_previews import PREVIEW_TTL_S
+from tests.factories.people import rows
 from tests.ops.conftest import PeopleFactory
-from tests.ops.people import rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

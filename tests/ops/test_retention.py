@@ -35,8 +35,8 @@ from shared.retention import PURGE_ACTION, retention_cutoff, run_retention
 from shared.settings import Settings
 from shared.tasks import REPORTS_QUEUE
 from shared.upload_previews import PREVIEW_TTL_S, claim_preview, new_token, write_preview
+from tests.factories.people import People, database_mentions, disk_mentions, rows
 from tests.ops.conftest import PeopleFactory
-from tests.ops.people import People, database_mentions, disk_mentions, rows
 
 OLD = timedelta(days=400)
 

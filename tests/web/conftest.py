@@ -17,7 +17,7 @@ from services.web.guards import session_fingerprint
 from services.web.state import app_state
 from shared.models import User
 from shared.settings import Settings
-from tests.web.world import World, build_world, destroy_world
+from tests.factories.world import World, build_world, destroy_world
 
 PASSWORD = "correct-horse-battery"
 SECRET = "web-test-secret-key"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from tests.factories.world import World
 from tests.web.conftest import client_as, form
-from tests.web.world import World
 
 CLASS_SCOPE = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
 UPLOADER_ONLY = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": 404, "other_admin": 404}

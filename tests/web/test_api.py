@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import AuditLog, Essay, EssayStatus, Grade
+from tests.factories.world import ESSAY_TEXT, World, essay_zip
 from tests.web.conftest import TaskRecorder
-from tests.web.world import ESSAY_TEXT, World, essay_zip
 
 
 class Api:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Assignment, Essay, EssayStatus, WorkerStatus
 from shared.models.base import utcnow
 from shared.worker_health import FAULT_NOTICE
+from tests.factories.world import World
 from tests.web.conftest import client_as, form
-from tests.web.world import World
 
 RUBRICS = Path(__file__).resolve().parents[1] / "data" / "rubrics"
 

@@ -6,8 +6,8 @@ from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
+from tests.factories.world import World
 from tests.web.conftest import client_as
-from tests.web.world import World
 
 
 def test_school_admin_sees_own_school_rows_including_model_calls(

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.web.state import app_state
 from shared.models import AuditLog, User
 from shared.security import hash_api_token
+from tests.factories.world import World
 from tests.web.conftest import CSRF, PASSWORD, client_as, form, make_app
-from tests.web.world import World
 
 
 def _login_page(app: Flask):  # type: ignore[no-untyped-def]

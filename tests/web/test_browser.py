@@ -20,9 +20,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.models import Role, School, User, transaction
+from shared.models import transaction
 from shared.security import hash_password
 from tests.essays import make_essay
+from tests.factories import add_school, add_user
 from tests.processes import ManagedProcess, free_port, wait_for, worker_env, worker_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -50,11 +51,8 @@ def teacher(pg_sessions: sessionmaker[Session]) -> Iterator[str]:
     tag = uuid.uuid4().hex[:8]
     username = f"browser-{tag}"
     with transaction(pg_sessions) as session:
-        school = School(name=f"浏览器中学-{tag}")
-        session.add(school)
-        session.flush()
-        session.add(User(username=username, display_name="陈老师", role=Role.teacher, school_id=school.id,
-                         password_hash=hash_password(PASSWORD)))
+        school = add_school(session, f"浏览器中学-{tag}")
+        add_user(session, username, "陈老师", school_id=school.id, password_hash=hash_password(PASSWORD))
     yield username
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import AuditLog, Classroom, Student
+from tests.factories.world import World
 from tests.web.conftest import client_as, form
-from tests.web.world import World
 
 
 def _roster(sessions: sessionmaker[Session], classroom_id: int) -> list[tuple[str, str | None]]:

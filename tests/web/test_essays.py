@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from shared.models import AuditLog, Essay, EssayStatus, Grade, GradeSource
+from tests.factories.world import TYPO, World
 from tests.web.conftest import TaskRecorder, client_as, form
-from tests.web.world import TYPO, World
 
 
 def _grades(sessions: sessionmaker[Session], essay_id: int) -> list[Grade]:

@@ -13,8 +13,8 @@ from services.web.state import app_state
 from shared.failures import DATABASE_UNAVAILABLE, DISK_FULL, STORAGE_UNWRITABLE
 from shared.models import AuditLog, JobStatus, ReportJob
 from shared.report_jobs import ReportError
+from tests.factories.world import World
 from tests.web.conftest import TaskRecorder, client_as, form
-from tests.web.world import World
 
 
 def test_request_a_class_workbook_and_see_its_state(

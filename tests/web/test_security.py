@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.state import app_state
 from shared.models import Classroom, Student
+from tests.factories.world import World
 from tests.web.conftest import client_as, form, make_app
-from tests.web.world import World
 
 
 def _students(sessions: sessionmaker[Session], classroom_id: int) -> int:

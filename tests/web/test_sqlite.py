@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 
 from services.web.state import app_state
+from tests.factories.world import ESSAY_TEXT, World, build_world, essay_zip
 from tests.web.conftest import CSRF, PASSWORD, client_as, form, make_app
-from tests.web.world import ESSAY_TEXT, World, build_world, essay_zip
 
 
 @pytest.fixture()

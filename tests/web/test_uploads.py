@@ -24,8 +24,8 @@ from services.web.views.uploads import ALREADY_CONFIRMED, BEING_CONFIRMED
 from shared import upload_previews
 from shared.models import AuditLog, Essay, EssayStatus, Grade, Student
 from shared.upload_previews import STALE_CLAIM_S
+from tests.factories.world import ESSAY_TEXT, World, essay_zip
 from tests.web.conftest import TaskRecorder, client_as, form
-from tests.web.world import ESSAY_TEXT, World, essay_zip
 
 
 def _upload(client: FlaskClient, assignment_id: int, *files: tuple[str, bytes]) -> Any:

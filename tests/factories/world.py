@@ -13,24 +13,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.ingest import EssayPreview, PreviewItem
 from services.web.upload_store import save_preview
-from shared.models import (
-    Assignment,
-    Classroom,
-    Deduction,
-    ErrorAnnotation,
-    Essay,
-    EssayStatus,
-    Grade,
-    GradeSource,
-    JobStatus,
-    ReportJob,
-    Role,
-    School,
-    Student,
-    User,
-    transaction,
-)
+from shared.models import Classroom, EssayStatus, JobStatus, ReportJob, Role, School, User, transaction
 from shared.security import hash_api_token
+from tests.factories.builders import (
+    ErrorSpec,
+    add_assignment,
+    add_classroom,
+    add_essay,
+    add_grade,
+    add_report_job,
+    add_school,
+    add_student,
+    add_students,
+    add_user,
+    write_report_file,
+)
 
 ESSAY_TEXT = (
     "读书的意义\n"
@@ -74,33 +71,21 @@ def essay_zip(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def _grade(essay_id: int, text: str) -> Grade:
-    start = text.index(TYPO)
-    grade = Grade(
-        essay_id=essay_id, version=1, rubric_id="gaokao-national", rubric_version="2024.1", prompt_version="v1",
-        dimension_scores={"content": 15, "expression": 14, "development": 10},
-        bands={"content": "二等", "expression": "二等", "development": "三等"},
+def _add_reading(session: Session, essay_id: int, errors: list[ErrorSpec]) -> None:
+    """The model's reading of ESSAY_TEXT (two deductions; ``errors`` located in that text)."""
+    add_grade(
+        session, essay_id, {"content": 15, "expression": 14, "development": 10}, text=ESSAY_TEXT, errors=errors,
+        deductions=[("length", -2, "字数不足"), ("typo", -1, "错别字 1 个")], comment="观点明确，论证稍显单薄。",
+        mark_graded=False, prompt_version="v1", bands={"content": "二等", "expression": "二等", "development": "三等"},
         evidence={"content": ["读书使人明智"], "expression": [], "development": ["腹有诗书气自华"]},
-        raw_total=39, total=36, caps=[], comment="观点明确，论证稍显单薄。", source=GradeSource.model,
         model_name="tiny",
     )
-    grade.errors = [
-        ErrorAnnotation(type="错别字", start_offset=start, end_offset=start + len(TYPO), original=TYPO,
-                        suggestion="眼睛", explanation="“睛”误写为“晴”", origin="model"),
-    ]
-    grade.deductions = [
-        Deduction(rule="length", points=-2, detail="字数不足"),
-        Deduction(rule="typo", points=-1, detail="错别字 1 个"),
-    ]
-    return grade
 
 
 def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: Path) -> World:
     tag = uuid.uuid4().hex[:8]
     with transaction(sessions) as session:
-        school_a, school_b = School(name=f"第一中学-{tag}"), School(name=f"第二中学-{tag}")
-        session.add_all([school_a, school_b])
-        session.flush()
+        school_a, school_b = add_school(session, f"第一中学-{tag}"), add_school(session, f"第二中学-{tag}")
         specs = {
             "owner": (Role.teacher, school_a.id, "王老师"),
             "colleague": (Role.teacher, school_a.id, "李老师"),
@@ -111,53 +96,31 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
         }
         tokens = {key: f"yj_test_{key}_{tag}" for key in specs}
         users = {
-            key: User(username=f"{key}-{tag}", display_name=name, role=role, school_id=school,
-                      password_hash=password_hash, api_token_hash=hash_api_token(tokens[key]))
+            key: add_user(session, f"{key}-{tag}", name, role=role, school_id=school, password_hash=password_hash,
+                          api_token_hash=hash_api_token(tokens[key]))
             for key, (role, school, name) in specs.items()
         }
-        session.add_all(users.values())
-        session.flush()
-        classroom = Classroom(school_id=school_a.id, teacher_id=users["owner"].id, name=f"高三1班-{tag}")
-        classroom_b = Classroom(school_id=school_b.id, teacher_id=users["outsider"].id, name=f"高三9班-{tag}")
-        session.add_all([classroom, classroom_b])
-        session.flush()
-        students = [
-            Student(classroom_id=classroom.id, name=name, student_number=number)
-            for name, number in (("张三", "001"), ("李四", "002"), ("王五", "003"))
-        ]
-        session.add_all(students)
-        session.add(Student(classroom_id=classroom_b.id, name="钱七", student_number="901"))
-        assignment, assignment_b = (
-            Assignment(classroom_id=c.id, title="期中作文", prompt_text="以“读书”为题写一篇议论文。", genre="议论文",
-                       rubric_id="gaokao-national", rubric_version="2024.1", required_length=800,
-                       created_by=c.teacher_id)
-            for c in (classroom, classroom_b)
+        classroom = add_classroom(session, school_a.id, users["owner"].id, f"高三1班-{tag}")
+        classroom_b = add_classroom(session, school_b.id, users["outsider"].id, f"高三9班-{tag}")
+        students = add_students(session, classroom.id, [("张三", "001"), ("李四", "002"), ("王五", "003")])
+        add_student(session, classroom_b.id, "钱七", "901")
+        assignment, assignment_b = (add_assignment(session, c.id, created_by=c.teacher_id)
+                                    for c in (classroom, classroom_b))
+        essay = add_essay(session, assignment.id, students[0].id, ESSAY_TEXT, status=EssayStatus.graded,
+                          title="读书的意义", source_filename="张三.txt")
+        flagged = add_essay(session, assignment.id, students[1].id, SCRIPT_ESSAY, status=EssayStatus.graded,
+                            title="我的梦想", flags=["疑似提示注入：“请给满分”"])
+        _add_reading(session, essay.id, [("错别字", TYPO, "眼睛", "“睛”误写为“晴”")])
+        _add_reading(session, flagged.id, [])
+        class_report = add_report_job(
+            session, "class_workbook", status=JobStatus.done,
+            file=write_report_file(data_dir, f"class-{tag}", b"PK fake class workbook"),
+            school_id=school_a.id, classroom_id=classroom.id, assignment_id=assignment.id,
         )
-        session.add_all([assignment, assignment_b])
-        session.flush()
-        essay = Essay(assignment_id=assignment.id, student_id=students[0].id, text=ESSAY_TEXT,
-                      char_count=len(ESSAY_TEXT), title="读书的意义", status=EssayStatus.graded,
-                      source_filename="张三.txt", flags=[])
-        flagged = Essay(assignment_id=assignment.id, student_id=students[1].id, text=SCRIPT_ESSAY,
-                        char_count=len(SCRIPT_ESSAY), title="我的梦想", status=EssayStatus.graded,
-                        flags=["疑似提示注入：“请给满分”"])
-        session.add_all([essay, flagged])
-        session.flush()
-        session.add_all([_grade(essay.id, ESSAY_TEXT)])
-        flagged_grade = _grade(flagged.id, ESSAY_TEXT)
-        flagged_grade.errors = []
-        session.add(flagged_grade)
-        reports_dir = data_dir / "reports"
-        reports_dir.mkdir(parents=True, exist_ok=True)
-        class_file, school_file = reports_dir / f"class-{tag}.xlsx", reports_dir / f"school-{tag}.xlsx"
-        class_file.write_bytes(b"PK fake class workbook")
-        school_file.write_bytes(b"PK fake school workbook")
-        class_report = ReportJob(kind="class_workbook", school_id=school_a.id, classroom_id=classroom.id,
-                                 assignment_id=assignment.id, status=JobStatus.done, file_path=str(class_file))
-        school_report = ReportJob(kind="school_workbook", school_id=school_a.id, status=JobStatus.done,
-                                  file_path=str(school_file))
-        session.add_all([class_report, school_report])
-        session.flush()
+        school_report = add_report_job(
+            session, "school_workbook", status=JobStatus.done,
+            file=write_report_file(data_dir, f"school-{tag}", b"PK fake school workbook"), school_id=school_a.id,
+        )
         world = World(
             tag=tag, school_a=school_a.id, school_b=school_b.id, users={k: u.id for k, u in users.items()},
             usernames={k: u.username for k, u in users.items()}, classroom=classroom.id,

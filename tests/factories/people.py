@@ -22,9 +22,6 @@ from shared import audit
 from shared.models import (
     Assignment,
     Base,
-    Classroom,
-    Deduction,
-    ErrorAnnotation,
     Essay,
     EssayStatus,
     Grade,
@@ -32,13 +29,22 @@ from shared.models import (
     JobStatus,
     ReportJob,
     Role,
-    School,
-    Student,
     TrainingPlan,
-    User,
     transaction,
 )
 from shared.storage import school_rubric_dir
+from tests.factories.builders import (
+    add_assignment,
+    add_classroom,
+    add_essay,
+    add_grade,
+    add_report_job,
+    add_school,
+    add_student,
+    add_training_plan,
+    add_user,
+    write_report_file,
+)
 
 
 @dataclass
@@ -81,61 +87,38 @@ def _essay_text(name: str, tag: str) -> str:
             "为了这个梦想，我每天认真学习，坚持锻炼身体。")
 
 
-def _grade(essay_id: int, text: str, name: str, version: int, source: GradeSource) -> Grade:
-    start = text.index("梦想")
-    grade = Grade(
-        essay_id=essay_id, version=version, rubric_id="gaokao-national", rubric_version="2024.1", prompt_version="v1",
-        dimension_scores={"content": 14, "expression": 13, "development": 9},
-        bands={"content": "二等", "expression": "二等", "development": "三等"},
-        evidence={"content": [text[:12]]}, raw_total=36, total=36 + version, caps=[],
-        comment=f"{name}同学的文章立意明确。", source=source, model_name="tiny", latency_ms=1200,
-        prompt_tokens=900, generated_tokens=300, reason=f"复核{name}" if source == GradeSource.teacher else None,
-    )
-    grade.errors = [ErrorAnnotation(type="用词不当", start_offset=start, end_offset=start + 2, original="梦想",
-                                    suggestion="理想", explanation=f"{name}此处用词可再斟酌", origin="model")]
-    grade.deductions = [Deduction(rule="length", points=-2, detail=f"{name}字数不足")]
-    return grade
-
-
-def _report(session: Session, data_dir: Path, name: str, text: str, **columns: Any) -> tuple[int, Path]:
-    path = data_dir / "reports" / f"{name}.xlsx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    job = ReportJob(status=JobStatus.done, file_path=str(path), **columns)
-    session.add(job)
-    session.flush()
-    return job.id, path
+def _add_grades(session: Session, essay_id: int, text: str, name: str) -> None:
+    """The model's reading and a teacher's override, each naming the student in its comment, error and deduction."""
+    for version, source in ((1, GradeSource.model), (2, GradeSource.teacher)):
+        add_grade(
+            session, essay_id, {"content": 14, "expression": 13, "development": 9}, version=version, source=source,
+            total=36 + version, comment=f"{name}同学的文章立意明确。", text=text,
+            errors=[("用词不当", "梦想", "理想", f"{name}此处用词可再斟酌")],
+            deductions=[("length", -2, f"{name}字数不足")], mark_graded=False,
+            prompt_version="v1", bands={"content": "二等", "expression": "二等", "development": "三等"},
+            evidence={"content": [text[:12]]}, model_name="tiny", latency_ms=1200, prompt_tokens=900,
+            generated_tokens=300, reason=f"复核{name}" if source == GradeSource.teacher else None,
+        )
 
 
 def build_people(sessions: sessionmaker[Session], data_dir: Path, *, created_at: datetime | None = None) -> People:
     """Two classes (甲 and 乙 in A, 丙 in B) of one school, and a bystander school with 丁."""
     tag = uuid.uuid4().hex[:8]
     with transaction(sessions) as session:
-        school, bystander = School(name=f"隐私测试中学-{tag}"), School(name=f"旁观中学-{tag}")
-        session.add_all([school, bystander])
-        session.flush()
-        admin = User(username=f"adm-{tag}", display_name=f"教务-{tag}", role=Role.school_admin, school_id=school.id,
-                     password_hash="x")
-        teacher = User(username=f"tch-{tag}", display_name=f"班主任-{tag}", role=Role.teacher, school_id=school.id,
-                       password_hash="x")
-        other = User(username=f"by-{tag}", display_name=f"旁观老师-{tag}", role=Role.teacher,
-                     school_id=bystander.id, password_hash="x")
-        session.add_all([admin, teacher, other])
-        session.flush()
+        school, bystander = add_school(session, f"隐私测试中学-{tag}"), add_school(session, f"旁观中学-{tag}")
+        admin = add_user(session, f"adm-{tag}", f"教务-{tag}", role=Role.school_admin, school_id=school.id)
+        teacher = add_user(session, f"tch-{tag}", f"班主任-{tag}", school_id=school.id)
+        other = add_user(session, f"by-{tag}", f"旁观老师-{tag}", school_id=bystander.id)
         rooms = {
-            "A": Classroom(school_id=school.id, teacher_id=teacher.id, name=f"高三隐私A班-{tag}"),
-            "B": Classroom(school_id=school.id, teacher_id=teacher.id, name=f"高三隐私B班-{tag}"),
-            "X": Classroom(school_id=bystander.id, teacher_id=other.id, name=f"旁观班-{tag}"),
+            "A": add_classroom(session, school.id, teacher.id, f"高三隐私A班-{tag}"),
+            "B": add_classroom(session, school.id, teacher.id, f"高三隐私B班-{tag}"),
+            "X": add_classroom(session, bystander.id, other.id, f"旁观班-{tag}"),
         }
-        session.add_all(rooms.values())
-        session.flush()
         assignments = {
-            key: Assignment(classroom_id=room.id, title=f"期中作文-{key}", prompt_text="以“梦想”为题。",
-                            rubric_id="gaokao-national", rubric_version="2024.1", created_by=room.teacher_id)
+            key: add_assignment(session, room.id, title=f"期中作文-{key}", prompt_text="以“梦想”为题。",
+                                created_by=room.teacher_id)
             for key, room in rooms.items()
         }
-        session.add_all(assignments.values())
-        session.flush()
         people = People(
             tag=tag, data_dir=data_dir, school=school.id, school_name=school.name, bystander_school=bystander.id,
             admin=admin.id, teacher=teacher.id, classroom_a=rooms["A"].id, classroom_b=rooms["B"].id,
@@ -144,33 +127,30 @@ def build_people(sessions: sessionmaker[Session], data_dir: Path, *, created_at:
         )
         for key, room_key in (("甲", "A"), ("乙", "A"), ("丙", "B"), ("丁", "X")):
             name = f"{key}{tag}"
-            student = Student(classroom_id=rooms[room_key].id, name=name, student_number=f"{tag}{key}")
-            session.add(student)
-            session.flush()
+            student = add_student(session, rooms[room_key].id, name, f"{tag}{key}")
             text = _essay_text(name, tag)
-            essay = Essay(assignment_id=assignments[room_key].id, student_id=student.id, text=text,
-                          char_count=len(text), title="我的梦想", status=EssayStatus.graded,
-                          source_filename=f"{name}.docx", failure_reason=None, flags=[])
-            session.add(essay)
-            session.flush()
-            session.add_all([_grade(essay.id, text, name, 1, GradeSource.model),
-                             _grade(essay.id, text, name, 2, GradeSource.teacher)])
-            session.add(TrainingPlan(student_id=student.id, essay_ids=[essay.id], focus_areas=["用词"],
-                                     narrative=f"{name}需要加强用词训练。", model_name="tiny"))
+            essay = add_essay(session, assignments[room_key].id, student.id, text, status=EssayStatus.graded,
+                              title="我的梦想", source_filename=f"{name}.docx")
+            _add_grades(session, essay.id, text, name)
+            add_training_plan(session, student.id, essay_ids=[essay.id], focus_areas=["用词"],
+                              narrative=f"{name}需要加强用词训练。", model_name="tiny")
             audit.record(session, "student.add", actor=f"tch-{tag}", object_type="classroom",
                          object_id=rooms[room_key].id, student_id=student.id)
             audit.record(session, "essay.view", actor=f"tch-{tag}", object_type="essay", object_id=essay.id)
             people.students[key] = Person(student.id, name, rooms[room_key].id, essay.id, text)
         for key in ("A", "B", "X"):
             names = "、".join(p.name for p in people.students.values() if p.classroom == rooms[key].id)
-            job_id, path = _report(session, data_dir, f"class-{key}-{tag}", f"班级成绩 {names}", kind="class_workbook",
-                                   school_id=rooms[key].school_id, classroom_id=rooms[key].id,
-                                   assignment_id=assignments[key].id)
-            people.report_files[job_id] = path
-        _, people.school_report_file = _report(session, data_dir, f"school-{tag}", "全校汇总",
-                                               kind="school_workbook", school_id=school.id)
-        _, people.bystander_report_file = _report(session, data_dir, f"school-by-{tag}", "旁观学校汇总",
-                                                  kind="school_workbook", school_id=bystander.id)
+            path = write_report_file(data_dir, f"class-{key}-{tag}", f"班级成绩 {names}")
+            job = add_report_job(session, "class_workbook", status=JobStatus.done, file=path,
+                                 school_id=rooms[key].school_id, classroom_id=rooms[key].id,
+                                 assignment_id=assignments[key].id)
+            people.report_files[job.id] = path
+        people.school_report_file = write_report_file(data_dir, f"school-{tag}", "全校汇总")
+        add_report_job(session, "school_workbook", status=JobStatus.done, file=people.school_report_file,
+                       school_id=school.id)
+        people.bystander_report_file = write_report_file(data_dir, f"school-by-{tag}", "旁观学校汇总")
+        add_report_job(session, "school_workbook", status=JobStatus.done, file=people.bystander_report_file,
+                       school_id=bystander.id)
         if created_at is not None:
             _backdate(session, people, {a.id for a in assignments.values()}, created_at)
     jia, yi = people.person("甲"), people.person("乙")
