@@ -203,9 +203,11 @@ def up() -> None:
 def _register_extra_commands() -> None:
     from services import ops_commands
     from services.worker import cli_commands
+    from services.worker.evaluation.command import eval_command
 
     cli_commands.register(main)
     ops_commands.register(main)
+    main.add_command(eval_command)
 
 
 _register_extra_commands()
