@@ -70,8 +70,9 @@ def normalize_text(raw: str) -> str:
     return text.strip("\n")
 
 
-def _is_title_line(line: str) -> bool:
-    """Short, not ending like a clause (。，、；：), and any ？！… only at the very end."""
+def is_title_line(line: str) -> bool:
+    """Short (≤ 25 characters), not ending like a clause (。，、；：), any ？！… only at the very end: how a title
+    (and a subheading inside the body) reads."""
     if not line or len(line) > TITLE_MAX_CHARS or line[-1] in "。，,、；;：:":
         return False
     inner = line.rstrip("？！?!…" + CLOSING_QUOTES)
@@ -81,19 +82,16 @@ def _is_title_line(line: str) -> bool:
 def split_title(text: str) -> tuple[str | None, str]:
     """Split normalised text into (title, body); ``body`` is always a suffix of ``text``.
 
-    A title is a first line labelled 题目：/标题：, a line that is just 《…》, or a short line (≤ 25
-    characters) followed by body text, without 。 and with ？！… only at its end (问句 titles are common).
+    A title is a first line labelled 题目：/标题：, a line that is just 《…》, or a line that ``is_title_line``
+    (问句 titles are common). The first line is a title whether or not body text follows it: an essay of a
+    title alone has an empty body (it is blank, not a one-sentence essay).
     """
     first_end = text.find("\n")
-    if first_end < 0:
-        return None, text
-    first = text[:first_end].strip()
-    rest_start = first_end
+    first = (text if first_end < 0 else text[:first_end]).strip()
+    rest_start = len(text) if first_end < 0 else first_end
     while rest_start < len(text) and text[rest_start] in "\n \t":
         rest_start += 1
-    body = text[rest_start:]
-    if not body.strip():
-        return None, text
+    body = text[rest_start:] if text[rest_start:].strip() else ""
 
     labelled = _LABELLED_TITLE_RE.match(first)
     if labelled:
@@ -101,7 +99,7 @@ def split_title(text: str) -> tuple[str | None, str]:
     book = _BOOK_TITLE_RE.match(first)
     if book:
         return book.group(1).strip(), body
-    if _is_title_line(first):
+    if is_title_line(first):
         return first, body
     return None, text
 

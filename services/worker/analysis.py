@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.worker.injection import detect_injection
@@ -19,6 +20,7 @@ from shared.textnorm import (
     CLOSING_QUOTES,
     clean_essay_text,
     count_chars,
+    is_title_line,
     paragraph_spans,
     sentences,
     split_title,
@@ -32,8 +34,14 @@ _CLOSERS = {close: open_ for open_, close in PAIRS.items()}
 _DOUBLED_RE = re.compile(r"[，、。；：]{2,}")
 _HALFWIDTH_RE = re.compile(r'\.{2,}|[,.?!;:"]')
 _HALFWIDTH_MARKS = ',.?!;:"'
-_PARAGRAPH_END_OK = "。！？…!?.—：:；;"
-_ATTRIBUTION_RE = re.compile(r"(?:——|--+)[^。！？…—\-]{1,12}$")
+# Dashes as students type them: — (U+2014), ― (U+2015), ─ (U+2500), － (U+FF0D), – (U+2013); -- for ASCII.
+_DASHES = "—―─－–"
+_PARAGRAPH_END_OK = "。！？…!?.：:；;" + _DASHES
+# ——题记, —鲁迅, ― ―苏轼《定风波》: a run of dashes (spaces between them allowed), then up to 20 characters.
+_ATTRIBUTION_RE = re.compile(rf"(?:[{_DASHES}]|--)[{_DASHES}\- ]*[^。！？…{_DASHES}\- ][^。！？…{_DASHES}]{{0,19}}$")
+# 序次语 that open a numbered subheading or point: 一、 （一） (一) 1. 1、 1． ①
+_ORDINAL_RE = re.compile(r"(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[）)]|\d+[.．、]|[①-⑳])\s*")
+_HEADING_MARKS = "、·《》"  # marks an unnumbered subheading may hold: 读书、思考、成长  读书·思考
 SUBHEADING_MAX_CHARS = 15
 DEFAULT_PUNCT_TYPE = "标点"
 
@@ -101,8 +109,11 @@ def _neighbour(text: str, index: int, step: int, lo: int, hi: int) -> str:
 def _halfwidth_findings(text: str, start: int, end: int, kind: str) -> list[LocatedError]:
     findings: list[LocatedError] = []
     quote_count = 0
+    ordinal = _ORDINAL_RE.match(text, start, end)
     for match in _HALFWIDTH_RE.finditer(text, start, end):
         mark = match.group()
+        if ordinal and match.start() < ordinal.end():
+            continue  # "1." opening a paragraph: the 下脚点 after an Arabic numeral is the standard form
         prev = _neighbour(text, match.start(), -1, start, end)
         nxt = _neighbour(text, match.end() - 1, 1, start, end)
         in_chinese = _is_cjk(prev) or _is_cjk(nxt)
@@ -192,12 +203,22 @@ def _unbalanced_findings(text: str, start: int, end: int, kind: str) -> list[Loc
     return findings
 
 
+def _is_subheading(paragraph: str) -> bool:
+    """A heading inside the body reads like a title (``is_title_line``); without a 序次语 (一、 （一） 1.) it must
+    also be short and hold no punctuation but 、·《》, or an unfinished sentence would pass for one."""
+    ordinal = _ORDINAL_RE.match(paragraph)
+    rest = paragraph[ordinal.end() :] if ordinal else paragraph
+    if not is_title_line(rest):
+        return False
+    return bool(ordinal) or (
+        len(rest) <= SUBHEADING_MAX_CHARS and not any(_is_punct(ch) and ch not in _HEADING_MARKS for ch in rest)
+    )
+
+
 def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> LocatedError | None:
     paragraph = text[start:end]
-    if _ATTRIBUTION_RE.search(paragraph):  # ——题记, ——鲁迅
+    if _ATTRIBUTION_RE.search(paragraph) or _is_subheading(paragraph):  # ——题记, ——鲁迅; 一、小标题
         return None
-    if len(paragraph) <= SUBHEADING_MAX_CHARS and not any(_is_punct(ch) for ch in paragraph):
-        return None  # a subheading inside the body
     trimmed = paragraph.rstrip(CLOSING_QUOTES)
     if not trimmed or trimmed[-1] in _PARAGRAPH_END_OK:
         return None
@@ -205,18 +226,44 @@ def _paragraph_end_finding(text: str, start: int, end: int, kind: str) -> Locate
     return LocatedError(kind, last, end, text[last], text[last] + "。", "段末缺少句末标点", "rule:paragraph_end")
 
 
+def _overlaps(finding: LocatedError, others: Iterable[LocatedError]) -> bool:
+    return any(finding.start < other.end and other.start < finding.end for other in others)
+
+
 def mechanical_errors(text: str, body_offset: int, kind: str = DEFAULT_PUNCT_TYPE) -> list[LocatedError]:
-    """Rule-based punctuation findings for the body of ``text``, sorted by position."""
+    """Rule-based punctuation findings for the body of ``text``, sorted by position.
+
+    One mark is one error: where two rules find the same characters (a stray quote at a paragraph's end is
+    both unpaired and "the paragraph's last mark"), the first rule's finding stands.
+    """
     findings: list[LocatedError] = []
     for p_start, p_end in paragraph_spans(text[body_offset:]):
         start, end = body_offset + p_start, body_offset + p_end
-        findings += _halfwidth_findings(text, start, end, kind)
-        findings += _doubled_findings(text, start, end, kind)
-        findings += _unbalanced_findings(text, start, end, kind)
         paragraph_end = _paragraph_end_finding(text, start, end, kind)
-        if paragraph_end:
-            findings.append(paragraph_end)
+        for finding in (
+            *_halfwidth_findings(text, start, end, kind),
+            *_doubled_findings(text, start, end, kind),
+            *_unbalanced_findings(text, start, end, kind),
+            *([paragraph_end] if paragraph_end else []),
+        ):
+            if not _overlaps(finding, findings):
+                findings.append(finding)
     return sorted(findings, key=lambda finding: (finding.start, finding.end))
+
+
+def repeats_a_rule(finding: LocatedError, rule_findings: Iterable[LocatedError]) -> bool:
+    """Whether a model finding is one the rules already made: same type, and the same characters, or a bare
+    punctuation quote that a rule found (the model's lone "“" is located at the first “ of the essay, which
+    need not be the stray one)."""
+    same_type = [rule for rule in rule_findings if rule.type == finding.type]
+    bare_mark = bool(finding.original) and all(_is_punct(ch) for ch in finding.original)
+    return _overlaps(finding, same_type) or (bare_mark and any(rule.original == finding.original for rule in same_type))
+
+
+def merge_findings(rule_findings: list[LocatedError], model_findings: Iterable[LocatedError]) -> list[LocatedError]:
+    """The findings shown to the teacher, by position: the rules' and those of the model's that repeat none."""
+    merged = [*rule_findings, *(f for f in model_findings if not repeats_a_rule(f, rule_findings))]
+    return sorted(merged, key=lambda finding: (finding.start, finding.end))
 
 
 def analyse(raw_text: str, rubric: Rubric, required_length: int | None = None) -> Analysis:

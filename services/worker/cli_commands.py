@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from services.worker.jobs import EssayJob, EssayOutcome
+    from services.worker.offline_input import OfflineEssay
 
 SMOKE_ESSAY = (
     "读书的意义\n"
@@ -59,53 +63,100 @@ def model_check() -> None:
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--assignment-prompt", required=True, help="作文题目（题干）。")
+@click.option("--assignment-prompt", help="作文题目（题干），用于没有 prompt 字段的作文。")
 @click.option("--rubric", default="gaokao-national", show_default=True, help="Rubric id or path to a YAML file.")
-@click.option("--genre", default="议论文", show_default=True)
-@click.option("--required-length", type=int, default=800, show_default=True)
+@click.option("--genre", default="议论文", show_default=True, help="文体，用于没有 genre 字段的作文。")
+@click.option("--required-length", type=click.IntRange(min=1), default=800, show_default=True,
+              help="字数要求，用于没有 required_length 字段的作文。")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--limit", type=int, default=None, help="Grade only the first N essays.")
+@click.option("--overwrite", is_flag=True, help="Start over instead of resuming from an existing --out file.")
+@click.option("--retry-failed", is_flag=True, help="When resuming, grade again the essays whose record is a failure.")
 def grade(
-    source: Path, assignment_prompt: str, rubric: str, genre: str, required_length: int, out_path: Path,
-    limit: int | None,
+    source: Path, assignment_prompt: str | None, rubric: str, genre: str, required_length: int, out_path: Path,
+    limit: int | None, overwrite: bool, retry_failed: bool,
 ) -> None:
-    """Grade essays offline (no server) with the same pipeline the workers run; writes JSON lines."""
+    """Grade essays offline (no server) with the same pipeline the workers run; writes JSON lines.
+
+    Each batch's results are on disk when the batch finishes; running the same command again skips the essays
+    already in --out (by id) and grades the rest. SOURCE: a .txt file, a folder of them, .jsonl, .csv or .xlsx
+    (fields: id, student, title, text, prompt, genre, required_length, label_<dimension>, label_total).
+    """
     from tqdm import tqdm
 
     from services.worker.engine import ModelUnavailable
     from services.worker.jobs import EssayJob
     from services.worker.offline_input import read_essays
-    from services.worker.pipeline import grade_jobs
+    from services.worker.offline_output import ResultsFileError, append_batch, recorded_results
+    from services.worker.pipeline import cached_rubric, grade_jobs
     from services.worker.runtime import load_engine
+    from shared.prompts.rubric import RubricError
     from shared.queueing import plan_batches
     from shared.settings import load_settings
 
     try:
-        essays = read_essays(source)
+        rubric_data = cached_rubric(rubric, None)
+    except (RubricError, OSError, ValueError) as exc:
+        raise click.ClickException(f"评分标准 {rubric}: {exc}") from exc
+    maxima = {dim.key: dim.max for dim in rubric_data.dimensions} | {"total": rubric_data.total}
+    try:
+        essays = read_essays(source, maxima)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     essays = essays[:limit] if limit else essays
-    settings = load_settings()
-    try:
-        engine = load_engine(settings)
-    except ModelUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
-    jobs = {
-        index: EssayJob(
-            essay_id=index, text=essay.text, assignment_prompt=assignment_prompt, genre=genre,
-            required_length=required_length, rubric_id=rubric,
+    unprompted = next((essay for essay in essays if not (essay.prompt or assignment_prompt)), None)
+    if unprompted is not None:
+        raise click.ClickException(
+            f"{unprompted.where}: 没有 prompt（作文题目）；请在该行填写，或给出 --assignment-prompt"
         )
-        for index, essay in enumerate(essays)
+    if overwrite:
+        out_path.unlink(missing_ok=True)
+    try:
+        done = recorded_results(out_path, drop_failed=retry_failed)
+    except ResultsFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    todo = {index: essay for index, essay in enumerate(essays) if essay.source not in done}
+    if done:
+        click.echo(f"续评：{out_path} 中已有 {len(essays) - len(todo)} 篇，跳过")
+    failures = graded = 0
+    if todo:
+        settings = load_settings()
+        try:
+            engine = load_engine(settings)
+        except ModelUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+        jobs = {
+            index: EssayJob(
+                essay_id=index, text=essay.text, assignment_prompt=essay.prompt or assignment_prompt or "",
+                genre=essay.genre or genre, required_length=essay.required_length or required_length,
+                rubric_id=rubric,
+            )
+            for index, essay in todo.items()
+        }
+        batches = plan_batches([(i, len(job.text)) for i, job in jobs.items()], settings.batch_token_budget)
+        with out_path.open("a", encoding="utf-8") as out, tqdm(total=len(jobs), unit="篇", desc="阅卷") as bar:
+            try:
+                for batch in batches:
+                    outcomes = grade_jobs(engine, [jobs[i] for i in batch])
+                    append_batch(out, (_record(todo[o.essay_id], jobs[o.essay_id], o) for o in outcomes))
+                    graded += len(outcomes)
+                    failures += sum(o.error is not None for o in outcomes)
+                    bar.update(len(batch))
+            except BaseException:
+                click.echo(f"阅卷中断：本次已写入 {graded} 篇到 {out_path}；再次运行同一命令从中断处继续", err=True)
+                raise
+    click.echo(f"已评 {graded - failures} 篇，失败 {failures} 篇，跳过 {len(essays) - len(todo)} 篇 → {out_path}")
+
+
+def _record(essay: OfflineEssay, job: EssayJob, outcome: EssayOutcome) -> dict[str, Any]:
+    """One output line: the essay's key and inputs, the teacher's labels, then the outcome (``model_scores`` are
+    the model's own dimension scores, ``dimension_scores`` the final ones after the rubric's caps)."""
+    return {
+        "source": essay.source,
+        "student": essay.student,
+        "assignment_prompt": job.assignment_prompt,
+        "genre": job.genre,
+        "required_length": job.required_length,
+        "labels": essay.labels,
+        **outcome.as_json(),
     }
-    failures = 0
-    with out_path.open("w", encoding="utf-8") as out, tqdm(total=len(jobs), unit="篇", desc="阅卷") as bar:
-        results = {}
-        for batch in plan_batches([(i, len(job.text)) for i, job in jobs.items()], settings.batch_token_budget):
-            for outcome in grade_jobs(engine, [jobs[i] for i in batch]):
-                results[outcome.essay_id] = outcome
-                failures += outcome.error is not None
-            bar.update(len(batch))
-        for index, essay in enumerate(essays):
-            record = {"source": essay.source, **results[index].as_json()}
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    click.echo(f"已评 {len(essays) - failures} 篇，失败 {failures} 篇 → {out_path}")

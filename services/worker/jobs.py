@@ -57,6 +57,7 @@ class EssayOutcome:
     text: str = ""  # the normalised essay text that error offsets refer to
     char_count: int = 0
     dimension_scores: dict[str, int] = field(default_factory=dict)
+    model_scores: dict[str, int] = field(default_factory=dict)  # the model's own, before the rubric's caps
     bands: dict[str, str] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     raw_total: int = 0
@@ -72,6 +73,7 @@ class EssayOutcome:
     generated_tokens: int = 0
     latency_ms: int = 0
     dropped_quotes: int = 0
+    forced_close: bool = False  # the engine's closing guard cut the answer short (Generation.forced_close)
 
     def as_json(self) -> dict[str, Any]:
         from dataclasses import asdict

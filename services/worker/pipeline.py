@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from services.worker.analysis import Analysis, analyse
+from services.worker.analysis import Analysis, analyse, merge_findings
 from services.worker.engine import Engine, Generation
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from services.worker.locate import locate_quotes
@@ -98,7 +98,9 @@ def _finish(item: _Prepared, generation: Generation, model_name: str | None, eng
     try:
         answer = parse_answer(generation.text, item.rubric)
     except AnswerInvalid as exc:
-        return EssayOutcome(essay_id=item.job.essay_id, error=f"模型输出无效: {exc}")
+        return EssayOutcome(
+            essay_id=item.job.essay_id, error=f"模型输出无效: {exc}", forced_close=generation.forced_close
+        )
     answer = _unmask_answer(answer, item.masker_mapping)
     located, dropped = locate_quotes(item.analysis.text, answer.get("errors", []))
     score = compose_score(item.rubric, item.analysis, answer, located)
@@ -106,6 +108,7 @@ def _finish(item: _Prepared, generation: Generation, model_name: str | None, eng
     outcome.model_name, outcome.engine_name = model_name, engine_name
     outcome.prompt_tokens, outcome.generated_tokens = generation.prompt_tokens, generation.new_tokens
     outcome.latency_ms = int(generation.latency_s * 1000)
+    outcome.forced_close = generation.forced_close
     return outcome
 
 
@@ -127,7 +130,7 @@ def _outcome(
     located: Sequence[LocatedError] = (),
 ) -> EssayOutcome:
     rubric, analysis = item.rubric, item.analysis
-    findings = [*analysis.mechanical_errors, *located]
+    findings = merge_findings(analysis.mechanical_errors, located)
     evidence = {
         dim.key: list(answer[dim.key].get("evidence", [])) for dim in rubric.dimensions
     } if answer else {}
@@ -140,13 +143,14 @@ def _outcome(
         text=analysis.text,
         char_count=analysis.char_count,
         dimension_scores=dict(score.dimension_scores),
+        model_scores=dict(score.model_scores),
         bands=dict(score.bands),
         evidence=evidence,
         raw_total=score.raw_total,
         total=score.total,
         caps=list(score.caps),
         comment=(answer or {}).get("comment", "") if answer else _no_model_comment(analysis),
-        errors=sorted(findings, key=lambda f: (f.start, f.end)),
+        errors=findings,
         deductions=list(score.deductions),
         flags=list(analysis.injection_flags),
         dropped_quotes=dropped,

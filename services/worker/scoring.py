@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from services.worker.analysis import Analysis
+from services.worker.analysis import Analysis, merge_findings
 from services.worker.jobs import DeductionItem, LocatedError
 from shared.prompts.rubric import Rubric
 
@@ -112,23 +112,15 @@ def _typo_deduction(rubric: Rubric, located_errors: list[LocatedError]) -> Deduc
     )
 
 
-def _overlaps(finding: LocatedError, others: list[LocatedError]) -> bool:
-    return any(finding.start < other.end and other.start < finding.end for other in others)
-
-
 def _punctuation_deduction(
     rubric: Rubric, analysis: Analysis, located_errors: list[LocatedError]
 ) -> DeductionItem | None:
     rule = rubric.deductions.punctuation
     if rule is None:
         return None
-    mechanical = [error for error in analysis.mechanical_errors if error.type == rule.error_type]
-    from_model = [
-        error
-        for error in located_errors
-        if error.type == rule.error_type and not _overlaps(error, mechanical)
-    ]
-    count = len(mechanical) + len(from_model)
+    # The errors the teacher is shown: a model finding that repeats a rule's counts once.
+    shown = merge_findings(analysis.mechanical_errors, located_errors)
+    count = sum(error.type == rule.error_type for error in shown)
     if count < rule.threshold or rule.points <= 0:
         return None
     return DeductionItem(

@@ -61,7 +61,9 @@ def test_blank_and_title_only_essays_are_blank() -> None:
     assert analyse("", _national()).is_blank
     assert analyse("　\r\n\r\n  ", _national()).is_blank
     title_only = analyse("我的青春", _national())
-    assert title_only.is_blank is False  # a single line is body, not a title
+    assert (title_only.title, title_only.body, title_only.is_blank) == ("我的青春", "", True)  # a title alone
+    one_sentence = analyse("我不会写。", _national())
+    assert (one_sentence.title, one_sentence.is_blank) == (None, False)  # a sentence, not a title
     only_marks = analyse("——\n……", _national())
     assert (only_marks.title, only_marks.char_count, only_marks.is_blank) == (None, 4, True)
 

@@ -49,7 +49,7 @@ def test_split_title_forms(first_line: str, expected: str) -> None:
     "text",
     [
         "我今天很开心。\n因为我读了一本书。",  # first line ends with 。
-        "只有一行，没有正文",  # nothing follows
+        "只有一句话，没有标题。",  # a lone sentence
         "这是一个非常非常长的开头段落没有任何标点但是超过了二十五个字的限制所以不是标题\n正文。",
         "春天来了，\n花开了。",  # ends like a clause
     ],
@@ -58,6 +58,14 @@ def test_split_title_rejects_body_lines(text: str) -> None:
     title, body = split_title(text)
     assert title is None
     assert body == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("只有一行，没有正文", "只有一行，没有正文"), ("题目：我的青春", "我的青春"), ("《我的青春》\n\n", "我的青春")],
+)
+def test_a_lone_title_line_is_a_title_with_an_empty_body(text: str, expected: str) -> None:
+    assert split_title(text) == (expected, "")
 
 
 def test_paragraphs_are_non_blank_lines() -> None:
