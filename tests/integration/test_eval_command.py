@@ -43,6 +43,7 @@ def test_eval_writes_rows_a_summary_that_recomputes_and_a_workbook(model_env: No
     headline = json.loads(result.output.strip().splitlines()[-1])
     assert headline["essays"] == 4 and headline["graded"] + headline["failed"] == 4
     assert headline["rerun_differences"] == 0 and headline["batch_differences"] == 0, "greedy grading is stable"
+    assert headline["golden_rules_pass_rate"] == 1.0, "the deterministic rules pass every hand-made case"
 
     rows = read_rows(out)
     assert [row["key"] for row in rows] == ["s0", "s1", "s2", "s3"]

@@ -15,7 +15,7 @@ from services.worker.evaluation.sets import EvalSetError, LabelledEssay
 from services.worker.evaluation.summary import EvalSummary, summarize
 from shared.prompts.rubric import Rubric
 
-ROWS_FILE, SUMMARY_FILE, WORKBOOK_FILE = "rows.jsonl", "summary.json", "eval.xlsx"
+ROWS_FILE, SUMMARY_FILE, WORKBOOK_FILE, GOLDEN_FILE = "rows.jsonl", "summary.json", "eval.xlsx", "golden.json"
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,11 @@ def load_set(set_path: Path | None, rubric: Rubric, *, prompt: str | None, assig
 
 @click.command("eval")
 @click.argument("set_path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--task", type=click.Choice(["scoring", "spelling", "sentences"]), default="scoring", show_default=True,
+              help="scoring：与教师评分对照；spelling：SIGHAN-15 错别字（含 test15_error/correct.txt 的文件夹）；"
+                   "sentences：FCGEC 病句（FCGEC_valid.json）。")
+@click.option("--per-essay", type=click.IntRange(1, 40), default=10, show_default=True,
+              help="spelling/sentences：每篇短文拼入的句子数。")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="输出文件夹：rows.jsonl、summary.json、eval.xlsx。")
 @click.option("--rubric", "rubric_ref", default="gaokao-national", show_default=True,
@@ -88,13 +93,17 @@ def load_set(set_path: Path | None, rubric: Rubric, *, prompt: str | None, assig
 def eval_command(
     set_path: Path | None, out_dir: Path, rubric_ref: str, prompt: str | None, assignment: int | None,
     school: int | None, since: datetime | None, until: datetime | None, limit: int | None, repeat: bool,
-    alone: bool,
+    alone: bool, task: str = "scoring", per_essay: int = 10,
 ) -> None:
     """Grade a labelled set exactly as the workers do and measure the model against the teachers."""
+    if task != "scoring":
+        _detection(task, set_path, out_dir, rubric_ref, limit, per_essay)
+        return
     from tqdm import tqdm
 
     from services.worker.engine import ModelUnavailable
     from services.worker.evaluation.runner import grade_set
+    from services.worker.golden import run_golden_rules
     from services.worker.runtime import load_engine
     from shared.prompts.rubric import RubricError, resolve_rubric
     from shared.settings import load_settings
@@ -117,11 +126,28 @@ def eval_command(
         rows = grade_set(engine, essays, rubric, settings.batch_token_budget, repeat=repeat, alone=alone,
                          rubric_ref=rubric_ref, progress=progress)
     output = write_outputs(rows, rubric, out_dir)
+    golden = run_golden_rules().as_dict()  # the deterministic rules on the hand-made golden set
+    (out_dir / GOLDEN_FILE).write_text(json.dumps(golden, ensure_ascii=False, indent=1), "utf-8")
     for a in output.summary.agreement:
         click.echo(f"{a.name}: QWK {_fmt(a.qwk)}  完全一致 {_fmt(a.exact)}  误差内 {_fmt(a.within_tolerance)}  "
                    f"偏差 {_fmt(a.mean_bias)}  ({a.count} 篇)")
     click.echo(f"结果在 {out_dir}（{ROWS_FILE}、{SUMMARY_FILE}、{WORKBOOK_FILE}）")
-    click.echo(json.dumps(output.summary.headline(), ensure_ascii=False))
+    click.echo(f"规则黄金集：{golden['passed']}/{golden['cases']} 通过")
+    click.echo(json.dumps({**output.summary.headline(), "golden_rules_pass_rate": golden["pass_rate"]},
+                          ensure_ascii=False))
+
+
+def _detection(task: str, set_path: Path | None, out_dir: Path, rubric_ref: str, limit: int | None,
+               per_essay: int) -> None:
+    """``--task spelling|sentences``: sentences graded inside short essays (services/worker/evaluation/detection.py)."""
+    from services.worker.evaluation.detection_report import run_detection
+
+    if set_path is None:
+        raise click.UsageError(f"--task {task} 需要评测集路径（SIGHAN-15 文件夹或 FCGEC 的 JSON 文件）")
+    summary = run_detection(task, set_path, out_dir, rubric_ref=rubric_ref, limit=limit,
+                            per_essay=per_essay, files=(ROWS_FILE, SUMMARY_FILE, WORKBOOK_FILE))
+    click.echo(f"结果在 {out_dir}（{ROWS_FILE}、{SUMMARY_FILE}、{WORKBOOK_FILE}）")
+    click.echo(json.dumps(summary.headline(), ensure_ascii=False))
 
 
 def _fmt(value: float | None) -> str:
