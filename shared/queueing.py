@@ -108,14 +108,20 @@ def essays_in_broker(
     Redis: the queue's priority lists and the unacknowledged hash; the embedded SQLite transport: the queue's
     visible messages (delivered ones are never handed back). An unreachable broker raises.
     """
+    return {int(essay_id) for args in task_args_in_broker(broker_url, queue, {GRADE_TASK}, delivered_within_s,
+                                                               timeout_s) for essay_id in args[0]}
+
+
+def task_args_in_broker(
+    broker_url: str, queue: str, task_names: set[str], delivered_within_s: float, timeout_s: float = 3.0
+) -> list[list[Any]]:
+    """The positional arguments of every task named in ``task_names`` waiting in ``queue``, or delivered within
+    ``delivered_within_s`` and not yet acknowledged (see ``essays_in_broker``)."""
     if broker_url.startswith("sqla+"):
         payloads = _sqla_payloads(broker_url.removeprefix("sqla+"), queue)
     else:
         payloads = _redis_payloads(broker_url, queue, delivered_within_s, timeout_s)
-    held: set[int] = set()
-    for payload in payloads:
-        held.update(_grading_essay_ids(payload))
-    return held
+    return [args for payload in payloads if (args := _task_args(payload, task_names)) is not None]
 
 
 def _redis_payloads(broker_url: str, queue: str, delivered_within_s: float, timeout_s: float) -> list[dict[str, Any]]:
@@ -160,12 +166,13 @@ def _sqla_payloads(url: str, queue: str) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in rows]
 
 
-def _grading_essay_ids(payload: dict[str, Any]) -> list[int]:
-    """The essay ids of a grading task's message (Celery protocol 2: body is [args, kwargs, embed])."""
-    if payload.get("headers", {}).get("task") != GRADE_TASK:
-        return []
+def _task_args(payload: dict[str, Any], task_names: set[str]) -> list[Any] | None:
+    """A message's positional arguments if it is one of ``task_names`` (Celery protocol 2: body is
+    [args, kwargs, embed])."""
+    if payload.get("headers", {}).get("task") not in task_names:
+        return None
     body = payload.get("body", "")
     if payload.get("properties", {}).get("body_encoding") == "base64":
         body = base64.b64decode(body)
     args = json.loads(body)[0]
-    return [int(essay_id) for essay_id in args[0]] if args else []
+    return list(args) if args else None

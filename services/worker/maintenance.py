@@ -3,8 +3,9 @@
 ``maintenance.purge_expired`` deletes what is past the retention period. ``maintenance.requeue_stale`` (the sweep,
 every ``sweep_interval_s``) takes back essays whose grading task is gone (their lease ran out: a killed worker,
 a batch past the hard time limit, a broker that lost the task) and sends again essays that wait in ``queued``
-with no task in the broker (the broker was down at upload, or lost its data). It runs while other classes are
-grading; a duplicate task is harmless because essays are claimed with a conditional update.
+with no task in the broker (the broker was down at upload, or lost its data), and the workbook task of report
+jobs left queued with no task. It runs while other classes are grading; a duplicate task is harmless because
+essays are claimed with a conditional update and a finished report job is not built again.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime, store
 from services.worker.batch import PROCESS_LOST, BatchRules, recover_claim
-from shared.models import Essay, EssayStatus
+from services.worker.reports.tasks import RETRY_MAX_DELAY_S
+from shared.models import Essay, EssayStatus, JobStatus, ReportJob
 from shared.models.base import utcnow
-from shared.queueing import TaskSender, enqueue_essays, essays_in_broker
+from shared.queueing import TaskSender, enqueue_essays, essays_in_broker, task_args_in_broker
 from shared.retention import run_retention
 from shared.settings import Settings
-from shared.tasks import GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK
+from shared.tasks import GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK, TASK_FOR_KIND
 
 logger = logging.getLogger(__name__)
 
@@ -87,4 +89,34 @@ def run_sweep(
     if missing:
         logger.warning("sending again %s queued essays that no grading task holds", len(missing))
         enqueue_essays(sender, missing, settings.batch_token_budget, priority=0)
-    return {"recovered": recovered, "resent": len(missing)}
+    return {"recovered": recovered, "resent": len(missing),
+            "reports_resent": resend_lost_report_jobs(sender, sessions, settings, now)}
+
+
+def resend_lost_report_jobs(
+    sender: TaskSender, sessions: sessionmaker[Session], settings: Settings, now: datetime
+) -> int:
+    """Send again the workbook task of report jobs queued for ``stale_after_s`` that no task in the reports queue
+    holds: a grading process that died between committing a class job and sending its task (or a wiped broker)
+    left them 排队中 for good. A task delivered to a worker counts as held for as long as the longest retry
+    back-off, so a job waiting out its back-off is not hurried."""
+    with sessions() as session:
+        waiting = session.execute(
+            select(ReportJob.id, ReportJob.kind).where(
+                ReportJob.status == JobStatus.queued,
+                ReportJob.created_at < now - timedelta(seconds=settings.stale_after_s),
+            )
+        ).all()
+    if not waiting:
+        return 0
+    held = {int(args[0]) for args in task_args_in_broker(
+        settings.resolved_broker_url(), REPORTS_QUEUE, set(TASK_FOR_KIND.values()),
+        delivered_within_s=RETRY_MAX_DELAY_S + settings.stale_after_s,
+    )}
+    lost = [(job_id, kind) for job_id, kind in waiting if job_id not in held and kind in TASK_FOR_KIND]
+    for job_id, kind in lost:
+        sender.send_task(TASK_FOR_KIND[kind], args=[job_id])
+    if lost:
+        logger.warning("sending again %s queued report jobs that no task holds: %s", len(lost),
+                       [job_id for job_id, _ in lost])
+    return len(lost)

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.worker import store
 from services.worker.maintenance import REQUEUE_TASK, beat_schedule, run_sweep
 from shared.celery_app import make_celery
-from shared.models import Essay, EssayStatus, make_engine, make_session_factory, transaction
+from shared.models import Essay, EssayStatus, JobStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
 from shared.models.migrate import upgrade
-from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker
+from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker, task_args_in_broker
 from shared.settings import Settings
-from shared.tasks import GPU_QUEUE
+from shared.tasks import CLASS_WORKBOOK_TASK, GPU_QUEUE, REPORTS_QUEUE, ReportKind
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.factories import make_class
+from tests.factories import make_class, make_report_job
 from tests.processes import PrivateRedis
 
 
@@ -44,6 +44,15 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
     celery = make_celery(settings)
     # Another class's work waits in the queue: the sweep must still run, and leave the essay it holds alone.
     celery.send_task(GRADE_TASK, args=[[held]], priority=5)
+    # Report jobs: one whose task was never sent (the grading process died right after committing it), one
+    # whose task waits, one finished, one just created.
+    jobs = {name: make_report_job(sessions, ReportKind.class_workbook, school_id=fixture.school_id,
+                                  assignment_id=fixture.assignment_id, status=status, created_at=long_ago)
+            for name, status in (("lost", JobStatus.queued), ("waiting", JobStatus.queued), ("done", JobStatus.done))}
+    jobs["new"] = make_report_job(sessions, ReportKind.class_workbook, school_id=fixture.school_id,
+                                  assignment_id=fixture.assignment_id,
+                                  created_at=utcnow() + timedelta(seconds=settings.lease_s))  # just before the sweep
+    celery.send_task(CLASS_WORKBOOK_TASK, args=[jobs["waiting"]])
     later = utcnow() + timedelta(seconds=settings.lease_s + 1)
     store.renew_lease(sessions, "live-task", settings.lease_s * 10)
     with transaction(sessions) as session:  # uploaded a moment before the sweep runs
@@ -51,7 +60,7 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
 
     counts = run_sweep(celery, sessions, settings, now=later)
 
-    assert counts == {"recovered": 3, "resent": 1}
+    assert counts == {"recovered": 3, "resent": 1, "reports_resent": 1}
     in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE, delivered_within_s=60)
     assert {stranded, held, dead_a, dead_b, dead_alone} <= in_broker
     assert not {graded, recent, alive} & in_broker
@@ -59,8 +68,11 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
         stranded: ("queued", 0), held: ("queued", 0), graded: ("graded", 0), recent: ("queued", 0),
         dead_a: ("queued", 0), dead_b: ("queued", 0), alive: ("grading", 0), dead_alone: ("queued", 1),
     }, "a dead batch is not charged; an essay that was alone is"
+    sent_reports = task_args_in_broker(settings.resolved_broker_url(), REPORTS_QUEUE, {CLASS_WORKBOOK_TASK},
+                                       delivered_within_s=60)
+    assert sorted(args[0] for args in sent_reports) == sorted([jobs["lost"], jobs["waiting"]])
     # A second sweep finds everything held by a task: nothing is sent twice.
-    assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0}
+    assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0, "reports_resent": 0}
 
 
 def test_sweep_on_the_embedded_broker(sqlite_url: str, tmp_path: Path) -> None:
