@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,20 +93,9 @@ def test_a_batch_killed_at_the_hard_time_limit_is_recovered_by_the_sweep(
                      task_time_limit_s="20", broker_visibility_timeout_s="600", lease_s="6", sweep_interval_s="2",
                      stale_after_s="3")
     env["YUEJUAN_TEST_IGNORE_SOFT_LIMIT"] = "1"
-    processes = [
-        worker_process(env, tmp_path / "gpu.log").start(),
-        worker_process(env, tmp_path / "reports.log", queues="reports").start(),
-        ManagedProcess([sys.executable, "-m", "services.cli", "beat"], env, tmp_path / "beat.log").start(),
-    ]
-    try:
-        wait_for(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 3, "failed": 1},
-                 timeout=900, what="3 graded and the hanging essay failed")
-    except AssertionError as exc:
-        logs = "\n".join(p.log()[-3000:] for p in processes)
-        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, assignment_id)}\n{logs}") from None
-    finally:
-        for process in processes:
-            process.stop()
+    with _site(env, tmp_path) as processes:
+        _wait_or_show(lambda: status_counts(pg_sessions, assignment_id) == {"graded": 3, "failed": 1},
+                      "3 graded and the hanging essay failed", pg_sessions, assignment_id, processes)
     _assert_only_the_marked_failed(pg_sessions, ids, hanger, reason="中断", attempts=2)
 
 
@@ -120,20 +111,33 @@ def test_a_class_whose_tasks_never_reached_the_broker_is_graded_by_the_sweep(
     enqueue_class(settings, pg_sessions, waiting.assignment_id)  # the other class's tasks reach the broker
     env = worker_env(database_url=pg_url, broker_url=private_redis.url, model=str(tiny_model_dir),
                      data_dir=str(tmp_path), sweep_interval_s="2", stale_after_s="3")
+    with _site(env, tmp_path) as processes:
+        for fixture in (stranded, waiting):
+            _wait_or_show(lambda f=fixture: status_counts(pg_sessions, f.assignment_id) == {"graded": 4},
+                          "both classes graded", pg_sessions, fixture.assignment_id, processes)
+    ids = stranded.essay_ids + waiting.essay_ids
+    assert grades_per_essay(pg_sessions, ids) == {i: 1 for i in ids}
+
+
+@contextmanager
+def _site(env: dict[str, str], tmp_path: Path) -> Iterator[list[ManagedProcess]]:
+    """A grading worker, a reports worker (which runs the sweep) and beat (which sends it), stopped afterwards."""
     processes = [
         worker_process(env, tmp_path / "gpu.log").start(),
         worker_process(env, tmp_path / "reports.log", queues="reports").start(),
         ManagedProcess([sys.executable, "-m", "services.cli", "beat"], env, tmp_path / "beat.log").start(),
     ]
     try:
-        for fixture in (stranded, waiting):
-            wait_for(lambda f=fixture: status_counts(pg_sessions, f.assignment_id) == {"graded": 4},
-                     timeout=600, what="both classes graded")
-    except AssertionError as exc:
-        logs = "\n".join(p.log()[-3000:] for p in processes)
-        raise AssertionError(f"{exc}\n{status_counts(pg_sessions, stranded.assignment_id)}\n{logs}") from None
+        yield processes
     finally:
         for process in processes:
             process.stop()
-    ids = stranded.essay_ids + waiting.essay_ids
-    assert grades_per_essay(pg_sessions, ids) == {i: 1 for i in ids}
+
+
+def _wait_or_show(condition: Callable[[], bool], what: str, sessions: sessionmaker[Session], assignment_id: int,
+                  processes: list[ManagedProcess]) -> None:
+    try:
+        wait_for(condition, timeout=900, what=what)
+    except AssertionError as exc:
+        logs = "\n".join(p.log()[-3000:] for p in processes)
+        raise AssertionError(f"{exc}\n{status_counts(sessions, assignment_id)}\n{logs}") from None
