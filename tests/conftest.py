@@ -1,4 +1,5 @@
-"""Session fixtures: a fresh PostgreSQL database, a Redis db number, a tiny random Qwen2 model."""
+"""Session fixtures: a fresh PostgreSQL database, a Redis db number, a tiny random Qwen2 model (and tiny models with
+other tokenizers)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.processes import PrivateRedis
 _NEEDS = {
     "pg": {"pg_url", "pg_engine", "pg_sessions", "schools"},
     "redis": {"redis_url", "private_redis"},
-    "model": {"tiny_model_dir"},
+    "model": {"tiny_model_dir", "any_tiny_model_dir"},
 }
 
 
@@ -129,3 +130,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Tiny matrices: threads only add contention on a small machine (the workers get OMP_NUM_THREADS=1).
     torch.set_num_threads(1)
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"), TINY_MODEL_TEXTS)
+
+
+# tests/tiny_model.py's TOKENIZER_KINDS (written out: importing it imports torch, which most tests never need).
+TINY_TOKENIZER_KINDS = ("qwen", "small-byte-level", "byte-fallback")
+
+
+@pytest.fixture(scope="session", params=TINY_TOKENIZER_KINDS)
+def any_tiny_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model for each tokenizer kind (``qwen`` is ``tiny_model_dir`` itself), each built once per
+    session: tests that use it run once per tokenizer."""
+    if request.param == "qwen":
+        return request.getfixturevalue("tiny_model_dir")
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp(f"tiny-{request.param}"), request.param)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -84,37 +94,41 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
 def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     """Wrap a ``tokenizers`` object as a transformers tokenizer with Qwen2.5-Instruct's chat conventions."""
+    return _hf_tokenizer(
+        tokenizer, CHATML_TEMPLATE, eos_token=IM_END, pad_token=ENDOFTEXT, additional_special_tokens=[IM_START]
+    )
+
+
+def _hf_tokenizer(tokenizer: Tokenizer, chat_template: str, **special_tokens: Any) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token=IM_END,
-        pad_token=ENDOFTEXT,
-        additional_special_tokens=[IM_START],
-        chat_template=CHATML_TEMPLATE,
-        model_max_length=32768,
+        tokenizer_object=tokenizer, chat_template=chat_template, model_max_length=32768, **special_tokens
     )
 
 
 def save_random_qwen2(
     out_dir: Path,
     hf_tokenizer: PreTrainedTokenizerFast,
-    config: Qwen2Config,
+    config: Qwen2Config | LlamaConfig,
     *,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
+    model_class: type[PreTrainedModel] = Qwen2ForCausalLM,
+    eos_token_ids: list[int] | None = None,
 ) -> Path:
-    """Save a seeded random-weight Qwen2 with ``config`` and the tokenizer into ``out_dir``.
+    """Save a seeded random-weight Qwen2 (or ``model_class``) with ``config`` and the tokenizer into ``out_dir``.
 
-    The weights are created directly in ``dtype`` on ``device`` (a 7B model in bf16 on a GPU, say).
+    The weights are created directly in ``dtype`` on ``device`` (a 7B model in bf16 on a GPU, say). The generation
+    config stops at ``eos_token_ids`` (default: the config's EOS and pad token, as Qwen2.5-Instruct's does).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen2ForCausalLM._from_config(config, dtype=dtype)
+        model = model_class._from_config(config, dtype=dtype)
     # Qwen2.5-Instruct ships sampling defaults; the engine must override them for greedy decoding.
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id,
-        eos_token_id=[config.eos_token_id, config.pad_token_id],
+        eos_token_id=eos_token_ids or [config.eos_token_id, config.pad_token_id],
         pad_token_id=config.pad_token_id,
         do_sample=True,
         temperature=0.7,
@@ -173,3 +187,121 @@ def build_tiny_qwen2(
         tie_word_embeddings=True,
     )
     return save_random_qwen2(out_dir, hf_tokenizer, config, seed=seed)
+
+
+# --- tokenizers unlike Qwen's -------------------------------------------------------------------------------------
+# The engine must hold for any model: the contract tests run over these as well as over build_tiny_qwen2's.
+
+BEGIN_OF_TEXT = "<|begin_of_text|>"
+END_OF_TEXT = "<|end_of_text|>"
+START_HEADER = "<|start_header_id|>"
+END_HEADER = "<|end_header_id|>"
+EOT = "<|eot_id|>"
+
+# Llama 3's layout: a BOS, role headers, no system turn unless the caller gives one.
+LLAMA3_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+# Llama 2's layout: the system turn folded into the first [INST].
+LLAMA2_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{%- set system = messages[0]['content'] %}{%- set messages = messages[1:] %}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'user' %}"
+    "{{- bos_token + '[INST] ' }}"
+    "{%- if loop.first and system is defined %}{{- '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}{%- endif %}"
+    "{{- message['content'] + ' [/INST]' }}"
+    "{%- else %}{{- ' ' + message['content'] + eos_token }}{%- endif %}"
+    "{%- endfor %}"
+)
+
+
+def train_small_byte_level_tokenizer(texts: Iterable[str], merges: int = 48) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with few merges and Llama 3's special tokens (appended after the vocabulary, no pad token):
+    most Chinese characters take two or three tokens, so answers pass through partial UTF-8 at every step."""
+    specials = [BEGIN_OF_TEXT, END_OF_TEXT, START_HEADER, END_HEADER, EOT]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=256 + merges,
+        min_frequency=1,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(texts), trainer)
+    tokenizer.add_special_tokens(specials)
+    return _hf_tokenizer(
+        tokenizer, LLAMA3_TEMPLATE, bos_token=BEGIN_OF_TEXT, eos_token=EOT,
+        additional_special_tokens=[END_OF_TEXT, START_HEADER, END_HEADER],
+    )
+
+
+def train_byte_fallback_tokenizer(texts: Iterable[str], vocab_size: int = 700) -> PreTrainedTokenizerFast:
+    """SentencePiece-style BPE as Llama 2 and Mistral ship it: ``▁`` for spaces, ``<0xNN>`` tokens for any byte the
+    vocabulary lacks (a third of the Chinese characters here), ``<unk>``/``<s>``/``</s>`` at ids 0-2, ``<unk>`` as
+    the pad."""
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, limit_alphabet=150, special_tokens=[UNK, BOS, EOS], show_progress=False
+    )
+    trained = Tokenizer(models.BPE(unk_token=UNK))
+    trained.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    trained.train_from_iterator(list(texts), trainer)
+    learned = sorted(trained.get_vocab().items(), key=lambda item: item[1])
+    byte_tokens = [f"<0x{byte:02X}>" for byte in range(256)]
+    ordered = [UNK, BOS, EOS, *byte_tokens, *(token for token, _ in learned if token not in (UNK, BOS, EOS))]
+    merges = [tuple(pair) for pair in json.loads(trained.to_str())["model"]["merges"]]
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab={token: index for index, token in enumerate(ordered)}, merges=merges, unk_token=UNK,
+            byte_fallback=True,
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer.add_special_tokens([UNK, BOS, EOS])
+    return _hf_tokenizer(tokenizer, LLAMA2_TEMPLATE, unk_token=UNK, bos_token=BOS, eos_token=EOS, pad_token=UNK)
+
+
+TOKENIZER_KINDS = ("qwen", "small-byte-level", "byte-fallback")
+
+
+def build_tiny_model(
+    out_dir: Path, kind: str = "qwen", texts: Iterable[str] = TINY_MODEL_TEXTS, *, seed: int = 0
+) -> Path:
+    """A tiny random model with one of ``TOKENIZER_KINDS``: ``qwen`` is ``build_tiny_qwen2``'s; the others differ in
+    vocabulary size, merges, byte fallback, special tokens, chat template, padding of the model's vocabulary and
+    whether the output embedding is tied."""
+    texts = list(texts)
+    if kind == "qwen":
+        return build_tiny_qwen2(out_dir, texts, seed=seed)
+    if kind == "small-byte-level":
+        hf_tokenizer = train_small_byte_level_tokenizer(texts)
+        model_vocab, tied = len(hf_tokenizer), False  # no padding: the lm_head is exactly the tokenizer
+        bos, eos, pad = BEGIN_OF_TEXT, [EOT, END_OF_TEXT], None
+    elif kind == "byte-fallback":
+        hf_tokenizer = train_byte_fallback_tokenizer(texts)
+        model_vocab, tied = -(-len(hf_tokenizer) // 128) * 128, True
+        bos, eos, pad = BOS, [EOS], UNK
+    else:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; one of {TOKENIZER_KINDS}")
+    ids = hf_tokenizer.convert_tokens_to_ids
+    eos_ids = [ids(token) for token in eos]
+    # A Llama, so that AutoTokenizer keeps the tokenizer as saved (for a qwen2 model type it forces Qwen's).
+    config = LlamaConfig(
+        vocab_size=model_vocab, bos_token_id=ids(bos), eos_token_id=eos_ids[0], pad_token_id=ids(pad) if pad else None,
+        hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=32768, tie_word_embeddings=tied,
+    )
+    return save_random_qwen2(
+        out_dir, hf_tokenizer, config, seed=seed, model_class=LlamaForCausalLM, eos_token_ids=eos_ids
+    )

@@ -1,7 +1,9 @@
 """The JSON schema of the model's answer, derived from a rubric, and the parser that enforces it.
 
-The same schema constrains generation (xgrammar ``compile_json_schema(..., any_whitespace=False)``)
-and validates what comes back, so an answer that parses here is one the grammar could produce.
+The same schema constrains generation (the engine compiles it with xgrammar, whitespace fixed, string characters
+limited to what ``json.loads`` takes and to valid UTF-8: ``services/worker/engine/grammar.py``) and validates what
+comes back, so an answer that parses here is one the grammar could produce, and every answer the grammar lets the
+model finish parses here: maxLength counts code points on both sides.
 """
 
 from __future__ import annotations

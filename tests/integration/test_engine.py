@@ -1,4 +1,6 @@
-"""The transformers engine on a tiny random Qwen2, loaded through the same path as a real model."""
+"""The transformers engine on a tiny random Qwen2, loaded through the same path as a real model; the contract tests
+(every answer parses and validates, forced closes included, real-length essays graded) also on tiny models whose
+tokenizers are unlike Qwen's (``any_engine``)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,17 @@ import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
 
-from services.worker.engine import EngineConfig, Generation, ModelUnavailable
+from services.worker.engine import Conversation, EngineConfig, Generation, ModelUnavailable
 from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
 from services.worker.engine.transformers_engine import TransformersEngine
+from services.worker.jobs import EssayJob
+from services.worker.pipeline import grade_jobs
 from shared.prompts.answer_schema import answer_schema, parse_answer
+from shared.prompts.render import render_grading_messages
 from shared.prompts.rubric import load_rubric
 from shared.settings import Settings
-from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_qwen2
+from tests.essays import make_essays
+from tests.tiny_model import TINY_MODEL_TEXTS, build_tiny_model, build_tiny_qwen2
 
 BANDS = ["一类", "二类", "三类", "四类"]
 ERROR_TYPES = ["错别字", "标点", "病句", "用词不当"]
@@ -95,6 +101,14 @@ def engine(tiny_model_dir: Path) -> TransformersEngine:
 
 
 @pytest.fixture(scope="module")
+def any_engine(any_tiny_model_dir: Path) -> TransformersEngine:
+    """The engine on each tiny model of ``any_tiny_model_dir``: Qwen's tokenizer, a byte-level one with few merges and
+    Llama 3's special tokens, a SentencePiece-style one with byte fallback."""
+    config = EngineConfig(model=str(any_tiny_model_dir), device="cpu", batch_token_budget=400_000)
+    return TransformersEngine.load(config)
+
+
+@pytest.fixture(scope="module")
 def baseline(engine: TransformersEngine) -> list[Generation]:
     return engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
 
@@ -119,9 +133,10 @@ def batch_sizes(engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch) -> 
     yield sizes
 
 
-def test_every_answer_is_schema_valid_json(baseline: list[Generation]) -> None:
-    assert len(baseline) == len(CONVERSATIONS)
-    for generation in baseline:
+def test_every_answer_is_schema_valid_json(any_engine: TransformersEngine) -> None:
+    answers = any_engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
+    assert len(answers) == len(CONVERSATIONS)
+    for generation in answers:
         assert generation.error is None
         assert generation.finished and not generation.forced_close
         answer = json.loads(generation.text)
@@ -131,9 +146,9 @@ def test_every_answer_is_schema_valid_json(baseline: list[Generation]) -> None:
         assert generation.latency_s > 0
 
 
-def test_answers_fit_the_shipped_rubric(engine: TransformersEngine) -> None:
+def test_answers_fit_the_shipped_rubric(any_engine: TransformersEngine) -> None:
     rubric = load_rubric("gaokao-national")
-    for generation in engine.generate_json(CONVERSATIONS[:4], answer_schema(rubric)):
+    for generation in any_engine.generate_json(CONVERSATIONS[:4], answer_schema(rubric)):
         assert generation.finished and generation.error is None
         parse_answer(generation.text, rubric)
 
@@ -175,9 +190,9 @@ def test_batches_respect_the_token_budget(
     assert [g.text for g in results] == [g.text for g in baseline]
 
 
-def test_closing_guard_finishes_every_answer_within_a_tight_budget(engine: TransformersEngine) -> None:
+def test_closing_guard_finishes_every_answer_within_a_tight_budget(any_engine: TransformersEngine) -> None:
     budget = closing_reserve(GRADING_SCHEMA) + 8  # the guard steers from the 9th token on
-    results = _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
+    results = _with(any_engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:4], GRADING_SCHEMA)
     for generation in results:
         assert generation.finished and generation.forced_close and generation.new_tokens <= budget
         jsonschema.validate(json.loads(generation.text), GRADING_SCHEMA)
@@ -250,6 +265,121 @@ def test_closing_guard_holds_against_an_adversarial_model(
         for generation in _with(engine, max_new_tokens=budget).generate_json(CONVERSATIONS[:2], schema):
             assert generation.finished and generation.new_tokens <= budget
             jsonschema.validate(json.loads(generation.text), schema)
+
+
+def _essay_conversations(count: int, seed: int) -> list[Conversation]:
+    """Grading prompts as the pipeline renders them, for real-length essays (420-900 characters)."""
+    rubric = load_rubric("gaokao-national")
+    conversations = []
+    for text in make_essays(count, seed=seed):
+        title, _, body = text.partition("\n")
+        conversations.append(render_grading_messages(
+            rubric, assignment_prompt="以“读书”为题写一篇议论文。", genre="议论文", required_length=800,
+            title=title, body=body, facts={"字数": len(body)},
+        ))
+    return conversations
+
+
+class _Recording:
+    """The engine, with every generation it returned kept."""
+
+    def __init__(self, engine: TransformersEngine) -> None:
+        self.engine = engine
+        self.generations: list[Generation] = []
+
+    def generate_json(self, conversations: Any, schema: dict[str, Any]) -> list[Generation]:
+        generations = self.engine.generate_json(conversations, schema)
+        self.generations += generations
+        return generations
+
+    def describe(self) -> dict[str, Any]:
+        return self.engine.describe()
+
+
+def test_real_length_essays_are_graded_on_every_tokenizer(any_engine: TransformersEngine) -> None:
+    rubric = load_rubric("gaokao-national")
+    jobs = [
+        EssayJob(essay_id=i, text=text, assignment_prompt="以“读书”为题写一篇议论文。", genre="议论文",
+                 required_length=800, rubric_id="gaokao-national")
+        for i, text in enumerate(make_essays(3, seed=41))
+    ]
+    recording = _Recording(any_engine)
+    outcomes = grade_jobs(recording, jobs)  # type: ignore[arg-type]
+    assert [g.finished and g.error is None for g in recording.generations] == [True] * len(jobs)
+    for outcome in outcomes:
+        assert outcome.error is None, outcome.error
+        for dimension in rubric.dimensions:
+            score = outcome.dimension_scores[dimension.key]
+            assert 0 <= score <= dimension.max
+            assert outcome.bands[dimension.key] == rubric.band_for(dimension.key, score).name
+        assert 0 <= outcome.total <= rubric.total and outcome.comment
+        for error in outcome.errors:
+            assert outcome.text[error.start:error.end] == error.original
+
+
+def _control_characters(raw: bytes) -> bool:
+    return any(byte < 0x20 for byte in raw)
+
+
+class _Tempter(LogitsProcessor):
+    """Pushes the model toward one kind of token that the parser would not take or would count otherwise: control
+    characters, a UTF-16 surrogate's bytes (ED A0..BF xx, three U+FFFD once decoded), or special tokens."""
+
+    def __init__(self, engine: TransformersEngine, kind: str) -> None:
+        self.bias = torch.zeros(engine.model.config.vocab_size)
+        tempting: list[int] = []
+        if kind == "special":
+            tempting = [i for i in engine.tokenizer.all_special_ids if i not in engine.stop_ids]
+            self.bias[tempting] = 1000
+        for token_id, raw in enumerate(engine._vocab().info.decoded_vocab):
+            if kind == "control" and _control_characters(raw):
+                self.bias[token_id] = 1000
+                tempting.append(token_id)
+            elif kind == "surrogate" and len(raw) == 1 and (raw[0] == 0xED or 0x80 <= raw[0] < 0xC0):
+                self.bias[token_id] = 1000 if raw[0] == 0xED else 900 if raw[0] >= 0xA0 else 800
+                tempting.append(token_id)
+        assert tempting, f"no {kind} tokens in this vocabulary"
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores + self.bias
+
+
+@pytest.mark.parametrize("kind", ["control", "surrogate", "special"])
+def test_no_token_the_grammar_allows_breaks_the_answer(
+    any_engine: TransformersEngine, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the model prefers, what the grammar lets through parses and validates, forced closes included."""
+    rubric = load_rubric("gaokao-national")
+    schema = answer_schema(rubric)
+    tempter = _Tempter(any_engine, kind)
+    generate = any_engine.model.generate
+
+    def tempted_generate(*args: Any, logits_processor: list[LogitsProcessor], **kwargs: Any) -> Any:
+        return generate(*args, logits_processor=[tempter, *logits_processor], **kwargs)
+
+    monkeypatch.setattr(any_engine.model, "generate", tempted_generate)
+    specials = [any_engine.tokenizer.convert_ids_to_tokens(i) for i in any_engine.tokenizer.all_special_ids]
+    conversations = _essay_conversations(2, seed=43)
+    # The guard closes the answer early (inside the first string), or after the first strings have been filled.
+    for budget in (closing_reserve(schema) + 20, closing_reserve(schema) + 150):
+        answers = _with(any_engine, max_new_tokens=budget).generate_json(conversations, schema)
+        assert budget > closing_reserve(schema) + 100 or all(g.forced_close for g in answers)
+        for generation in answers:
+            assert generation.finished and generation.error is None and generation.new_tokens <= budget
+            parse_answer(generation.text, rubric)
+            assert "\ufffd" not in generation.text and not _control_characters(generation.text.encode())
+            assert not any(special in generation.text for special in specials)
+
+
+def test_a_tokenizer_the_grammar_reads_otherwise_is_refused_at_load(tmp_path: Path) -> None:
+    """Without its decoder, a byte-level tokenizer decodes `Ġ` where xgrammar reads a space: answers that satisfy the
+    grammar would not be the text the tokenizer gives, so the engine will not load such a model."""
+    model_dir = build_tiny_model(tmp_path / "model", "small-byte-level")
+    spec = json.loads((model_dir / "tokenizer.json").read_text())
+    spec["decoder"] = None
+    (model_dir / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
+    with pytest.raises(ValueError, match="xgrammar reads this tokenizer's vocabulary"):
+        TransformersEngine.load(EngineConfig(model=str(model_dir), device="cpu"))
 
 
 def test_unconstrained_decoding_runs_under_the_same_budget(engine: TransformersEngine) -> None:

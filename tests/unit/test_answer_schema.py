@@ -137,13 +137,23 @@ def test_parse_answer_rejects_invalid_answers(text: str, phrase: str) -> None:
 
 
 @functools.cache
+def _national_grammar(vocab: tuple[str | bytes, ...]) -> Any:
+    """The national rubric's answer grammar as the engine compiles it, for a vocabulary whose last token stops."""
+    xgr = pytest.importorskip("xgrammar")
+    from services.worker.engine.grammar import json_schema_grammar
+
+    vocab_type = xgr.VocabType.RAW
+    info = xgr.TokenizerInfo(list(vocab), vocab_type, stop_token_ids=[len(vocab) - 1])
+    schema = json.dumps(answer_schema(_national()), ensure_ascii=False)
+    return xgr.GrammarCompiler(info).compile_grammar(json_schema_grammar(schema))
+
+
+@functools.cache
 def _national_accepts() -> Any:
     """An acceptor for the national rubric's grammar (compiled once: compiling takes about a second)."""
     xgr = pytest.importorskip("xgrammar")
-    rubric = _national()
-    vocab = [chr(code) for code in range(32, 127)] + ["青春", "错别字", "<|endoftext|>"]
-    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1]))
-    compiled = compiler.compile_json_schema(answer_schema(rubric), any_whitespace=False)
+    vocab = tuple([chr(code) for code in range(32, 127)] + ["青春", "错别字", "<|endoftext|>"])
+    compiled = _national_grammar(vocab)
 
     def accepts(answer: dict[str, Any]) -> bool:
         matcher = xgr.GrammarMatcher(compiled)
@@ -194,6 +204,75 @@ def test_xgrammar_fixes_property_order_and_compact_separators() -> None:
     )
     spaced = json.dumps(answer, ensure_ascii=False, indent=2)
     assert not xgr.GrammarMatcher(compiled).accept_string(spaced)
+
+
+_BYTES = tuple([bytes([byte]) for byte in range(256)] + [b"<eos>"])  # token i is byte i
+_INSIDE_A_STRING = '{"content": {"score": 16, "band": "一等", "evidence": ["青'.encode()
+
+
+def _inside_a_string() -> Any:
+    xgr = pytest.importorskip("xgrammar")
+    matcher = xgr.GrammarMatcher(_national_grammar(_BYTES))
+    assert all(matcher.accept_token(byte) for byte in _INSIDE_A_STRING)
+    return matcher
+
+
+def test_the_grammar_admits_no_character_json_loads_refuses() -> None:
+    """A raw control character (a tab among them) inside a string is not JSON: the grammar must not let it through."""
+    matcher = _inside_a_string()
+    for byte in range(0x20):
+        assert not matcher.accept_token(byte), hex(byte)
+        with pytest.raises(AnswerInvalid, match="not valid JSON"):
+            parse_answer(json.dumps(_answer(comment="好"), ensure_ascii=False).replace("好", chr(byte)), _national())
+    assert matcher.accept_token(0x7F) and matcher.accept_token(ord('"'))  # DEL is JSON, and the string can end
+
+
+def _utf8_prefix(raw: bytes) -> bool:
+    """Whether ``raw`` begins a character that Python decodes, completed with continuation bytes (its incremental
+    decoder waits for the third byte before it refuses a surrogate). Only the first two bytes are ever in doubt."""
+    lead = raw[0]
+    length = 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4 if 0xF0 <= lead <= 0xF4 else 0
+    if length and len(raw) == 1:
+        return any(_utf8_prefix(bytes([lead, second])) for second in range(0x80, 0xC0))
+    try:
+        (raw + b"\x80" * (length - len(raw))).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return length > 0
+
+
+def test_the_grammar_admits_only_utf8_that_decodes_to_what_it_counted() -> None:
+    """The first two bytes of every character the grammar takes are ones a strict UTF-8 decoder takes: no surrogates
+    (ED A0..BF: one character to the grammar, three U+FFFD once decoded, so a quote it kept short was "too long"),
+    no overlong forms, nothing past U+10FFFF."""
+    matcher = _inside_a_string()
+    disagree = []
+    for lead in range(0x80, 0x100):
+        accepted = matcher.accept_token(lead)
+        if accepted != _utf8_prefix(bytes([lead])):
+            disagree.append(bytes([lead]))
+        if not accepted:
+            continue
+        for second in range(0x100):
+            if matcher.accept_token(second):
+                matcher.rollback(1)
+                if not _utf8_prefix(bytes([lead, second])):
+                    disagree.append(bytes([lead, second]))
+            elif _utf8_prefix(bytes([lead, second])):
+                disagree.append(bytes([lead, second]))
+        matcher.rollback(1)
+    assert disagree == []
+    longest = _answer(comment="\U00020000" * 150)  # four bytes a character, and still 150 of them
+    assert _national_accepts()(longest) and parse_answer(json.dumps(longest, ensure_ascii=False), _national())
+
+
+def test_strict_json_strings_changes_string_characters_only() -> None:
+    from services.worker.engine.grammar import strict_json_strings
+
+    ebnf = 'root ::= "\\"[^x]\\"" [^\\"\\\\\\r\\n]{1, 3} [0-9] Regex("[^a]")\n'
+    assert strict_json_strings(ebnf) == (
+        'root ::= "\\"[^x]\\"" [^\\0-\\x1f\\uD800-\\uDFFF\\"\\\\\\r\\n]{1, 3} [0-9] Regex("[^a]")\n'
+    )
 
 
 def test_system_prompt_is_compact_and_carries_the_rubric() -> None:

@@ -1,15 +1,23 @@
 """Constrained decoding with xgrammar: the schema's grammar masks each row, and near the end of the token budget
 the closing guard steers unfinished rows to close their JSON, so every answer completes within ``max_new_tokens``.
+
+What the grammar admits is what the parser accepts, byte for byte: string contents exclude control characters
+(``json.loads`` rejects them) and UTF-16 surrogates (not UTF-8: they decode to three U+FFFD each); the tokenizer's
+special tokens are no text to the grammar; and an answer's text is the very bytes the grammar matched.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import xgrammar as xgr
 from transformers import GenerationConfig, LogitsProcessor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _STRING_CLOSER = re.compile(rb'"[\]}]*')
 _CONTAINER_CLOSER = re.compile(rb"[\]}]+")
@@ -44,6 +52,61 @@ def _comma_kind(raw: bytes, in_string: bool) -> int:
     return kind
 
 
+# xgrammar (0.2.9) writes a length-bounded string's characters as [^"\\\r\n]: control characters and the three
+# bytes of a UTF-16 surrogate (ED A0..BF xx, one "character" to the grammar) pass, and fail or miscount afterwards.
+_NOT_IN_STRINGS = r"\0-\x1f\uD800-\uDFFF"
+
+
+def _class_end(ebnf: str, start: int, closing: str) -> int:
+    """The index just past the ``closing`` character that ends the literal or class opened at ``start``."""
+    index = start + 1
+    while ebnf[index] != closing:
+        index += 2 if ebnf[index] == "\\" else 1
+    return index + 1
+
+
+def strict_json_strings(ebnf: str) -> str:
+    """The grammar with every negated character class (a JSON string's characters: xgrammar's JSON grammars have no
+    other) also excluding control characters and surrogates; quoted literals, and regexes inside them, are kept."""
+    parts: list[str] = []
+    index = 0
+    while index < len(ebnf):
+        char = ebnf[index]
+        if char in '"[':
+            end = _class_end(ebnf, index, '"' if char == '"' else "]")
+            piece = ebnf[index:end]
+            parts.append("[^" + _NOT_IN_STRINGS + piece[2:] if piece.startswith("[^") else piece)
+            index = end
+        else:
+            parts.append(char)
+            index += 1
+    return "".join(parts)
+
+
+def json_schema_grammar(schema_json: str) -> str:
+    """The schema's grammar as EBNF: whitespace fixed (compact separators), strings JSON that ``json.loads`` takes."""
+    grammar = xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True)
+    return strict_json_strings(str(grammar))
+
+
+def tokenizer_info(tokenizer: PreTrainedTokenizerBase, vocab_size: int, stop_ids: list[int]) -> xgr.TokenizerInfo:
+    """xgrammar's view of the vocabulary (the bytes it reads each token as), with the tokenizer's special tokens
+    other than the stops made empty.
+
+    xgrammar reads ``<|im_start|>``, ``<s>`` and the like as their spelling, so the grammar would let them stand for
+    text inside a string, text that decoding with ``skip_special_tokens`` drops; empty tokens it never allows.
+    """
+    detected = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_ids)
+    special = (set(tokenizer.all_special_ids) | {
+        token_id for token_id, added in tokenizer.added_tokens_decoder.items() if added.special
+    }) - set(stop_ids)
+    pieces = [b"" if token_id in special else raw for token_id, raw in enumerate(detected.decoded_vocab)]
+    return xgr.TokenizerInfo(
+        pieces, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=stop_ids,
+        add_prefix_space=detected.add_prefix_space,
+    )
+
+
 @dataclass
 class _JsonCursor:
     """Where a row's JSON stands: inside a string or not, and the open brackets."""
@@ -74,6 +137,7 @@ class Vocabulary:
     """Token facts the closing guard needs, computed once per engine, on the device the logits are on."""
 
     info: xgr.TokenizerInfo
+    pieces: tuple[bytes, ...]  # the bytes the grammar reads for each id; b"" for special and stop tokens
     string_closers: torch.Tensor  # ids: `"` followed only by `]`/`}`, ends a string and opens nothing
     container_closers: torch.Tensor  # ids: only `]`/`}`
     structural: dict[int, bytes]  # tokens with `"`, `\`, brackets: they move a _JsonCursor
@@ -82,13 +146,14 @@ class Vocabulary:
 
     @classmethod
     def build(cls, info: xgr.TokenizerInfo, device: torch.device) -> Vocabulary:
-        special = set(info.special_token_ids)
+        special = set(info.special_token_ids) | set(info.stop_token_ids)
+        pieces = tuple(b"" if token_id in special else raw for token_id, raw in enumerate(info.decoded_vocab))
         string_closers, container_closers, structural = [], [], {}
         size = info.vocab_size
         adds_item = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
         deep = (torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool))
-        for token_id, raw in enumerate(info.decoded_vocab):
-            if token_id in special or not raw:
+        for token_id, raw in enumerate(pieces):
+            if not raw:
                 continue
             if _STRING_CLOSER.fullmatch(raw):
                 string_closers.append(token_id)
@@ -104,8 +169,27 @@ class Vocabulary:
         ids = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
         masks = lambda pair: (pair[0].to(device), pair[1].to(device))  # noqa: E731
         return cls(
-            info, ids(string_closers), ids(container_closers), structural, masks(adds_item), masks(deep)
+            info, pieces, ids(string_closers), ids(container_closers), structural, masks(adds_item), masks(deep)
         )
+
+    def decode(self, token_ids: list[int]) -> str:
+        """The text of generated tokens as the grammar read them; only an answer cut short (no stop token) can end
+        inside a character, which becomes U+FFFD."""
+        return b"".join(self.pieces[token_id] for token_id in token_ids).decode("utf-8", errors="replace")
+
+    def check(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Raise ``ValueError`` where the grammar's reading of the vocabulary is not the tokenizer's decoding."""
+        ids = tokenizer.encode(_PROBE, add_special_tokens=False)
+        ours = self.decode(ids)
+        theirs = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if theirs not in (ours, ours.removeprefix(" ")):  # a SentencePiece decoder drops the first token's space
+            raise ValueError(
+                f"xgrammar reads this tokenizer's vocabulary as {ours!r}, the tokenizer decodes {theirs!r}: "
+                "constrained answers would not be the text the model wrote"
+            )
+
+
+_PROBE = '{"comment": "读书使人明智，青春 is 1 step; 𠀀é!", "errors": []}'
 
 
 @dataclass(frozen=True)

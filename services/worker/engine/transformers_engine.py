@@ -18,7 +18,7 @@ import torch
 import xgrammar as xgr
 from transformers import GenerationConfig
 
-from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary
+from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary, json_schema_grammar, tokenizer_info
 from services.worker.engine.interface import Conversation, EngineConfig, Generation, is_deadline
 from services.worker.engine.loading import load_pretrained
 from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
@@ -86,9 +86,15 @@ class TransformersEngine:
 
     @classmethod
     def load(cls, config: EngineConfig) -> TransformersEngine:
-        """Load the tokenizer and model once per process; failures are logged and re-raised."""
+        """Load the tokenizer and model once per process; failures are logged and re-raised (a tokenizer that
+        xgrammar reads otherwise than it decodes among them)."""
         started = time.perf_counter()
         engine = cls(config, *load_pretrained(config))
+        try:
+            engine._vocab()
+        except Exception:
+            logger.exception("cannot constrain %s's answers", config.model)
+            raise
         logger.info("loaded %s in %.1f s: %s", config.model, time.perf_counter() - started, engine.describe())
         return engine
 
@@ -208,7 +214,7 @@ class TransformersEngine:
             stops = [k for k, token in enumerate(new) if token in self.stop_ids]
             finished = bool(stops)
             new = new[: stops[0] + 1] if finished else new
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            text = self._vocab().decode(new)  # the bytes the grammar matched, not a re-reading of the tokens
             forced = processor.forced[row] if processor else False
             generations.append(
                 Generation(text, len(prompt), len(new), latency, finished, forced_close=forced)
@@ -222,10 +228,10 @@ class TransformersEngine:
 
     def _vocab(self) -> Vocabulary:
         if self._vocabulary is None:
-            info = xgr.TokenizerInfo.from_huggingface(
-                self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.stop_ids
-            )
-            self._vocabulary = Vocabulary.build(info, self.input_device)  # generate puts logits there
+            info = tokenizer_info(self.tokenizer, self.model.config.vocab_size, self.stop_ids)
+            vocabulary = Vocabulary.build(info, self.input_device)  # generate puts logits there
+            vocabulary.check(self.tokenizer)
+            self._vocabulary = vocabulary
         return self._vocabulary
 
     def _plan(self, schema: dict[str, Any], constrained: bool) -> Plan:
@@ -245,7 +251,7 @@ class TransformersEngine:
                 reserve = None
             if self._compiler is None:
                 self._compiler = xgr.GrammarCompiler(self._vocab().info)
-            grammar = self._compiler.compile_json_schema(key[0], any_whitespace=False, strict_mode=True)
+            grammar = self._compiler.compile_grammar(json_schema_grammar(key[0]))
         generation_config = GenerationConfig(**self._greedy, max_new_tokens=max_new_tokens)
         plan = Plan(grammar, max_new_tokens, reserve, generation_config)
         logger.info(
