@@ -96,3 +96,19 @@ def fail_unsent(session: Session, job_id: int, detail: str) -> None:
         update(ReportJob).where(ReportJob.id == job_id, ReportJob.status == JobStatus.queued)
         .values(status=JobStatus.failed, finished_at=utcnow(), error=ReportError(BROKER_UNAVAILABLE, detail).to_text())
     )
+
+
+def recent_class_jobs(session: Session, assignment_id: int, limit: int = 10) -> list[ReportJob]:
+    """An assignment's class workbook jobs, newest first."""
+    return list(session.scalars(
+        select(ReportJob).where(ReportJob.assignment_id == assignment_id, ReportJob.kind == ReportKind.class_workbook)
+        .order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(limit)
+    ))
+
+
+def recent_school_jobs(session: Session, school_id: int | None, limit: int = 50) -> list[ReportJob]:
+    """School workbook jobs, newest first: of one school, or of every school (``None``, for a sysadmin)."""
+    query = select(ReportJob).where(ReportJob.kind == ReportKind.school_workbook)
+    if school_id is not None:
+        query = query.where(ReportJob.school_id == school_id)
+    return list(session.scalars(query.order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(limit)))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from sqlalchemy import select
 
 from services.web.access import (
     get_assignment_or_404,
@@ -25,7 +24,14 @@ from services.web.context import db, settings
 from services.web.dispatch import send_report_task
 from services.web.guards import actor, admin_required, login_required, user
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
-from shared.report_jobs import create_class_job, fail_unsent, parse_error, requeue_failed
+from shared.report_jobs import (
+    create_class_job,
+    fail_unsent,
+    parse_error,
+    recent_class_jobs,
+    recent_school_jobs,
+    requeue_failed,
+)
 from shared.storage import OutsideDataDir, stored_path
 from shared.tasks import CLASS_WORKBOOK_TASK, SCHOOL_WORKBOOK_TASK, TASK_FOR_KIND, ReportKind
 
@@ -88,13 +94,6 @@ def report_file(job: ReportJob) -> Path | None:
     return path if path.is_file() else None
 
 
-def class_jobs(assignment: Assignment) -> list[ReportJob]:
-    return list(db().scalars(
-        select(ReportJob).where(ReportJob.assignment_id == assignment.id, ReportJob.kind == CLASS_WORKBOOK)
-        .order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(10)
-    ))
-
-
 def request_class_workbook(assignment: Assignment) -> tuple[ReportJob, bool]:
     session = db()
     job = create_class_job(session, assignment.id, requested_by=user().id)
@@ -110,7 +109,7 @@ def request_class_workbook(assignment: Assignment) -> tuple[ReportJob, bool]:
 @login_required
 def class_report(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(db(), user(), assignment_id)
-    jobs = class_jobs(assignment)
+    jobs = recent_class_jobs(db(), assignment.id)
     ready = {job.id for job in jobs if report_file(job) is not None}
     return render_template("reports/class.html", assignment=assignment, classroom=assignment.classroom, jobs=jobs,
                            ready=ready, lines=job_lines(jobs))
@@ -179,10 +178,7 @@ def _download_name(job: ReportJob, path: Path) -> str:
 def school_reports() -> Any:
     session = db()
     schools = session.scalars(visible_schools(user())).all()
-    query = select(ReportJob).where(ReportJob.kind == SCHOOL_WORKBOOK)
-    if user().role != Role.sysadmin:
-        query = query.where(ReportJob.school_id == user().school_id)
-    jobs = session.scalars(query.order_by(ReportJob.created_at.desc(), ReportJob.id.desc()).limit(50)).all()
+    jobs = recent_school_jobs(session, None if user().role == Role.sysadmin else user().school_id)
     names = {school.id: school.name for school in schools}
     ready = {job.id for job in jobs if report_file(job) is not None}
     return render_template("reports/school.html", schools=schools, jobs=jobs, names=names, ready=ready,
