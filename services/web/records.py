@@ -27,11 +27,11 @@ def class_counts(session: Session, classroom_ids: list[int]) -> tuple[dict[int, 
     students = dict(session.execute(
         select(Student.classroom_id, func.count()).where(Student.classroom_id.in_(classroom_ids))
         .group_by(Student.classroom_id)
-    ).tuples().all())
+    ).all())
     assignments = dict(session.execute(
         select(Assignment.classroom_id, func.count()).where(Assignment.classroom_id.in_(classroom_ids))
         .group_by(Assignment.classroom_id)
-    ).tuples().all())
+    ).all())
     return students, assignments
 
 

@@ -360,10 +360,11 @@ def test_no_token_the_grammar_allows_breaks_the_answer(
     monkeypatch.setattr(any_engine.model, "generate", tempted_generate)
     specials = [any_engine.tokenizer.convert_ids_to_tokens(i) for i in any_engine.tokenizer.all_special_ids]
     conversations = _essay_conversations(2, seed=43)
-    # The guard closes the answer early (inside the first string), or after the first strings have been filled.
+    # A tight budget (the guard usually closes inside the first string) and a looser one. Whether a given answer is
+    # closed by the guard depends on the model's float arithmetic, so only what holds either way is asserted;
+    # test_closing_guard_finishes_every_answer_within_a_tight_budget covers forced closes on every tokenizer.
     for budget in (closing_reserve(schema) + 20, closing_reserve(schema) + 150):
         answers = _with(any_engine, max_new_tokens=budget).generate_json(conversations, schema)
-        assert budget > closing_reserve(schema) + 100 or all(g.forced_close for g in answers)
         for generation in answers:
             assert generation.finished and generation.error is None and generation.new_tokens <= budget
             parse_answer(generation.text, rubric)
