@@ -1,7 +1,10 @@
 """SQLAlchemy models used by the web app, the workers and the migrations."""
 
+from shared.models.accounts import LoginThrottle
+from shared.models.adapters import Adapter, AdapterStatus, AdapterStudent
 from shared.models.base import Base
 from shared.models.db import make_engine, make_session_factory, transaction
+from shared.models.evaluation import EvalJob
 from shared.models.grading import (
     Assignment,
     Deduction,
@@ -23,7 +26,8 @@ from shared.models.records import (
 )
 
 __all__ = [
-    "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
-    "Essay", "EssayStatus", "Grade", "GradeSource", "JobStatus", "ReportJob", "Role", "School", "Student",
+    "Adapter", "AdapterStatus", "AdapterStudent", "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
+    "Essay", "EssayStatus", "EvalJob", "Grade", "GradeSource", "JobStatus", "LoginThrottle", "ReportJob", "Role",
+    "School", "Student",
     "TrainingPlan", "User", "WorkerStatus", "abandoned_claim", "make_engine", "make_session_factory", "transaction",
 ]

@@ -117,6 +117,8 @@ class Grade(CreatedAtMixin, Base):
     )
     model_name: Mapped[str | None] = mapped_column(String(200))
     engine: Mapped[str | None] = mapped_column(String(80))
+    # The LoRA adapter (its name, shared.models.adapters) the model graded with; None: the base model alone.
+    adapter: Mapped[str | None] = mapped_column(String(80))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     generated_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
