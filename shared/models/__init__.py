@@ -4,6 +4,15 @@ from shared.models.accounts import LoginThrottle
 from shared.models.adapters import Adapter, AdapterStatus, AdapterStudent
 from shared.models.base import Base
 from shared.models.db import make_engine, make_session_factory, transaction
+from shared.models.double_marking import (
+    AgreementSetting,
+    Calibration,
+    CaseStatus,
+    ClassRole,
+    ClassroomRole,
+    DoubleMarkCase,
+    DoubleMarkingMode,
+)
 from shared.models.evaluation import EvalJob
 from shared.models.grading import (
     Assignment,
@@ -26,6 +35,8 @@ from shared.models.records import (
 )
 
 __all__ = [
+    "AgreementSetting", "Calibration", "CaseStatus", "ClassRole", "ClassroomRole", "DoubleMarkCase",
+    "DoubleMarkingMode",
     "Adapter", "AdapterStatus", "AdapterStudent", "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
     "Essay", "EssayStatus", "EvalJob", "Grade", "GradeSource", "JobStatus", "LoginThrottle", "ReportJob", "Role",
     "School", "Student",

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -49,6 +50,9 @@ class Assignment(CreatedAtMixin, Base):
     rubric_version: Mapped[str] = mapped_column(String(40))
     required_length: Mapped[int] = mapped_column(Integer, default=800)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # 双评: off | sample | all | low_confidence (shared.models.double_marking.DoubleMarkingMode); the share is percent.
+    double_marking: Mapped[str] = mapped_column(String(20), default="off", server_default="off")
+    double_marking_share: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     classroom: Mapped[Classroom] = relationship()
     essays: Mapped[list[Essay]] = relationship(back_populates="assignment", cascade="all, delete-orphan")
@@ -125,6 +129,10 @@ class Grade(CreatedAtMixin, Base):
     dropped_quotes: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str | None] = mapped_column(Text)
+    # What this version is in 双评 (second | third | arbitration | final); None for a model grade or an override.
+    reading: Mapped[str | None] = mapped_column(String(20))
+    # The model's confidence in its scores (0..1), where the engine measured one.
+    confidence: Mapped[float | None] = mapped_column(Float)
 
     essay: Mapped[Essay] = relationship(back_populates="grades")
     author: Mapped[User | None] = relationship()
