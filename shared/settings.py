@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=50, ge=1)
     max_upload_files: int = Field(default=500, ge=1)
     session_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
+    api_token_days: int = Field(
+        default=90, ge=1, le=3650, description="An API token stops working this many days after it was issued."
+    )
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000

@@ -9,6 +9,7 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from services.web.context import db
+from shared.accounts import token_expired
 from shared.models import User
 from shared.security import hash_api_token
 
@@ -30,6 +31,8 @@ def authenticate() -> Any:
     account = db().scalar(select(User).where(User.api_token_hash == hash_api_token(token)))
     if account is None or not account.is_active:
         return _unauthorized("API 令牌无效或已被撤销。")
+    if token_expired(account):
+        return _unauthorized("API 令牌已过期：请在“账户”页面重新生成（轮换）令牌。")
     g.user = account
     return None
 

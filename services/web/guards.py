@@ -19,8 +19,10 @@ ADMIN_ROLES = frozenset({Role.school_admin, Role.sysadmin})
 
 
 def session_fingerprint(user: User) -> str:
-    """Ties a session to the current password: changing the password signs out other sessions."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    """Ties a session cookie to the password and the session version: a logout, a password or role change or a
+    deactivation bumps the version, and every cookie issued before it stops working (checked on every request)."""
+    material = f"{user.session_version or 0}:{user.password_hash}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def current_user() -> User | None:

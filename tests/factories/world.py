@@ -6,6 +6,7 @@ import io
 import uuid
 import zipfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.ingest import EssayPreview, PreviewItem
 from services.web.upload_store import save_preview
-from shared.models import Classroom, EssayStatus, JobStatus, ReportJob, Role, School, User, transaction
+from shared.models import Classroom, EssayStatus, EvalJob, JobStatus, ReportJob, Role, School, User, transaction
+from shared.models.base import utcnow
 from shared.security import hash_api_token
 from tests.factories.builders import (
     ErrorSpec,
@@ -58,6 +60,7 @@ class World:
     school_report: int
     upload_token: str
     tokens: dict[str, str]
+    eval_job: int = 0
 
     def user_id(self, key: str) -> int:
         return self.users[key]
@@ -97,7 +100,8 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
         tokens = {key: f"yj_test_{key}_{tag}" for key in specs}
         users = {
             key: add_user(session, f"{key}-{tag}", name, role=role, school_id=school, password_hash=password_hash,
-                          api_token_hash=hash_api_token(tokens[key]))
+                          api_token_hash=hash_api_token(tokens[key]),
+                          api_token_expires_at=utcnow() + timedelta(days=30))
             for key, (role, school, name) in specs.items()
         }
         classroom = add_classroom(session, school_a.id, users["owner"].id, f"高三1班-{tag}")
@@ -121,12 +125,15 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
             session, "school_workbook", status=JobStatus.done,
             file=write_report_file(data_dir, f"school-{tag}", b"PK fake school workbook"), school_id=school_a.id,
         )
+        eval_job = EvalJob(school_id=school_a.id, rubric_ref="gaokao-national", requested_by=users["admin"].id)
+        session.add(eval_job)
+        session.flush()
         world = World(
             tag=tag, school_a=school_a.id, school_b=school_b.id, users={k: u.id for k, u in users.items()},
             usernames={k: u.username for k, u in users.items()}, classroom=classroom.id,
             classroom_b=classroom_b.id, students=[s.id for s in students], assignment=assignment.id,
             assignment_b=assignment_b.id, essay=essay.id, flagged_essay=flagged.id, class_report=class_report.id,
-            school_report=school_report.id, upload_token="", tokens=tokens,
+            school_report=school_report.id, upload_token="", tokens=tokens, eval_job=eval_job.id,
         )
     preview = EssayPreview(items=[PreviewItem(source="王五.txt", student_id=world.students[2], student_name="王五",
                                               title="读书的意义", text=ESSAY_TEXT, char_count=len(ESSAY_TEXT))])
