@@ -55,7 +55,11 @@ class RubricView:
         return next((dim for dim in self.dimensions if dim.key == key), None)
 
     def total_band(self, total: float) -> str:
-        return _band_of(self.total_bands, total)
+        bands = self.total_bands
+        if not bands or not bands[-1].low <= total <= bands[0].high:
+            return NO_BAND
+        # Bands touch (see from_rubric): the top one whose floor the total reaches, fractions included.
+        return next(band.name for band in bands if total >= band.low)
 
 
 def _band_of(bands: tuple[BandView, ...], score: float) -> str:
@@ -72,14 +76,14 @@ def from_rubric(rubric: Rubric) -> RubricView:
     )
     total_bands: tuple[BandView, ...] = ()
     if len({len(dim.bands) for dim in dimensions}) == 1:
-        # Band r of the total spans the sums of band r's limits (全国卷: 一等 48–60, 二等 33–47 …).
+        # Band r of the total starts at the sum of band r's floors and reaches up to the next band's floor, so every
+        # total has a band (全国卷: 一等 48–60, 二等 33–47, 三等 18–32, 四等 0–17; the sums of the band tops, 45 and 30
+        # and 15, would leave 46–47, 31–32 and 16–17 without one).
+        lows = [sum(dim.bands[rank].low for dim in dimensions) for rank in range(len(dimensions[0].bands))]
+        top = sum(dim.bands[0].high for dim in dimensions)
         total_bands = tuple(
-            BandView(
-                dimensions[0].bands[rank].name,
-                sum(dim.bands[rank].low for dim in dimensions),
-                sum(dim.bands[rank].high for dim in dimensions),
-            )
-            for rank in range(len(dimensions[0].bands))
+            BandView(dimensions[0].bands[rank].name, low, top if rank == 0 else lows[rank - 1] - 1)
+            for rank, low in enumerate(lows)
         )
     return RubricView(rubric.ref, rubric.name, rubric.total, dimensions, total_bands, tuple(rubric.error_types))
 
