@@ -109,9 +109,14 @@ class _EssayReader:
                     )
                 )
             return
-        text = read_docx_text(data, where, self.limits, self.budget) if ext == ".docx" else decode_text(data, where)
-        self.submissions.append(self._document_submission(where, path, text))
+        if ext == ".docx":
+            document = read_docx_text(data, where, self.limits, self.budget)
+            self.submissions.append(self._document_submission(where, path, document.text, document.removed))
+        else:
+            self.submissions.append(self._document_submission(where, path, decode_text(data, where)))
 
-    def _document_submission(self, where: str, path: str, text: str) -> Submission:
+    def _document_submission(self, where: str, path: str, text: str, removed: Sequence[str] = ()) -> Submission:
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        return Submission(source=where, raw_text=text, match=self.index.match_path(path), written_name=stem)
+        return Submission(
+            source=where, raw_text=text, match=self.index.match_path(path), written_name=stem, removed=tuple(removed)
+        )

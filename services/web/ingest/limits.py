@@ -19,6 +19,14 @@ class UploadLimits:
     including the parts inside .docx/.xlsx files. ``max_ratio``: the largest compression ratio accepted for
     an archive member (or a whole archive) larger than ``RATIO_FLOOR_BYTES``. ``max_essay_chars``: counted
     characters of one essay's body.
+
+    The structure caps are checked while the XML is streamed, so a document that passes the size and ratio
+    checks but holds millions of tiny elements is refused after reading at most the cap:
+    ``max_paragraphs``/``max_runs``/``max_document_chars`` per Word document (hidden text included),
+    ``max_columns`` (the column of any cell that holds a value), ``max_sheet_rows`` (row elements per sheet,
+    blank ones included) and ``max_cells`` per sheet, ``max_table_chars`` of text per workbook.
+    ``parse_memory_mb``/``parse_cpu_seconds``/``parse_wall_seconds`` bound the separate process that
+    parses an upload for the web (see ``sandbox``).
     """
 
     max_bytes: int
@@ -26,9 +34,23 @@ class UploadLimits:
     max_uncompressed_bytes: int
     max_ratio: float = 100.0
     max_essay_chars: int = 6000
+    max_paragraphs: int = 5000
+    max_runs: int = 50_000
+    max_document_chars: int = 100_000
+    max_columns: int = 200
+    max_sheet_rows: int = 20_000
+    max_cells: int = 200_000
+    max_table_chars: int = 10_000_000
+    parse_memory_mb: int = 512
+    parse_cpu_seconds: int = 30
+    parse_wall_seconds: int = 60
 
     def __post_init__(self) -> None:
-        for field_name in ("max_bytes", "max_files", "max_uncompressed_bytes", "max_essay_chars"):
+        for field_name in (
+            "max_bytes", "max_files", "max_uncompressed_bytes", "max_essay_chars", "max_paragraphs", "max_runs",
+            "max_document_chars", "max_columns", "max_sheet_rows", "max_cells", "max_table_chars",
+            "parse_memory_mb", "parse_cpu_seconds", "parse_wall_seconds",
+        ):
             if getattr(self, field_name) < 1:
                 raise ValueError(f"{field_name} must be positive")
         if self.max_ratio < 1:

@@ -24,6 +24,7 @@ class Submission:
     match: Match
     written_name: str
     title: str | None = None  # from a 标题 column; documents carry their title in the text
+    removed: tuple[str, ...] = ()  # invisible text dropped from a document, shown to the teacher
 
 
 def build_preview(
@@ -82,6 +83,7 @@ def _item(submission: Submission, limits: UploadLimits) -> PreviewItem:
         text=text,
         char_count=char_count,
         problems=problems,
+        removed=list(submission.removed),
     )
 
 

@@ -35,7 +35,8 @@ class UploadProblem:
 
 @dataclass
 class PreviewItem:
-    """One essay as it would be imported; ``problems`` holds what is wrong with this essay only."""
+    """One essay as it would be imported; ``problems`` holds what is wrong with this essay only, ``removed``
+    the invisible text (hidden, tiny or background-coloured) that was dropped from its document."""
 
     source: str
     student_id: int | None
@@ -44,6 +45,7 @@ class PreviewItem:
     text: str
     char_count: int
     problems: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass
