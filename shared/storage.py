@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 UPLOADS = "uploads"
 REPORTS = "reports"
 RUBRICS = "rubrics"
+EVALUATIONS = "evaluations"
 
 
 class OutsideDataDir(ValueError):
@@ -31,6 +32,10 @@ def reports_dir(data_dir: Path) -> Path:
     return data_dir / REPORTS
 
 
+def evaluations_dir(data_dir: Path) -> Path:
+    return data_dir / EVALUATIONS
+
+
 def rubrics_dir(data_dir: Path) -> Path:
     return data_dir / RUBRICS
 
@@ -41,7 +46,7 @@ def school_rubric_dir(data_dir: Path, school_id: int) -> Path:
 
 def _roots(data_dir: Path) -> list[Path]:
     # The areas are resolved one by one too: one may be a link to another disk (reports on a bigger volume).
-    return [data_dir.resolve(), *((data_dir / area).resolve() for area in (UPLOADS, REPORTS, RUBRICS))]
+    return [data_dir.resolve(), *((data_dir / area).resolve() for area in (UPLOADS, REPORTS, RUBRICS, EVALUATIONS))]
 
 
 def stored_path(data_dir: Path, stored: str | Path) -> Path:

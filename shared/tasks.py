@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 
-# Queues: model work (grading, training plans) on `gpu`; workbooks and housekeeping on `reports`.
+# Queues: model work (grading, training plans, evaluation) on `gpu`; workbooks and housekeeping on `reports`.
 GPU_QUEUE = "gpu"
 REPORTS_QUEUE = "reports"
 
 GRADE_TASK = "grading.grade_batch"
 TRAINING_PLANS_TASK = "grading.training_plans"
+EVAL_TASK = "grading.evaluate"
 CLASS_WORKBOOK_TASK = "reports.class_workbook"
 SCHOOL_WORKBOOK_TASK = "reports.school_workbook"
 PURGE_TASK = "maintenance.purge_expired"

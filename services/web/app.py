@@ -45,6 +45,7 @@ def _wire(app: Flask, settings: Settings) -> None:
         auth,
         classes,
         essays,
+        evaluations,
         health,
         metrics,
         privacy,
@@ -59,5 +60,6 @@ def _wire(app: Flask, settings: Settings) -> None:
     init_templating(app)
     app.before_request(load_session_user)
     app.teardown_appcontext(close_db)
-    for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, privacy, rubrics, api):
+    for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
+                   rubrics, api):
         app.register_blueprint(module.bp)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.worker import runtime
 from services.worker.batch import PROCESS_LOST, TIME_LIMIT, BatchRules, close_batch, open_batch, recover_claim
+from services.worker.evaluation.job import register_eval_tasks
 from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
 from services.worker.plans.tasks import register_plan_tasks
@@ -34,6 +35,7 @@ def register_tasks(app: Celery) -> None:
         return run_grade_batch(app, essay_ids, token=self.request.id, is_retry=bool(self.request.retries))
 
     register_plan_tasks(app)
+    register_eval_tasks(app)
     register_report_tasks(app)
     register_maintenance_tasks(app)
 

@@ -20,6 +20,8 @@ UPLOADER_ONLY = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": 404,
 ADMINS_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": "ok"}
 OWN_SCHOOL_ADMIN = {"owner": 404, "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
 SCHOOL_ADMIN_PAGE = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": 404}
+# The world's evaluation job has not run: its workbook is missing (404) for everyone, the others are refused first.
+SCHOOL_ADMIN_PAGE_MISSING = {**SCHOOL_ADMIN_PAGE, "admin": 404}
 ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
 
 
@@ -35,9 +37,13 @@ class Route:
     api: bool = False
 
     def url(self, world: World) -> str:
-        return self.path.format(
+        return self.fill(self.path, world)
+
+    def fill(self, text: str, world: World) -> str:
+        return text.format(
             c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
             t=world.upload_token, cr=world.class_report, sr=world.school_report, sa=world.school_a,
+            ev=world.eval_job,
         )
 
 
@@ -70,6 +76,12 @@ PAGES = [
     Route("reports.school_reports", "GET", "/admin/reports", ADMINS_ONLY),
     Route("reports.request_school_report", "POST", "/admin/reports", ADMINS_ONLY, mutating=True),
     Route("admin.audit", "GET", "/admin/audit", ADMINS_ONLY),
+    Route("evaluations.index", "GET", "/admin/evaluations", ADMINS_ONLY),
+    Route("evaluations.start", "POST", "/admin/evaluations", ADMINS_ONLY, data={"limit": "x"}),
+    Route("evaluations.start", "POST", "/admin/evaluations", SCHOOL_ADMIN_PAGE, data={"assignment_id": "{a}"}),
+    Route("evaluations.show", "GET", "/admin/evaluations/{ev}", SCHOOL_ADMIN_PAGE),
+    Route("evaluations.progress", "GET", "/admin/evaluations/{ev}/progress.json", SCHOOL_ADMIN_PAGE),
+    Route("evaluations.download", "GET", "/admin/evaluations/{ev}/download", SCHOOL_ADMIN_PAGE_MISSING),
     Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
     Route("privacy.index", "GET", "/admin/privacy", ADMINS_ONLY),
     Route("privacy.export", "GET", "/admin/students/{s}/export", SCHOOL_ADMIN_PAGE),
@@ -115,7 +127,7 @@ def _call(app: Flask, world: World, route: Route, key: str) -> int:
     client = client_as(app, world.users[key])
     if route.method == "GET":
         return client.get(url).status_code
-    return client.post(url, data=form(**route.data)).status_code
+    return client.post(url, data=form(**{k: route.fill(v, world) for k, v in route.data.items()})).status_code
 
 
 def _check(app: Flask, world: World, route: Route) -> None:
