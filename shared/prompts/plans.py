@@ -18,6 +18,7 @@ class PlanFocus(Protocol):
     kind: str  # "dimension" or "error"
     label: str
     reason: str
+    goal: str
 
 
 class PlanTrend(Protocol):
@@ -31,11 +32,16 @@ class PlanTrend(Protocol):
 
 def render_plan_messages(
     *, essay_count: int, focus_areas: Sequence[PlanFocus], trend: PlanTrend | None, exercise_titles: Sequence[str],
-    max_chars: int,
+    max_chars: int, standings: Sequence[tuple[str, float, float]] = (),
+    strength: tuple[str, float, float] | None = None,
 ) -> list[dict[str, str]]:
-    """Return ``[system, user]`` chat messages asking for a narrative of at most ``max_chars`` characters."""
+    """Return ``[system, user]`` chat messages asking for a narrative of at most ``max_chars`` characters.
+
+    ``standings`` are (dimension name, student's score rate, class mean rate) for every dimension, ``strength``
+    the one the student does best in relative to the class (if any)."""
     module = _template(PLAN_PROMPT_VERSION).module
-    user = module.user(essay_count, focus_areas, trend, list(exercise_titles))  # type: ignore[attr-defined]
+    user = module.user(  # type: ignore[attr-defined]
+        essay_count, focus_areas, trend, list(exercise_titles), list(standings), strength)
     return [
         {"role": "system", "content": str(module.system(max_chars)).strip()},  # type: ignore[attr-defined]
         {"role": "user", "content": str(user).strip()},

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,10 +24,12 @@ from services.worker.plans.narrative import (
     NARRATIVE_MAX_CHARS,
     NARRATIVE_SCHEMA,
     narrative_messages,
+    plain_narrative,
     write_narratives,
 )
 from services.worker.plans.tasks import WrittenWithoutModel, generate_plans_for_assignment, run_training_plans
 from services.worker.reports.class_workbook import PLANS_PENDING, PLANS_SHEET
+from services.worker.reports.excel import LINE_HEIGHT_PT, wrapped_lines
 from services.worker.reports.tasks import run_report_job
 from shared.models import (
     Assignment,
@@ -38,6 +41,7 @@ from shared.models import (
     TrainingPlan,
     transaction,
 )
+from shared.report_jobs import create_class_job
 from shared.tasks import CLASS_WORKBOOK_TASK, TRAINING_PLANS_TASK, ReportKind
 from tests.factories import RecordingSender, add_assignment, add_essays, add_grade, add_student, make_class
 
@@ -260,9 +264,15 @@ def test_narratives_come_from_the_real_engine_within_the_limit_and_without_names
             select(TrainingPlan).where(TrainingPlan.student_id.in_(history.student_ids)).order_by(TrainingPlan.id)
         ).all()
     assert len(plans) == 2
+    plain = {draft.student_id: plain_narrative(draft) for draft in drafts}
     for plan in plans:
-        assert plan.model_name == tiny_engine.describe()["model"]  # written by the model, not the fallback
+        # A random-weight model rarely writes a whole sentence: what it wrote is kept only when it is plain text
+        # in whole sentences; otherwise the student's plain narrative stands in, and the plan says so.
+        assert plan.model_name in (tiny_engine.describe()["model"], None)
+        if plan.model_name is None:
+            assert plan.narrative == plain[plan.student_id]
         assert 1 <= len(plan.narrative) <= NARRATIVE_MAX_CHARS
+        assert plan.narrative[-1] in "。！？!?" and "**" not in plan.narrative
         assert plan.focus_areas and plan.focus_areas[0]["exercises"]
         assert len(plan.essay_ids) == 2
 
@@ -364,8 +374,93 @@ def test_the_class_workbook_goes_out_at_completion_and_again_once_the_plans_are_
     assert late != early
     cells = plan_cells(late)
     assert cells["目标"][0] is not None and cells["目标"][0] != PLANS_PENDING
-    assert {narrative for _, narrative in cells.values()} == {"该生应加强表达训练。"}
+    # The fake model answers both students word for word alike: the second gets its own plain narrative.
+    narratives = [narrative for _, narrative in cells.values()]
+    assert narratives.count("该生应加强表达训练。") == 1
+    assert len(set(narratives)) == 2 and all(n.startswith("该生") for n in narratives)
     assert plan_cells(early)["目标"] == (PLANS_PENDING, None)  # the first file is left as it was
 
     # Both jobs are newer than the grades: completing again creates and sends nothing.
     assert on_assignment_complete(sender, pg_sessions, assignment_id) is None and len(sender.sent) == 3
+
+
+# --- plans follow each student's own data ----------------------------------------------------------------
+
+
+def test_two_students_with_different_weaknesses_get_different_plans(
+    pg_sessions: sessionmaker[Session], schools: list[int]
+) -> None:
+    history = make_history(pg_sessions, schools, ["表达弱", "内容弱", "同学甲", "同学乙"], assignments=1)
+    essays = history.essays[0]
+    grade(pg_sessions, essays[0], scores(18, 6, 14))
+    grade(pg_sessions, essays[1], scores(11, 16, 12),
+          errors=[("错别字", "再接再励", "再接再厉"), ("错别字", "必需", "必须"), ("错别字", "以经", "已经")])
+    grade(pg_sessions, essays[2], scores(12, 12, 12))
+    grade(pg_sessions, essays[3], scores(14, 13, 12))
+    with pg_sessions() as session:
+        expression_weak = build_plan(session, history.student_ids[0])
+        content_weak = build_plan(session, history.student_ids[1])
+    assert expression_weak is not None and content_weak is not None
+
+    assert [(a.kind, a.key) for a in expression_weak.focus_areas] == [("dimension", "expression")]
+    assert [(a.kind, a.key) for a in content_weak.focus_areas] == [("dimension", "content"), ("error", "错别字")]
+    # 6/20 against a class mean of 11.75/20 is a severe gap: every expression exercise; 11/20 against 13.75/20 a
+    # mild one: the first content exercise, then the spelling list with this student's own words.
+    assert [e.title for a in expression_weak.focus_areas for e in a.exercises] == ["结构提纲训练", "修辞手法运用练习"]
+    assert [e.title for a in content_weak.focus_areas for e in a.exercises] == ["审题立意训练", "错别字订正清单"]
+    assert "再接再励→再接再厉" in content_weak.focus_areas[1].exercises[0].detail
+    assert expression_weak.focus_areas[0].goal == "下一篇表达得分率从 30% 提高到 59% 以上"
+    assert content_weak.focus_areas[1].goal == "下一篇错别字不超过 1 处"
+    assert expression_weak.strength is not None and expression_weak.strength.key == "content"
+
+    plain = plain_narrative(expression_weak), plain_narrative(content_weak)
+    assert plain[0] == ("该生表达方面相对薄弱，得分率 30%，班级平均 59%。建议先完成结构提纲训练。"
+                        "内容是该生的长处（得分率 90%，班级平均 69%），可继续保持。")
+    assert plain[1].startswith("该生内容方面相对薄弱，得分率 55%，班级平均 69%。"
+                               "错别字共出现 3 处，如“再接再励→再接再厉”")
+    prompts = [narrative_messages(d)[1]["content"] for d in (expression_weak, content_weak)]
+    assert "表达：该生得分率 30%，班级平均 59%。" in prompts[0] and "长处：内容，得分率 90%" in prompts[0]
+    assert "反复出现的错误：错别字，本篇作文中出现 3 处；目标：下一篇错别字不超过 1 处。" in prompts[1]
+    assert prompts[0] != prompts[1]
+
+
+def test_a_class_gets_plain_whole_sentence_plans_that_differ_and_rows_tall_enough(
+    pg_sessions: sessionmaker[Session], schools: list[int], tmp_path: Path
+) -> None:
+    names = [f"学生{i:02d}" for i in range(13)]
+    history = make_history(pg_sessions, schools, names, assignments=1)
+    for index, essay_id in enumerate(history.essays[0]):
+        errors = [("错别字", f"错{index}", f"对{index}")] * (index % 3)
+        grade(pg_sessions, essay_id, scores(8 + index % 10, 6 + (index * 7) % 13, 9 + (index * 5) % 11),
+              errors=errors)
+    # The model answers everyone alike, in Markdown, and stops mid-sentence.
+    engine = FakeEngine(text='{"narrative": "**建议**：\\n- 该生需加强表达训练。\\n- 下一步要"}')
+    assert generate_plans_for_assignment(pg_sessions, engine, history.assignment_ids[0]) == 13
+    with pg_sessions() as session:
+        plans = session.scalars(select(TrainingPlan).where(TrainingPlan.student_id.in_(history.student_ids))
+                                .order_by(TrainingPlan.student_id)).all()
+    narratives = [plan.narrative for plan in plans]
+    assert narratives[0] == "建议：该生需加强表达训练。" and plans[0].model_name == "fake-model"
+    assert [plan.model_name for plan in plans[1:]] == [None] * 12
+    assert len(set(narratives)) == 13
+    assert len({json.dumps(plan.focus_areas, ensure_ascii=False) for plan in plans}) == 13
+    for narrative in narratives:
+        assert len(narrative) <= NARRATIVE_MAX_CHARS and narrative[-1] == "。"
+        assert not any(mark in narrative for mark in ("**", "#", "\n", "- "))
+
+    with transaction(pg_sessions) as session:
+        job = create_class_job(session, history.assignment_ids[0])
+        assert job is not None
+        job_id = job.id
+    path = run_report_job(pg_sessions, tmp_path, job_id, ReportKind.class_workbook)
+    assert path is not None
+    ws = load_workbook(path)[PLANS_SHEET]
+    widths = {column: ws.column_dimensions[get_column_letter(column)].width for column in range(1, 10)}
+    checked = 0
+    for row in ws.iter_rows(min_row=2):
+        values = [cell.value for cell in row]
+        needed = max(wrapped_lines(values[i], widths[i + 1]) for i in range(2, 8) if values[i])
+        assert needed > 1  # the exercise listing wraps for every student
+        assert ws.row_dimensions[row[0].row].height == pytest.approx(needed * LINE_HEIGHT_PT + 3)
+        checked += 1
+    assert checked == 13

@@ -33,6 +33,8 @@ WORD_ERROR_TYPES = frozenset({"错别字", "用词不当"})
 MAX_WORD_EXAMPLES = 8
 MAX_OTHER_EXAMPLES = 3
 TREND_STEP = 2.0  # percentage points of the total per essay that count as rising or falling
+SEVERE_GAP = 0.15  # this far under the class mean, every catalog exercise of the dimension is assigned
+STRENGTH_GAP = 0.03  # a dimension this far above the class mean is named as a strength
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,13 @@ class FocusArea:
     reason: str
     exercises: tuple[Exercise, ...]
     examples: tuple[str, ...] = ()
+    goal: str = ""  # the student's own target for the next essay, from their numbers
 
     def as_json(self, catalog_version: str) -> dict[str, Any]:
         return {
             "kind": self.kind, "key": self.key, "label": self.label, "reason": self.reason,
             "exercises": [{"title": e.title, "detail": e.detail} for e in self.exercises],
-            "examples": list(self.examples), "catalog_version": catalog_version,
+            "examples": list(self.examples), "goal": self.goal, "catalog_version": catalog_version,
         }
 
 
@@ -107,6 +110,12 @@ class PlanDraft:
 
     def focus_json(self) -> list[dict[str, Any]]:
         return [area.as_json(self.catalog_version) for area in self.focus_areas]
+
+    @property
+    def strength(self) -> DimensionStanding | None:
+        """The dimension furthest above the class mean, when it is at least ``STRENGTH_GAP`` above."""
+        best = max(self.standings, key=lambda s: (s.gap, s.student_rate), default=None)
+        return best if best is not None and best.gap >= STRENGTH_GAP else None
 
 
 # --- the computation -----------------------------------------------------------------------------------
@@ -204,8 +213,13 @@ def _dimension_focus(standing: DimensionStanding, catalog: ExerciseCatalog) -> F
             f"平均得分率 {standing.student_rate:.0%}，是各维度中相对最弱的一项"
             f"（班级平均 {standing.class_rate:.0%}）"
         )
-    exercises = tuple(e.filled(standing.name, "") for e in catalog.for_dimension(standing.key))
-    return FocusArea("dimension", standing.key, standing.name, reason, exercises)
+    # A mild weakness gets the first exercise; a severe one every exercise the catalog lists for the dimension.
+    listed = catalog.for_dimension(standing.key)
+    chosen = listed if standing.gap <= -SEVERE_GAP else listed[:1]
+    exercises = tuple(e.filled(standing.name, "") for e in chosen)
+    target = standing.class_rate if standing.gap < 0 else min(1.0, standing.student_rate + 0.1)
+    goal = f"下一篇{standing.name}得分率从 {standing.student_rate:.0%} 提高到 {target:.0%} 以上"
+    return FocusArea("dimension", standing.key, standing.name, reason, exercises, goal=goal)
 
 
 def _error_focus(pattern: ErrorPattern, essay_count: int, catalog: ExerciseCatalog) -> FocusArea:
@@ -215,7 +229,9 @@ def _error_focus(pattern: ErrorPattern, essay_count: int, catalog: ExerciseCatal
         reason = f"本篇作文中出现 {pattern.count} 处"
     examples = "；".join(pattern.examples)
     exercises = tuple(e.filled(pattern.type, examples) for e in catalog.for_error_type(pattern.type))
-    return FocusArea("error", pattern.type, pattern.type, reason, exercises, pattern.examples)
+    per_essay = pattern.count / max(1, essay_count)
+    goal = f"下一篇{pattern.type}不超过 {int(per_essay // 2)} 处" if per_essay >= 2 else f"下一篇不再出现{pattern.type}"
+    return FocusArea("error", pattern.type, pattern.type, reason, exercises, pattern.examples, goal=goal)
 
 
 def draft_from_history(

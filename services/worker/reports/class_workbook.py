@@ -27,6 +27,8 @@ from services.worker.reports.excel import (
     WRAP,
     SheetBuffer,
     add_sheet,
+    page_break_before,
+    print_setup,
     save_atomically,
 )
 from services.worker.reports.queries import (
@@ -198,6 +200,7 @@ def _summary_sheet(
     if view.dimensions:
         header_row, last_row = dimension_rows[0] - 1, dimension_rows[1]
         chart = add_series(bar_chart("各维度平均分", "平均分", y_format="0.0"), ws, 3, header_row, last_row)
+        page_break_before(ws, 2 + ROWS_PER_CHART)
         ws.add_chart(chart, f"{CHART_COLUMN}{2 + ROWS_PER_CHART}")
 
 
@@ -362,6 +365,8 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path) -> Pa
     _students_sheet(wb, view, roster, figures)
     _errors_sheet(wb, view, roster)
     _plans_sheet(wb, roster, plans, planned)
+    for ws in wb.worksheets:
+        print_setup(ws)
     save_atomically(wb, path)
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)

@@ -24,8 +24,15 @@ from openpyxl.cell.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.pagebreak import Break
+from openpyxl.worksheet.properties import PageSetupProperties
 
 MAX_CELL_CHARS = 32767
+# Row height per wrapped line, in points, for 11-point text: CJK glyphs need more than Latin ones, and LibreOffice,
+# WPS and Excel all honour an explicit height (LibreOffice does not grow a row for wrapped text on opening).
+LINE_HEIGHT_PT = 16.5
+MAX_ROW_HEIGHT_PT = 409  # Excel's limit
 MAX_SHEET_TITLE = 31
 # What spreadsheet programs read as the start of a formula or command, half- and full-width.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
@@ -149,6 +156,21 @@ def display_width(value: Any) -> int:
     )
 
 
+def wrapped_lines(value: Any, width: float) -> int:
+    """Lines a wrapped cell of ``width`` columns needs for ``value`` (each explicit line break starts a line)."""
+    if value is None:
+        return 0
+    usable = max(1.0, width - 1)
+    return sum(max(1, math.ceil(display_width(line) / usable)) for line in str(value).split("\n"))
+
+
+def row_height(values: Sequence[Any], wrapped: Iterable[int], widths: dict[int, float]) -> float | None:
+    """The height (points) a row needs so that its wrapped cells (0-based columns) show every line; None when
+    one line is enough."""
+    lines = max((wrapped_lines(values[i], widths.get(i + 1, 8.43)) for i in wrapped if i < len(values)), default=0)
+    return min(MAX_ROW_HEIGHT_PT, lines * LINE_HEIGHT_PT + 3) if lines > 1 else None
+
+
 class ColumnWidths:
     """Tracks the widest value per column while rows are produced, then sets the widths."""
 
@@ -167,10 +189,14 @@ class ColumnWidths:
     def fixed(self, column: int, width: int) -> None:
         self.widths[column] = width
 
+    def final(self) -> dict[int, float]:
+        """1-based column → the width ``apply`` sets."""
+        return {index: min(self.maximum, max(self.minimum, width + 2)) for index, width in self.widths.items()}
+
     def apply(self, ws: Any) -> None:
         """Set the widths; in write-only mode call this before the first row is appended."""
-        for index, width in self.widths.items():
-            ws.column_dimensions[get_column_letter(index)].width = min(self.maximum, max(self.minimum, width + 2))
+        for index, width in self.final().items():
+            ws.column_dimensions[get_column_letter(index)].width = width
 
 
 @dataclass
@@ -214,7 +240,11 @@ class SheetBuffer:
         return self.add([])
 
     def write(self) -> None:
+        """Append the rows; in a normal (not write-only) sheet a row with wrapped cells gets the height its text
+        needs, which LibreOffice and WPS do not work out by themselves."""
         self.widths.apply(self.ws)
+        widths = self.widths.final()
+        sized = not isinstance(self.ws, WriteOnlyWorksheet)
         for row in self.rows:
             cells = [
                 make_cell(self.ws, value, row.styles.get(index, row.style))
@@ -223,7 +253,30 @@ class SheetBuffer:
                 for index, value in enumerate(row.values)
             ]
             self.ws.append(cells)
+            wrapped = [i for i in range(len(row.values)) if (row.styles.get(i, row.style) or CellStyle()).wrap]
+            height = row_height(row.values, wrapped, widths) if sized and wrapped else None
+            if height is not None:
+                self.ws.row_dimensions[self.ws.max_row].height = height
         self.rows.clear()
+
+
+def print_setup(ws: Any, *, title_rows: int | None = 1, landscape: bool = True) -> None:
+    """Print on A4 scaled to the page width (as many pages down as needed), repeating the first ``title_rows``
+    rows on every page (works in write-only mode too)."""
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_options.horizontalCentered = True
+    if title_rows:
+        ws.print_title_rows = f"1:{title_rows}"
+
+
+def page_break_before(ws: Any, row: int) -> None:
+    """Start a new printed page at ``row`` (1-based), so that a chart anchored there is not cut in half."""
+    if row > 1:
+        ws.row_breaks.append(Break(id=row - 1))
 
 
 def save_atomically(workbook: Workbook, path: Path) -> Path:

@@ -27,6 +27,8 @@ from services.worker.reports.excel import (
     CellStyle,
     SheetBuffer,
     add_sheet,
+    page_break_before,
+    print_setup,
     save_atomically,
 )
 from services.worker.reports.queries import (
@@ -232,6 +234,7 @@ def _classes_sheet(wb: Workbook, school: _School) -> None:
     sheet.write()
     if last > 1:
         chart = bar_chart("各班平均得分率", "平均得分率", y_format="0%")
+        page_break_before(ws, last + 3)
         ws.add_chart(add_series(chart, ws, columns.rate_column(5), 1, last), f"B{last + 3}")
 
 
@@ -254,6 +257,7 @@ def _teachers_sheet(wb: Workbook, school: _School) -> None:
     sheet.write()
     if last > 1:
         chart = bar_chart("各教师平均得分率", "平均得分率", y_format="0%")
+        page_break_before(ws, last + 3)
         ws.add_chart(add_series(chart, ws, columns.rate_column(3), 1, last), f"B{last + 3}")
 
 
@@ -287,6 +291,7 @@ def _trend_sheet(wb: Workbook, school: _School) -> None:
                                 ("各班第 n 次作文平均得分率", ordinal_header, ordinal_last)):
         if last > header:
             chart = line_chart(title, "平均得分率", y_format="0%")
+            page_break_before(ws, anchor_row)
             ws.add_chart(add_series(chart, ws, columns.rate_column(3), header, last), f"B{anchor_row}")
             anchor_row += ROWS_PER_CHART
 
@@ -338,6 +343,7 @@ def _errors_sheet(wb: Workbook, school: _School) -> None:
     sheet.write()
     if types:
         chart = add_series(bar_chart("全校错误类型分布", "次数", y_format="0"), ws, 2, header, types_last)
+        page_break_before(ws, last + 3)
         ws.add_chart(chart, f"B{last + 3}")
 
 
@@ -351,6 +357,8 @@ def build_school_workbook(session: Session, school_id: int, path: Path) -> Path:
     _trend_sheet(wb, school)
     _assignments_sheet(wb, school)
     _errors_sheet(wb, school)
+    for ws in wb.worksheets:  # each sheet's first row is its title or its table header
+        print_setup(ws)
     save_atomically(wb, path)
     logger.info("school workbook for school %s: %s classes, %s assignments -> %s", school_id,
                 len(school.classrooms), len(school.assignments), path)
