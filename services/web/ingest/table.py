@@ -8,17 +8,14 @@ import io
 import logging
 import re
 import unicodedata
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
-import openpyxl
-
 from services.web.ingest.errors import UnreadableFile, UploadRejected
 from services.web.ingest.limits import ReadBudget, UploadLimits
-from services.web.ingest.office import check_office_package
 from services.web.ingest.textfile import decode_text
+from services.web.ingest.xlsx_reader import read_sheets
 
 logger = logging.getLogger(__name__)
 
@@ -71,27 +68,10 @@ def read_table(
     if not is_xlsx:
         text = decode_text(data, where)
         return _parse_rows(_csv_rows(text, where), where, spec, limits) or _no_header(where, spec)
-    check_office_package(data, where, limits, budget)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about unsupported extensions it skips
-            workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-            try:
-                for index, sheet in enumerate(workbook.worksheets):
-                    sheet.reset_dimensions()  # some tools write a wrong <dimension>; read every row
-                    label = where if index == 0 else f"{where}（工作表“{sheet.title}”）"
-                    table = _parse_rows(sheet.iter_rows(min_row=1, values_only=True), label, spec, limits)
-                    if table is not None:
-                        return table
-            finally:
-                workbook.close()
-    except UploadRejected:
-        raise
-    except Exception as exc:  # openpyxl raises many kinds of errors on malformed workbooks
-        logger.info("openpyxl cannot read %s: %r", where, exc)
-        raise UnreadableFile(
-            where, "无法读取 Excel 工作簿，文件可能已损坏，请用 Excel 重新保存为 .xlsx 后上传"
-        ) from exc
+    for sheet in read_sheets(data, where, limits, budget):
+        table = _parse_rows(iter(sheet.rows), sheet.label, spec, limits)
+        if table is not None:
+            return table
     return _no_header(where, spec)
 
 
@@ -136,12 +116,13 @@ def _header_roles(cells: list[str], row_number: int, where: str) -> dict[ColumnR
 
 
 def _parse_rows(
-    raw_rows: Iterable[Iterable[object]], where: str, spec: TableSpec, limits: UploadLimits
+    raw_rows: Iterable[tuple[int, Sequence[object]]], where: str, spec: TableSpec, limits: UploadLimits
 ) -> Table | None:
+    """``raw_rows`` are (row number as the teacher sees it, cell values)."""
     columns: dict[ColumnRole, int] | None = None
     rows: list[TableRow] = []
     seen_nonblank = 0
-    for number, raw in enumerate(raw_rows, start=1):
+    for number, raw in raw_rows:
         cells = [cell_text(value) for value in raw]
         if columns is None:
             if not any(cells):
@@ -164,7 +145,7 @@ def _parse_rows(
     return Table(where, frozenset(columns), rows)
 
 
-def _csv_rows(text: str, where: str) -> Iterator[list[str]]:
+def _csv_rows(text: str, where: str) -> Iterator[tuple[int, list[str]]]:
     sample = "\n".join(line for line in text.splitlines()[:HEADER_SEARCH_ROWS] if line.strip())
     delimiter = max(_DELIMITERS, key=sample.count) if any(d in sample for d in _DELIMITERS) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -172,6 +153,6 @@ def _csv_rows(text: str, where: str) -> Iterator[list[str]]:
     try:
         for row in reader:
             number += 1
-            yield row
+            yield number, row
     except csv.Error as exc:
         raise UnreadableFile(f"{where} 第 {number + 1} 行", f"CSV 格式错误（{exc}），请用 Excel 重新导出") from exc
