@@ -6,7 +6,7 @@ Kept apart from the Celery task so `bench/platform.py` measures exactly this cod
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +49,24 @@ def open_batch(
     return jobs
 
 
+class EssayWriter:
+    """Writes each graded essay as soon as its outcome is known (its own transaction), so progress moves essay by
+    essay; one that cannot be written now is left for ``close_batch``."""
+
+    def __init__(self, sessions: sessionmaker[Session], token: str) -> None:
+        self.sessions, self.token = sessions, token
+        self.written: set[int] = set()
+
+    def __call__(self, outcome: EssayOutcome) -> None:
+        if outcome.error is not None:
+            return
+        try:
+            self.written.update(store.save_outcomes(self.sessions, [outcome], self.token))
+        except Exception:
+            logger.warning("task %s: essay %s not written yet; retried with its batch", self.token,
+                           outcome.essay_id, exc_info=True)
+
+
 def close_batch(
     sender: TaskSender,
     retry_sender: TaskSender,
@@ -58,10 +76,13 @@ def close_batch(
     outcomes: Sequence[EssayOutcome],
     token: str,
     rules: BatchRules,
+    written: Collection[int] = (),
 ) -> dict[str, int]:
-    """Write the graded, release the failed (requeued alone through `retry_sender`, or failed at the attempt
-    limit), and queue report work for assignments this task finished. Returns the task's counts."""
-    graded = len(store.save_outcomes(sessions, [o for o in outcomes if o.error is None], token))
+    """Write the graded that are not ``written`` yet, release the failed (requeued alone through `retry_sender`, or
+    failed at the attempt limit), and queue report work for assignments this task finished. Returns the task's
+    counts."""
+    rest = [o for o in outcomes if o.error is None and o.essay_id not in written]
+    graded = len(set(written)) + len(store.save_outcomes(sessions, rest, token))
     requeue, failed = [], 0
     for outcome in (o for o in outcomes if o.error is not None):
         status = store.release_failure(sessions, outcome.essay_id, token, outcome.error or "",

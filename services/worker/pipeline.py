@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -39,27 +39,48 @@ class _Prepared:
     messages: list[dict[str, str]] | None
 
 
-def grade_jobs(engine: Engine, jobs: Sequence[EssayJob]) -> list[EssayOutcome]:
-    """Grade essays as one batch per rubric; outcomes come back in input order, one per job."""
+def grade_jobs(
+    engine: Engine, jobs: Sequence[EssayJob], on_outcome: Callable[[EssayOutcome], None] | None = None
+) -> list[EssayOutcome]:
+    """Grade essays as one batch per rubric; outcomes come back in input order, one per job.
+
+    ``on_outcome`` gets each outcome once, as soon as it is known: during generation for an engine that reports
+    answers as they finish (``reports_answers``), otherwise when its batch ends.
+    """
     outcomes: dict[int, EssayOutcome] = {}
+    streams = on_outcome is not None and getattr(engine, "reports_answers", False)
+
+    def settle(index: int, outcome: EssayOutcome) -> None:
+        if index in outcomes:
+            return  # a batch retried in halves reports an answer again: the first one stands
+        outcomes[index] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome)
     by_rubric: dict[str, list[_Prepared]] = defaultdict(list)
     for index, job in enumerate(jobs):
         try:
             prepared = _prepare(index, job)
         except Exception as exc:  # a bad rubric reference or text fails this essay, not the batch
             logger.warning("essay %s could not be prepared: %s", job.essay_id, exc)
-            outcomes[index] = EssayOutcome(essay_id=job.essay_id, error=f"预处理失败: {exc}")
+            settle(index, EssayOutcome(essay_id=job.essay_id, error=f"预处理失败: {exc}"))
             continue
         if prepared.messages is None:
-            outcomes[index] = _outcome(prepared, compose_score(prepared.rubric, prepared.analysis, None, []), None)
+            settle(index, _outcome(prepared, compose_score(prepared.rubric, prepared.analysis, None, []), None))
         else:
             by_rubric[prepared.rubric.ref].append(prepared)
     names = _names(engine) if by_rubric else (None, None)
     for items in by_rubric.values():
         rubric = items[0].rubric
-        generations = engine.generate_json([item.messages for item in items], answer_schema(rubric))  # type: ignore[misc]
+        conversations = [item.messages for item in items]
+        if streams:
+            def answered(position: int, generation: Generation, items: list[_Prepared] = items) -> None:
+                settle(items[position].index, _finish(items[position], generation, *names))
+
+            generations = engine.generate_json(conversations, answer_schema(rubric), on_answer=answered)  # type: ignore[call-arg, arg-type]
+        else:
+            generations = engine.generate_json(conversations, answer_schema(rubric))  # type: ignore[arg-type]
         for item, generation in zip(items, generations, strict=True):
-            outcomes[item.index] = _finish(item, generation, *names)
+            settle(item.index, _finish(item, generation, *names))
     return [outcomes[i] for i in range(len(jobs))]
 
 

@@ -11,7 +11,15 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.worker import runtime
-from services.worker.batch import PROCESS_LOST, TIME_LIMIT, BatchRules, close_batch, open_batch, recover_claim
+from services.worker.batch import (
+    PROCESS_LOST,
+    TIME_LIMIT,
+    BatchRules,
+    EssayWriter,
+    close_batch,
+    open_batch,
+    recover_claim,
+)
 from services.worker.evaluation.job import register_eval_tasks
 from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
@@ -31,7 +39,7 @@ def register_tasks(app: Celery) -> None:
         retry_jitter=True, max_retries=50,
     )
     def grade_batch(self: Task, essay_ids: list[int]) -> dict[str, int]:
-        """Claim, grade as one batch, write the outcomes in one transaction, release the failures."""
+        """Claim, grade as one batch, write each essay as its answer is complete, release the failures."""
         return run_grade_batch(app, essay_ids, token=self.request.id, is_retry=bool(self.request.retries))
 
     register_plan_tasks(app)
@@ -53,9 +61,10 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
         # Essays still `grading` under this very task's id: it ran before and its process died mid-batch.
         recovered = set(recover_claim(app, sessions, token, rules, PROCESS_LOST).essay_ids)
     jobs = open_batch(sessions, [i for i in essay_ids if i not in recovered], token, rules, is_retry=is_retry)
+    writer = EssayWriter(sessions, token)  # each essay written as it is graded: progress moves essay by essay
     try:
         with lease_kept(sessions, token, rules.lease_s):
-            outcomes = grade_jobs(engine, jobs) if jobs else []
+            outcomes = grade_jobs(engine, jobs, writer) if jobs else []
     except SoftTimeLimitExceeded:
         recovery = recover_claim(app, sessions, token, rules, TIME_LIMIT)
         logger.warning("task %s: batch of %s essays hit the time limit", token, len(jobs))
@@ -65,7 +74,8 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
         # Whatever stopped the batch, its essays must not wait for their lease to run out.
         recover_claim(app, sessions, token, rules, PROCESS_LOST)
         raise
-    counts = close_batch(app, _Delayed(app, RETRY_DELAY_S), sessions, essay_ids, jobs, outcomes, token, rules)
+    counts = close_batch(app, _Delayed(app, RETRY_DELAY_S), sessions, essay_ids, jobs, outcomes, token, rules,
+                         writer.written)
     if jobs:
         runtime.heartbeat()
     logger.info("task %s: %s", token, counts)

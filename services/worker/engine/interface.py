@@ -8,7 +8,7 @@ pipeline, the tasks and the commands can import this module anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -75,6 +75,10 @@ class Generation:
     finished: bool
     error: str | None = None
     forced_close: bool = False
+
+
+# Called with a conversation's index and its answer as soon as that answer is complete (engines that stream).
+AnswerCallback = Callable[[int, Generation], None]
 
 
 class Engine(Protocol):

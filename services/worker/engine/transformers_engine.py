@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import xgrammar as xgr
-from transformers import GenerationConfig
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary, json_schema_grammar, tokenizer_info
-from services.worker.engine.interface import Conversation, EngineConfig, Generation, is_deadline
+from services.worker.engine.interface import AnswerCallback, Conversation, EngineConfig, Generation, is_deadline
 from services.worker.engine.loading import load_pretrained
 from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
 
@@ -45,10 +45,30 @@ def _process_rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class _AnswerWatcher(StoppingCriteria):
+    """Never stops generation: after each step it hands every row that has just produced its stop token to
+    ``report``, so an answer is used as soon as it is written rather than when the longest row of its batch is."""
+
+    def __init__(self, width: int, stop_ids: set[int], report: Callable[[int, list[int]], None], rows: int) -> None:
+        self.width, self.stop_ids, self.report = width, stop_ids, report
+        self.pending = set(range(rows))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        if self.pending:
+            last = input_ids[:, -1].tolist()
+            for row in sorted(self.pending):
+                if input_ids.shape[1] > self.width and last[row] in self.stop_ids:
+                    self.pending.discard(row)
+                    self.report(row, input_ids[row, self.width:].tolist())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
 class TransformersEngine:
     """A loaded model and tokenizer; generates schema-constrained JSON for batches of conversations."""
 
     name: ClassVar[str] = "transformers+xgrammar"
+    # generate_json takes ``on_answer`` and calls it as each row of a batch finishes (the pipeline asks by this flag).
+    reports_answers: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -64,6 +84,9 @@ class TransformersEngine:
         self.device = device
         self.dtype = dtype
         self.input_device = model.get_input_embeddings().weight.device
+        # Set for one generate_json call: its on_answer, and the conversation index of each row of the running batch.
+        self._on_answer: AnswerCallback | None = None
+        self._reporting_rows: list[int] | None = None
         eos = model.generation_config.eos_token_id
         eos_ids = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
         self.stop_ids = sorted(eos_ids)
@@ -121,12 +144,16 @@ class TransformersEngine:
     # --- generation ----------------------------------------------------------------------------------
 
     def generate_json(
-        self, conversations: Sequence[Conversation], schema: dict[str, Any], *, constrained: bool = True
+        self, conversations: Sequence[Conversation], schema: dict[str, Any], *, constrained: bool = True,
+        on_answer: AnswerCallback | None = None,
     ) -> list[Generation]:
         """Answer each conversation with JSON valid under ``schema``, in input order.
 
         ``constrained=False`` decodes freely under the same token budget (for comparisons only).
         A conversation that fails on its own gets ``Generation.error``; its batch-mates are unaffected.
+        ``on_answer(index, generation)`` is called during generation for each conversation whose answer reached its
+        stop token, as it does (an answer cut off by the token limit is only returned). A batch retried in halves
+        after a failure may report a conversation twice: the first report stands.
         """
         if not conversations:
             return []
@@ -139,9 +166,13 @@ class TransformersEngine:
         results: list[Generation | None] = [None] * len(prompts)
         started = time.perf_counter()
         batches = list(self._batches(prompts, plan.max_new_tokens))
-        for batch in batches:
-            for index, generation in zip(batch, self._generate_isolating(batch, prompts, plan), strict=True):
-                results[index] = generation
+        self._on_answer = on_answer
+        try:
+            for batch in batches:
+                for index, generation in zip(batch, self._generate_isolating(batch, prompts, plan), strict=True):
+                    results[index] = generation
+        finally:
+            self._on_answer, self._reporting_rows = None, None
         logger.info(
             "generated %s answers in %s batches in %.1f s (%s failed)",
             len(prompts),
@@ -168,6 +199,7 @@ class TransformersEngine:
         self, batch: list[int], prompts: list[list[int]], plan: Plan
     ) -> list[Generation]:
         """Generate a batch; on failure split it in halves until the failing conversation stands alone."""
+        self._reporting_rows = batch
         try:
             return self._generate_batch([prompts[i] for i in batch], plan)
         except Exception as exc:
@@ -200,25 +232,32 @@ class TransformersEngine:
         if plan.grammar is not None:
             processor = GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
         started = time.perf_counter()
+
+        def answer(row: int, new: list[int], latency: float) -> Generation:
+            stops = [k for k, token in enumerate(new) if token in self.stop_ids]
+            finished = bool(stops)
+            new = new[: stops[0] + 1] if finished else new
+            text = self._vocab().decode(new)  # the bytes the grammar matched, not a re-reading of the tokens
+            forced = processor.forced[row] if processor else False
+            return Generation(text, len(prompts[row]), len(new), latency, finished, forced_close=forced)
+
+        criteria = None
+        on_answer, rows = self._on_answer, self._reporting_rows
+        if on_answer is not None and rows is not None and len(rows) == len(prompts):
+            def report(row: int, new: list[int]) -> None:
+                on_answer(rows[row], answer(row, new, (time.perf_counter() - started) / len(prompts)))
+
+            criteria = StoppingCriteriaList([_AnswerWatcher(width, set(self.stop_ids), report, len(prompts))])
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=plan.generation_config,
                 logits_processor=[processor] if processor else None,
+                stopping_criteria=criteria,
             )
         latency = (time.perf_counter() - started) / len(prompts)
-        generations = []
-        for row, prompt in enumerate(prompts):
-            new = output[row, width:].tolist()
-            stops = [k for k, token in enumerate(new) if token in self.stop_ids]
-            finished = bool(stops)
-            new = new[: stops[0] + 1] if finished else new
-            text = self._vocab().decode(new)  # the bytes the grammar matched, not a re-reading of the tokens
-            forced = processor.forced[row] if processor else False
-            generations.append(
-                Generation(text, len(prompt), len(new), latency, finished, forced_close=forced)
-            )
+        generations = [answer(row, output[row, width:].tolist(), latency) for row in range(len(prompts))]
         logger.debug(
             "batch of %s, prompts up to %s tokens: %.2f s", len(prompts), width, latency * len(prompts)
         )
