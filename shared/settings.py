@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     device: DeviceChoice = "auto"
     dtype: DtypeChoice = "auto"
     quantization: Quantization = "none"
+    engine: Literal["auto", "transformers", "llamacpp"] = Field(
+        default="auto", description="auto: llama.cpp for a .gguf model path, transformers otherwise."
+    )
+    cpu_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads; default: the usable cores.")
+    parallel_slots: int | None = Field(
+        default=None, ge=1, le=64, description="Essays llama.cpp decodes at once; default: the measured best (4)."
+    )
     engine_class: str | None = Field(
         default=None, description="module:Class of an alternative engine with the same interface."
     )
@@ -47,6 +54,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="dev-insecure-change-me", min_length=8)
     max_upload_mb: int = Field(default=50, ge=1)
     max_upload_files: int = Field(default=500, ge=1)
+    parse_memory_mb: int = Field(
+        default=512, ge=128, description="Address space of the process that parses one upload (RLIMIT_AS)."
+    )
+    parse_seconds: int = Field(
+        default=30, ge=1, description="CPU seconds for parsing one upload (RLIMIT_CPU); twice this in wall time."
+    )
     session_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     api_token_days: int = Field(
         default=90, ge=1, le=3650, description="An API token stops working this many days after it was issued."

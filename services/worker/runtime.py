@@ -19,7 +19,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.worker.engine import DEFAULT_ENGINE_CLASS, Engine, EngineConfig
+from services.worker.engine import Engine, EngineConfig
+from services.worker.engine.interface import engine_class_for
 from shared.models import WorkerStatus, make_engine, make_session_factory, transaction
 from shared.models.base import utcnow
 from shared.models.db import WORKER_PING_AFTER_IDLE_S
@@ -75,9 +76,9 @@ def engine() -> Any:
 
 
 def load_engine(config_settings: Settings) -> Engine:
-    """Load the configured engine class (the transformers engine unless YUEJUAN_ENGINE_CLASS says otherwise);
-    its module, and the model libraries it needs, are imported here."""
-    module_name, _, attr = (config_settings.engine_class or DEFAULT_ENGINE_CLASS).partition(":")
+    """Load the configured engine class (``engine_class_for``: YUEJUAN_ENGINE_CLASS, YUEJUAN_ENGINE, or the model
+    path's .gguf suffix); its module, and the model libraries it needs, are imported here."""
+    module_name, _, attr = engine_class_for(config_settings).partition(":")
     engine_cls: type[Engine] = getattr(importlib.import_module(module_name), attr)
     return engine_cls.load(EngineConfig.from_settings(config_settings))
 

@@ -264,3 +264,39 @@ class GrammarProcessor(LogitsProcessor):
         self.forced[row] = self.forced[row] or bool(steered.argmax() != choice)
         scores[row] = steered
 
+
+
+_REPEAT = re.compile(r"\{(\d+), ?(-?\d+)\}")
+
+
+def gbnf_from_ebnf(ebnf: str) -> str:
+    """xgrammar's EBNF as llama.cpp's GBNF, the same language: rule names with ``-`` for ``_``, ``{m,}`` for
+    ``{m, -1}``, ``\\x00`` for ``\\0``; lookahead assertions ``(= ...)`` (hints for xgrammar's matcher, no part of
+    the language) are dropped."""
+    parts: list[str] = []
+    index = 0
+    while index < len(ebnf):
+        char = ebnf[index]
+        if char in '"[':
+            end = _class_end(ebnf, index, '"' if char == '"' else "]")
+            parts.append(ebnf[index:end].replace("\\0-", "\\x00-"))
+            index = end
+        elif ebnf.startswith("(=", index):
+            depth, index = 1, index + 2
+            while depth:
+                if ebnf[index] in '"[':
+                    index = _class_end(ebnf, index, '"' if ebnf[index] == '"' else "]")
+                    continue
+                depth += {"(": 1, ")": -1}.get(ebnf[index], 0)
+                index += 1
+        elif char == "{":
+            repeat = _REPEAT.match(ebnf, index)
+            if repeat is None:
+                raise ValueError(f"unexpected {{ in the grammar at {index}: {ebnf[index:index + 20]!r}")
+            low, high = repeat.groups()
+            parts.append(f"{{{low},}}" if high == "-1" else f"{{{low},{high}}}")
+            index = repeat.end()
+        else:
+            parts.append("-" if char == "_" else char)
+            index += 1
+    return "".join(parts)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 DEFAULT_ENGINE_CLASS = "services.worker.engine.transformers_engine:TransformersEngine"
+LLAMACPP_ENGINE_CLASS = "services.worker.engine.llamacpp_engine:LlamaCppEngine"
 
 Conversation = list[dict[str, str]]
 
@@ -36,6 +37,8 @@ class EngineConfig:
     quantization: Quantization = "none"
     batch_token_budget: int = 16384
     max_new_tokens: int | None = None
+    threads: int | None = None  # CPU threads (llama.cpp); None: the cores this process may use
+    parallel: int | None = None  # essays decoded at once (llama.cpp's slots); None: the engine's measured default
 
     @classmethod
     def from_settings(cls, settings: Settings, *, cuda_available: bool | None = None) -> EngineConfig:
@@ -55,6 +58,8 @@ class EngineConfig:
             quantization=settings.quantization,
             batch_token_budget=settings.batch_token_budget,
             max_new_tokens=settings.max_new_tokens,
+            threads=settings.cpu_threads,
+            parallel=settings.parallel_slots,
         )
 
 
@@ -96,6 +101,16 @@ class Engine(Protocol):
     def describe(self) -> dict[str, Any]:
         """``engine`` (the implementation's name, recorded on grades), ``model``, ``device``, ``memory_mb``, ..."""
         ...
+
+
+def engine_class_for(settings: Settings) -> str:
+    """``module:Class`` of the engine to load: YUEJUAN_ENGINE_CLASS if set; else YUEJUAN_ENGINE; else llama.cpp for a
+    ``.gguf`` model path and transformers for anything else."""
+    if settings.engine_class:
+        return settings.engine_class
+    if settings.engine == "llamacpp" or (settings.engine == "auto" and (settings.model or "").endswith(".gguf")):
+        return LLAMACPP_ENGINE_CLASS
+    return DEFAULT_ENGINE_CLASS
 
 
 def is_deadline(exc: BaseException) -> bool:

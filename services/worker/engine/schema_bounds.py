@@ -103,3 +103,37 @@ def closing_reserve(schema: dict[str, Any]) -> int:
     write the whole answer from its start: every property, each string at its minLength, lists at minItems.
     """
     return _bounds(schema, schema).guarded + 1
+
+
+def _narrowed(node: Any, scale: float) -> Any:
+    """The schema with every maxLength and maxItems scaled by ``scale`` (never below minLength, minItems)."""
+    if isinstance(node, list):
+        return [_narrowed(item, scale) for item in node]
+    if not isinstance(node, dict):
+        return node
+    narrowed = {key: _narrowed(value, scale) for key, value in node.items()}
+    for most, least in (("maxLength", "minLength"), ("maxItems", "minItems")):
+        if isinstance(node.get(most), int):
+            narrowed[most] = max(node.get(least, 0), int(node[most] * scale))
+    return narrowed
+
+
+def fit_schema_to_budget(schema: dict[str, Any], budget: int) -> dict[str, Any] | None:
+    """The schema narrowed as little as needed (strings shorter, lists shorter, by one common factor) for its
+    longest answer to fit ``budget`` new tokens; None where even the shortest allowed lengths do not fit.
+
+    An engine that cannot steer each token (llama.cpp's grammar sampler) closes an answer that ran out of tokens by
+    generating it again under this schema: every answer it admits finishes within the budget.
+    """
+    if max_tokens_for_schema(schema) <= budget:
+        return schema
+    if max_tokens_for_schema(_narrowed(schema, 0.0)) > budget:
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(24):
+        middle = (low + high) / 2
+        if max_tokens_for_schema(_narrowed(schema, middle)) <= budget:
+            low = middle
+        else:
+            high = middle
+    return _narrowed(schema, low)
