@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import logging
-import zipfile
 from collections.abc import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
-from services.web.ingest import EssayPreview, RosterEntry, UploadLimits, UploadRejected, parse_essay_upload
+from services.web.ingest import EssayPreview, RosterEntry, UploadLimits, UploadRejected
+from services.web.ingest.names import display_filename
+from services.web.ingest.sandbox import parse_bounded
 from services.web.upload_store import StoredPreview
 from shared.models import Assignment, Essay, EssayStatus, Student
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SINGLE_FILE_TYPES = (".docx", ".txt")
 ACCEPTED_TYPES = (".xlsx", ".csv", ".docx", ".txt", ".zip")
 UNCOMPRESSED_FACTOR = 10
 
@@ -36,31 +35,22 @@ def upload_limits(settings: Settings) -> UploadLimits:
     return UploadLimits(
         max_bytes=max_bytes, max_files=settings.max_upload_files,
         max_uncompressed_bytes=max_bytes * UNCOMPRESSED_FACTOR, max_essay_chars=settings.max_essay_chars,
+        parse_memory_mb=settings.parse_memory_mb, parse_cpu_seconds=settings.parse_seconds,
+        parse_wall_seconds=2 * settings.parse_seconds,
     )
 
 
 def parse_uploaded_files(
     files: Sequence[tuple[str, bytes]], roster: Sequence[RosterEntry], limits: UploadLimits
 ) -> EssayPreview:
-    """One table, text file or zip is parsed as it is; several .docx/.txt files are parsed together as one zip."""
+    """The preview of an upload, parsed in a separate process under the memory and time limits (``sandbox``)."""
     files = [(name, data) for name, data in files if name]
     if not files:
         raise UploadRejected("请选择要上传的文件。")
-    if len(files) == 1:
-        name, data = files[0]
-        return parse_essay_upload(name, data, roster, limits)
-    odd = [name for name, _ in files if not name.lower().endswith(SINGLE_FILE_TYPES)]
-    if odd:
-        raise UploadRejected(
-            f"一次选择多个文件时只能是 .docx 或 .txt 文件；{'、'.join(odd)} 请单独上传（表格或 .zip 压缩包）。"
-        )
-    if len(files) > limits.max_files:
-        raise UploadRejected(f"一次最多上传 {limits.max_files} 个文件，本次选择了 {len(files)} 个。")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
-        for name, data in files:
-            bundle.writestr(name, data)
-    return parse_essay_upload("所选文件.zip", buffer.getvalue(), roster, limits)
+    upload_name = display_filename(files[0][0]) if len(files) == 1 else "所选文件"
+    return parse_bounded(
+        "services.web.ingest.essays:parse_essay_files", (files, list(roster), limits), limits, upload_name=upload_name
+    )
 
 
 def existing_essays(session: Session, assignment_id: int) -> dict[int, int]:

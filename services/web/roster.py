@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
-from services.web.ingest import RosterEntry, RosterRow
+from services.web.ingest import RosterEntry, RosterRow, UploadLimits
+from services.web.ingest.names import display_filename
+from services.web.ingest.sandbox import parse_bounded
 from shared.audit import file_types
 from shared.models import Classroom, Student
 
@@ -18,6 +20,14 @@ from shared.models import Classroom, Student
 class RosterImport:
     added: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+def read_roster_file(filename: str, data: bytes, limits: UploadLimits) -> list[RosterRow]:
+    """``parse_roster`` in a separate process under the upload memory and time limits (``ingest.sandbox``)."""
+    return parse_bounded(
+        "services.web.ingest.roster:parse_roster", (filename, data, limits), limits,
+        upload_name=display_filename(filename),
+    )
 
 
 def roster_entries(session: Session, classroom: Classroom) -> list[RosterEntry]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
 from collections.abc import Sequence
 
 from services.web.ingest.archive import ArchiveEntry, SafeArchive, is_ignored_member, open_archive
@@ -19,6 +21,7 @@ from services.web.ingest.textfile import decode_text
 
 logger = logging.getLogger(__name__)
 
+SINGLE_FILE_TYPES = (".docx", ".txt")
 UPLOAD_EXTENSIONS = (".xlsx", ".csv", ".docx", ".txt", ".zip")
 MEMBER_EXTENSIONS = (".xlsx", ".csv", ".docx", ".txt")
 _ARCHIVE_EXTENSIONS = frozenset({".zip", ".rar", ".7z", ".gz", ".tgz", ".tar", ".bz2", ".xz"})
@@ -49,6 +52,27 @@ def parse_essay_upload(filename: str, data: bytes, roster: Sequence[RosterEntry]
     preview = build_preview(name, reader.submissions, reader.problems, roster, limits)
     logger.info("parsed upload %s: %d essays, %d problems", name, len(preview.items), len(preview.problems))
     return preview
+
+
+def parse_essay_files(
+    files: Sequence[tuple[str, bytes]], roster: Sequence[RosterEntry], limits: UploadLimits
+) -> EssayPreview:
+    """One table, text file or zip is parsed as it is; several .docx/.txt files are parsed together as one zip."""
+    if len(files) == 1:
+        name, data = files[0]
+        return parse_essay_upload(name, data, roster, limits)
+    odd = [name for name, _ in files if not name.lower().endswith(SINGLE_FILE_TYPES)]
+    if odd:
+        raise UploadRejected(
+            f"一次选择多个文件时只能是 .docx 或 .txt 文件；{'、'.join(odd)} 请单独上传（表格或 .zip 压缩包）。"
+        )
+    if len(files) > limits.max_files:
+        raise UploadRejected(f"一次最多上传 {limits.max_files} 个文件，本次选择了 {len(files)} 个。")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for name, data in files:
+            bundle.writestr(name, data)
+    return parse_essay_upload("所选文件.zip", buffer.getvalue(), roster, limits)
 
 
 class _EssayReader:

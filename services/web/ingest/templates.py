@@ -6,9 +6,6 @@ import codecs
 import csv
 import io
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-
 ESSAY_HEADER = ("姓名", "学号", "标题", "作文")
 ESSAY_EXAMPLE = (
     "张三",
@@ -38,6 +35,10 @@ def roster_template_csv() -> bytes:
 
 
 def _xlsx(sheet_title: str, header: tuple[str, ...], example: tuple[str, ...]) -> bytes:
+    # imported here: the upload parser's separate process imports this package and must start quickly
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
     workbook = Workbook()
     sheet = workbook.worksheets[0]
     sheet.title = sheet_title

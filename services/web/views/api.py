@@ -23,13 +23,14 @@ from services.web.essay_import import ImportRefused, existing_essays, parse_uplo
 from services.web.essay_view import build_essay_view, essay_json
 from services.web.forms import validate_assignment, validate_class
 from services.web.guards import actor, user
-from services.web.ingest import UploadRejected, parse_roster
+from services.web.ingest import UploadRejected
+from services.web.numbers import ascii_int
 from services.web.openapi import openapi_document
 from services.web.progress_view import progress_json
 from services.web.records import DuplicateName, class_counts, class_page, create_assignment, create_classroom
 from services.web.results import class_results
 from services.web.review import ReviewError, override_grade, parse_scores, requeue
-from services.web.roster import import_roster, roster_entries
+from services.web.roster import import_roster, read_roster_file, roster_entries
 from services.web.rubric_store import rubric_choices
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
 from services.web.views.assignments import rubric_or_none
@@ -106,8 +107,9 @@ def me() -> Any:
 def rubrics() -> Any:
     raw = request.args.get("classroom_id", "")
     school_id = user().school_id
-    if raw.isdigit():
-        school_id = get_classroom_or_404(db(), user(), int(raw)).school_id
+    classroom_id = ascii_int(raw)
+    if classroom_id is not None:
+        school_id = get_classroom_or_404(db(), user(), classroom_id).school_id
     return jsonify(rubrics=[
         {"key": c.key, "label": c.label, "rubric_version": c.rubric_version, "required_length": c.required_length,
          "own": c.own}
@@ -150,7 +152,7 @@ def import_class_roster(classroom_id: int) -> Any:
     if upload is None or not upload.filename:
         return _invalid(["请以 multipart 字段 file 上传名单文件（.xlsx 或 .csv）。"])
     try:
-        rows = parse_roster(upload.filename, upload.read(), upload_limits(settings()))
+        rows = read_roster_file(upload.filename, upload.read(), upload_limits(settings()))
     except UploadRejected as exc:
         return _invalid(exc.details)
     result = import_roster(session, actor(), classroom, rows, filename=upload.filename)

@@ -17,12 +17,11 @@ from services.web.ingest import (
     UploadRejected,
     essay_template_csv,
     essay_template_xlsx,
-    parse_roster,
     roster_template_csv,
     roster_template_xlsx,
 )
 from services.web.records import DuplicateName, add_student, class_counts, class_page, create_classroom, remove_student
-from services.web.roster import import_roster
+from services.web.roster import import_roster, read_roster_file
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ def roster(classroom_id: int) -> Any:
         flash("请选择名单文件（.xlsx 或 .csv）。", "error")
         return redirect(url_for("classes.show", classroom_id=classroom.id), 303)
     try:
-        rows = parse_roster(upload.filename, upload.read(), upload_limits(settings()))
+        rows = read_roster_file(upload.filename, upload.read(), upload_limits(settings()))
     except UploadRejected as exc:
         flash("名单导入失败，没有添加任何学生：" + "；".join(exc.details), "error")
         return redirect(url_for("classes.show", classroom_id=classroom.id), 303)
