@@ -12,6 +12,7 @@ import time
 
 import click
 
+from shared.file_modes import make_private_dir
 from shared.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,9 @@ def _settings() -> Settings:
 def main(log_level: str) -> None:
     """阅卷 Yuejuan: batch grading of Chinese essays with a local model."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shared.file_modes import restrict_umask
+
+    restrict_umask()  # every file the service writes (database, uploads, workbooks, logs) is private to its user
 
 
 @main.group()
@@ -40,7 +44,7 @@ def db_upgrade(revision: str) -> None:
     from shared.models.migrate import upgrade
 
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     url = settings.resolved_database_url()
     upgrade(url, revision)
     click.echo(f"数据库已升级到 {revision}: {_safe_url(url)}")
@@ -61,33 +65,46 @@ def user() -> None:
 @click.option("--username", required=True)
 @click.option("--display-name", default=None, help="Defaults to the username.")
 @click.option("--role", type=click.Choice(["teacher", "school_admin", "sysadmin"]), default="teacher")
-@click.option("--school", "school_name", default=None, help="School name (created if new).")
+@click.option("--school", "school_name", default=None, help="Name of an existing school.")
+@click.option("--create-school", is_flag=True, help="Create the school named by --school if it does not exist.")
 @click.password_option()
-def user_create(username: str, display_name: str | None, role: str, school_name: str | None, password: str) -> None:
+def user_create(
+    username: str, display_name: str | None, role: str, school_name: str | None, create_school: bool, password: str
+) -> None:
     """Create a user (teachers and school admins belong to a school)."""
     from sqlalchemy import select
 
     from shared import audit
+    from shared.accounts import AccountError, check_password, clean_username
     from shared.models import Role, School, User, make_engine, make_session_factory, transaction
-    from shared.security import hash_password
+    from shared.models.org import username_key
 
     if role != "sysadmin" and not school_name:
         raise click.UsageError("教师和学校管理员必须属于一所学校：请提供 --school")
     try:
-        password_hash = hash_password(password)
-    except ValueError as exc:
+        username = clean_username(username)
+        password_hash = check_password(password, username)
+    except AccountError as exc:
         raise click.UsageError(str(exc)) from exc
     engine = make_engine(_settings().resolved_database_url())
     with transaction(make_session_factory(engine)) as session:
-        if session.scalar(select(User).where(User.username == username)):
-            raise click.ClickException(f"用户名已存在: {username}")
+        if session.scalar(select(User).where(User.username_key == username_key(username))):
+            raise click.ClickException(f"用户名已存在（不区分大小写）: {username}")
         school = None
         if school_name:
+            school_name = school_name.strip()
             school = session.scalar(select(School).where(School.name == school_name))
+            if school is None and not create_school:
+                known = "、".join(session.scalars(select(School.name).order_by(School.name).limit(20))) or "（还没有）"
+                raise click.ClickException(
+                    f"没有名为“{school_name}”的学校。已有学校：{known}。"
+                    "若确要新建这所学校，请加上 --create-school"
+                )
             if school is None:
                 school = School(name=school_name)
                 session.add(school)
                 session.flush()
+                audit.record(session, "school.create", actor="cli", object_type="school", object_id=school.id)
         new_user = User(
             username=username, display_name=display_name or username, role=Role(role),
             password_hash=password_hash, school_id=school.id if school else None,
@@ -99,26 +116,57 @@ def user_create(username: str, display_name: str | None, role: str, school_name:
     click.echo(f"已创建用户 {username} ({role})")
 
 
-@user.command("token")
+@user.command("password")
 @click.option("--username", required=True)
-def user_token(username: str) -> None:
-    """Create a new API token for a user (replacing the old one); it is printed once, only its hash is kept."""
+@click.password_option(prompt="New password")
+def user_password(username: str, password: str) -> None:
+    """Set a user's password (policy-checked); every session of the user ends."""
     from sqlalchemy import select
 
     from shared import audit
+    from shared.accounts import AccountError, set_password
     from shared.models import User, make_engine, make_session_factory, transaction
-    from shared.security import hash_api_token, new_api_token
+    from shared.models.org import username_key
 
-    token = new_api_token()
     engine = make_engine(_settings().resolved_database_url())
     with transaction(make_session_factory(engine)) as session:
-        account = session.scalar(select(User).where(User.username == username))
+        account = session.scalar(select(User).where(User.username_key == username_key(username)))
         if account is None:
             raise click.ClickException(f"没有这个用户: {username}")
-        account.api_token_hash = hash_api_token(token)
-        audit.record(session, "user.api_token", actor="cli", object_type="user", object_id=account.id)
+        try:
+            set_password(account, password)
+        except AccountError as exc:
+            raise click.UsageError(str(exc)) from exc
+        audit.record(session, "user.password_reset", actor="cli", object_type="user", object_id=account.id)
     engine.dispose()
-    click.echo(f"{username} 的新 API 令牌（只显示这一次，旧令牌已失效）：")
+    click.echo(f"已重置 {account.username} 的密码，其所有登录已退出。")
+
+
+@user.command("token")
+@click.option("--username", required=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help="Validity (default YUEJUAN_API_TOKEN_DAYS).")
+def user_token(username: str, days: int | None) -> None:
+    """Create a new API token for a user (rotation: the old one stops working); printed once, only its hash kept."""
+    from sqlalchemy import select
+
+    from shared import audit
+    from shared.accounts import issue_api_token
+    from shared.models import User, make_engine, make_session_factory, transaction
+    from shared.models.org import username_key
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url())
+    with transaction(make_session_factory(engine)) as session:
+        account = session.scalar(select(User).where(User.username_key == username_key(username)))
+        if account is None:
+            raise click.ClickException(f"没有这个用户: {username}")
+        token = issue_api_token(account, days or settings.api_token_days)
+        expires = account.api_token_expires_at
+        audit.record(session, "user.api_token", actor="cli", object_type="user", object_id=account.id,
+                     expires_at=expires.isoformat() if expires else None)
+    engine.dispose()
+    click.echo(f"{account.username} 的新 API 令牌（只显示这一次，旧令牌已失效；"
+               f"有效期至 {expires:%Y-%m-%d %H:%M} UTC）：")
     click.echo(token)
 
 
@@ -159,7 +207,7 @@ def up() -> None:
     from shared.models.migrate import upgrade
 
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     upgrade(settings.resolved_database_url())
     env = dict(os.environ, YUEJUAN_DATA_DIR=str(settings.data_dir.resolve()))
     exe = [sys.executable, "-m", "services.cli"]

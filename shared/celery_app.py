@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from shared.file_modes import make_private_dir
 from shared.queueing import PRIORITY_STEPS
 from shared.settings import Settings, load_settings
 from shared.tasks import GPU_QUEUE, REPORTS_QUEUE
@@ -15,7 +16,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
     """Build a Celery app; the web sends tasks by name through it, workers consume from it."""
     settings = settings or load_settings()
     if settings.uses_embedded_broker():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
     app = Celery("yuejuan", broker=settings.resolved_broker_url(), set_as_current=False)
     soft_limit = max(settings.task_time_limit_s - 30, int(settings.task_time_limit_s * 0.9))
     if settings.broker_visibility_timeout_s <= settings.task_time_limit_s:

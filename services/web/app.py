@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from services.web.state import EXTENSION, AppState
+from shared.file_modes import make_private_dir, restrict_umask
 from shared.models import make_engine, make_session_factory
 from shared.settings import Settings, load_settings
 
@@ -15,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    restrict_umask()  # uploads, previews and the SQLite database are private to the service's user
+    make_private_dir(settings.data_dir)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -36,9 +38,11 @@ def _wire(app: Flask, settings: Settings) -> None:
     from services.web.errors import init_errors
     from services.web.guards import load_session_user
     from services.web.network import init_network
+    from services.web.numbers import init_numbers
     from services.web.security import init_security
     from services.web.templating import init_templating
     from services.web.views import (
+        accounts,
         admin,
         api,
         assignments,
@@ -46,7 +50,10 @@ def _wire(app: Flask, settings: Settings) -> None:
         classes,
         essays,
         evaluations,
+        feedback,
         health,
+        marking,
+        marking_api,
         metrics,
         privacy,
         reports,
@@ -54,6 +61,7 @@ def _wire(app: Flask, settings: Settings) -> None:
         uploads,
     )
 
+    init_numbers(app)
     init_network(app, settings)
     init_security(app, settings)
     init_errors(app)
@@ -61,5 +69,5 @@ def _wire(app: Flask, settings: Settings) -> None:
     app.before_request(load_session_user)
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
-                   rubrics, api):
+                   rubrics, api, accounts, feedback, marking, marking_api):
         app.register_blueprint(module.bp)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.web.access import assignable_teachers
+from services.web.numbers import MAX_ID, ascii_int
 from services.web.rubric_store import RubricChoice, find_choice
 from shared.models import User
 
@@ -37,13 +38,7 @@ def _text(data: Mapping[str, Any], key: str) -> str:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+    return ascii_int(value, minimum=-MAX_ID)
 
 
 def validate_class(session: Session, user: User, data: Mapping[str, Any]) -> tuple[ClassInput | None, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from shared.models import WorkerStatus
 from shared.models.base import utcnow
 from shared.progress import assignment_progress
+from shared.report_jobs import recent_class_jobs
 from shared.worker_health import WorkerHealth, classify_workers, service_notice
 
 
@@ -26,24 +28,49 @@ def worker_health(session: Session, *, lost_after_s: float, now: datetime | None
 def workers_view(
     session: Session, *, admin: bool, lost_after_s: float, now: datetime | None = None
 ) -> dict[str, Any]:
-    """What a viewer sees of the workers: teachers the live ones and those gone for under 10 minutes, and a
-    current fault as one line; admins every row with the fault's detail."""
+    """What a viewer sees of the workers: teachers the live ones and those gone for under 10 minutes, by process
+    name only (no host name, model path or device), and a current fault as one line; admins every row in full
+    with the fault's detail."""
     health = worker_health(session, lost_after_s=lost_after_s, now=now)
     shown = [w for w in health if admin or w.shown_to_teachers]
     return {
         "notice": service_notice(health),
         "workers": [
             {
-                "id": w.id, "queues": ",".join(w.queues), "state": w.state, "state_name": w.state_name,
-                "model": w.model, "device": w.device, "updated_at": _iso(w.updated_at), "live": w.live,
-                "failed": w.current_fault, **({"detail": w.detail} if admin else {}),
+                "id": w.id if admin else w.id.partition("@")[0], "queues": ",".join(w.queues), "state": w.state,
+                "state_name": w.state_name, "updated_at": _iso(w.updated_at), "live": w.live,
+                "failed": w.current_fault,
+                **({"model": w.model, "device": w.device, "detail": w.detail} if admin else {}),
             }
             for w in shown
         ],
     }
 
 
-def progress_json(session: Session, assignment_id: int, *, admin: bool, lost_after_s: float) -> dict[str, Any]:
+WORKBOOK_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+
+
+def class_workbook_json(
+    session: Session, assignment_id: int, download_url: Callable[[int], str]
+) -> dict[str, Any] | None:
+    """The assignment's newest class workbook job (made by itself when grading finishes), with its download link once
+    the file is written; None before there is one."""
+    jobs = recent_class_jobs(session, assignment_id, limit=1)
+    if not jobs:
+        return None
+    job = jobs[0]
+    ready = job.status == "done" and bool(job.file_path)
+    return {
+        "job_id": job.id, "status": str(job.status), "status_name": WORKBOOK_STATUS_NAMES.get(job.status, job.status),
+        "ready": ready, "download_url": download_url(job.id) if ready else None,
+    }
+
+
+def progress_json(
+    session: Session, assignment_id: int, *, admin: bool, lost_after_s: float,
+    download_url: Callable[[int], str] | None = None,
+) -> dict[str, Any]:
+    """Counts, rate and ETA, the workers, and (with ``download_url``) the class workbook's state and link."""
     progress = assignment_progress(session, assignment_id)
     rate = progress.essays_per_minute
     view = workers_view(session, admin=admin, lost_after_s=lost_after_s)
@@ -52,5 +79,6 @@ def progress_json(session: Session, assignment_id: int, *, admin: bool, lost_aft
         "grading": progress.grading, "graded": progress.graded, "failed": progress.failed, "done": progress.done,
         "percent": progress.percent, "finished": progress.finished,
         "essays_per_minute": round(rate, 2) if rate is not None else None, "eta_seconds": progress.eta_seconds,
-        "workers": view["workers"], "worker_notice": view["notice"],
+        "ahead": progress.ahead, "workers": view["workers"], "worker_notice": view["notice"],
+        **({"workbook": class_workbook_json(session, assignment_id, download_url)} if download_url else {}),
     }

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
+from services.web.numbers import ascii_int
 from shared.models import Deduction, ErrorAnnotation, Essay, EssayStatus, Grade, GradeSource, abandoned_claim
 from shared.models.base import utcnow
 from shared.prompts.rubric import Rubric
@@ -41,8 +42,8 @@ def parse_scores(rubric: Rubric, raw: Mapping[str, object]) -> dict[str, int]:
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, str) and value.strip().isdigit():
-            number = int(value.strip())
+        elif isinstance(value, str):
+            number = ascii_int(value)
         if number is None or not 0 <= number <= dim.max:
             problems.append(f"{dim.name}的分数必须是 0 到 {dim.max} 之间的整数。")
         else:

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.file_modes import private_sqlite_file
+
 # A grading worker checks out a connection three times per task in quick succession (claim, write, completion
 # check); three extra round trips would cost more than its claim. Any longer pause (the model's run, an empty
 # queue) still gets the check, and a cut found by a statement is a transient error the task retries.
@@ -25,6 +27,7 @@ def make_engine(url: str, *, ping_after_idle_s: float = 0.0, **kwargs: object) -
     connection cut).
     """
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")

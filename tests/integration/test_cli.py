@@ -42,7 +42,7 @@ def test_user_create_hashes_the_password_and_audits(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("YUEJUAN_DATA_DIR", str(tmp_path))
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
-    args = ["user", "create", "--username", "wang", "--role", "teacher", "--school", "第一中学"]
+    args = ["user", "create", "--username", "wang", "--role", "teacher", "--school", "第一中学", "--create-school"]
     result = runner.invoke(main, args, input="correct-horse\ncorrect-horse\n")
     assert result.exit_code == 0, result.output
     again = runner.invoke(main, args, input="correct-horse\ncorrect-horse\n")
@@ -54,5 +54,5 @@ def test_user_create_hashes_the_password_and_audits(monkeypatch: pytest.MonkeyPa
         user = conn.execute(select(User.password_hash, User.role, User.school_id).where(User.username == "wang")).one()
         assert user.role == Role.teacher and user.school_id is not None
         assert user.password_hash != "correct-horse" and verify_password(user.password_hash, "correct-horse")
-        assert conn.execute(select(AuditLog.action)).scalars().all() == ["user.create"]
+        assert conn.execute(select(AuditLog.action)).scalars().all() == ["school.create", "user.create"]
     engine.dispose()

@@ -22,6 +22,8 @@ OWN_SCHOOL_ADMIN = {"owner": 404, "colleague": 404, "outsider": 404, "admin": "o
 SCHOOL_ADMIN_PAGE = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": 404}
 # The world's evaluation job has not run: its workbook is missing (404) for everyone, the others are refused first.
 SCHOOL_ADMIN_PAGE_MISSING = {**SCHOOL_ADMIN_PAGE, "admin": 404}
+# School and role administration: sysadmins only (tests/web/test_accounts.py covers the sysadmin).
+SYSADMIN_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": 403, "other_admin": 403}
 ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
 
 
@@ -43,7 +45,7 @@ class Route:
         return text.format(
             c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
             t=world.upload_token, cr=world.class_report, sr=world.school_report, sa=world.school_a,
-            ev=world.eval_job,
+            ev=world.eval_job, u=world.users["colleague"],
         )
 
 
@@ -84,6 +86,16 @@ PAGES = [
     Route("evaluations.download", "GET", "/admin/evaluations/{ev}/download", SCHOOL_ADMIN_PAGE_MISSING),
     Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
     Route("privacy.index", "GET", "/admin/privacy", ADMINS_ONLY),
+    # {u} is the colleague, a teacher of school A: their school's admin manages them, nobody else.
+    Route("accounts.users", "GET", "/admin/users", ADMINS_ONLY),
+    Route("accounts.create_user", "POST", "/admin/users", ADMINS_ONLY, data={"username": ""}),
+    Route("accounts.reset_user_password", "POST", "/admin/users/{u}/password", SCHOOL_ADMIN_PAGE,
+          data={"password": ""}),
+    Route("accounts.disable_user", "POST", "/admin/users/{u}/disable", SCHOOL_ADMIN_PAGE, mutating=True),
+    Route("accounts.enable_user", "POST", "/admin/users/{u}/enable", SCHOOL_ADMIN_PAGE, mutating=True),
+    Route("accounts.set_user_role", "POST", "/admin/users/{u}/role", SYSADMIN_ONLY, data={"role": "school_admin"}),
+    Route("accounts.schools", "GET", "/admin/schools", SYSADMIN_ONLY),
+    Route("accounts.add_school", "POST", "/admin/schools", SYSADMIN_ONLY, data={"name": "x"}),
     Route("privacy.export", "GET", "/admin/students/{s}/export", SCHOOL_ADMIN_PAGE),
     # Without the typed name an erase form answers 400 and changes nothing (the erasure itself: tests/ops).
     Route("privacy.erase_student_page", "GET", "/admin/students/{s}/erase", SCHOOL_ADMIN_PAGE),
@@ -111,7 +123,8 @@ API = [
 # Routes with no object to scope: every signed-in user may use them (their content is scoped by query).
 UNSCOPED = {
     "static", "health.healthz", "metrics.metrics", "auth.login", "auth.logout", "auth.account", "auth.create_token",
-    "auth.revoke_token", "classes.home", "classes.index", "classes.new", "classes.template", "rubrics.index",
+    "auth.revoke_token", "auth.change_password", "classes.home", "classes.index", "classes.new", "classes.template",
+    "rubrics.index",
     "api.openapi", "api.me", "api.list_classes", "api.create_class",
 }
 

@@ -99,11 +99,13 @@ def test_progress_page_and_json_with_workers(app: Flask, world: World, sessions:
         data = teacher.get(f"/assignments/{world.assignment}/progress.json").json
         counts = (data["total"], data["graded"], data["queued"], data["percent"], data["finished"])
         assert counts == (2, 1, 1, 50, False)
-        mine = {w["id"]: w for w in data["workers"] if w["id"].endswith(f"-{world.tag}@test")}
-        assert set(mine) == {failing, gone}, "a worker dead for over ten minutes is not shown to teachers"
-        assert mine[failing]["failed"] and mine[failing]["state_name"] == "模型加载失败"
-        assert (mine[gone]["state_name"], mine[gone]["live"], mine[gone]["failed"]) == ("失联", False, False)
-        assert "detail" not in mine[failing]
+        mine = {w["id"]: w for w in data["workers"] if w["id"].endswith(f"-{world.tag}")}
+        failing_name, gone_name = failing.partition("@")[0], gone.partition("@")[0]
+        assert set(mine) == {failing_name, gone_name}, "a worker dead for over ten minutes is not shown to teachers"
+        assert mine[failing_name]["failed"] and mine[failing_name]["state_name"] == "模型加载失败"
+        assert (mine[gone_name]["state_name"], mine[gone_name]["live"], mine[gone_name]["failed"]) == \
+            ("失联", False, False)
+        assert "detail" not in mine[failing_name]
         assert data["worker_notice"] == FAULT_NOTICE
         page = teacher.get(f"/assignments/{world.assignment}").get_data(as_text=True)
         assert 'id="progress"' in page and FAULT_NOTICE in page and "失联" in page
@@ -121,7 +123,7 @@ def test_progress_page_and_json_with_workers(app: Flask, world: World, sessions:
         with sessions() as session, session.begin():
             session.add(WorkerStatus(id=healthy, queues=queue, state="ready", updated_at=utcnow()))
         after = {w["id"]: w for w in teacher.get(f"/assignments/{world.assignment}/progress.json").json["workers"]}
-        assert not after[failing]["failed"] and after[healthy]["state_name"] == "就绪"
+        assert not after[failing_name]["failed"] and after[healthy.partition("@")[0]]["state_name"] == "就绪"
     finally:
         with sessions() as session, session.begin():
             session.execute(WorkerStatus.__table__.delete().where(WorkerStatus.id.in_([failing, gone, old, healthy])))

@@ -18,7 +18,7 @@ def test_user_token_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("YUEJUAN_DATA_DIR", str(tmp_path))
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
-    created = runner.invoke(main, ["user", "create", "--username", "wang", "--school", "一中"],
+    created = runner.invoke(main, ["user", "create", "--username", "wang", "--school", "一中", "--create-school"],
                             input="correct-horse\ncorrect-horse\n")
     assert created.exit_code == 0, created.output
     result = runner.invoke(main, ["user", "token", "--username", "wang"])

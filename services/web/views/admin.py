@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, request
 from services.web.audit_query import ACTION_GROUPS, AuditFilter, audit_page
 from services.web.context import db
 from services.web.guards import admin_required, user
+from services.web.numbers import ascii_int
 
 bp = Blueprint("admin", __name__)
 
@@ -22,7 +23,7 @@ def _date(value: str | None) -> date | None:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return ascii_int(value)
 
 
 @bp.get("/admin/audit")

@@ -22,7 +22,9 @@ from services.web.access import (
 )
 from services.web.context import db, settings
 from services.web.dispatch import send_report_task
+from services.web.filenames import safe_download_name
 from services.web.guards import actor, admin_required, login_required, user
+from services.web.numbers import ascii_int
 from shared.models import Assignment, JobStatus, ReportJob, Role, School
 from shared.report_jobs import (
     create_class_job,
@@ -156,7 +158,7 @@ def download(job_id: int) -> Any:
         abort(404, description="报表尚未生成完成，或文件已不存在。")
     actor().record(session, "report.download", object_type="report", object_id=job.id, kind=job.kind)
     session.commit()
-    return send_file(path, as_attachment=True, download_name=_download_name(job, path),
+    return send_file(path, as_attachment=True, download_name=safe_download_name(_download_name(job, path)),
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
@@ -191,7 +193,7 @@ def request_school_report() -> Any:
     session = db()
     account = user()
     raw = request.form.get("school_id", "")
-    school_id = int(raw) if raw.isdigit() else account.school_id
+    school_id = ascii_int(raw) or account.school_id
     if school_id is None or not is_admin(account):
         abort(404)
     school = get_school_or_404(session, account, school_id)

@@ -10,6 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from services.web.access import get_school_or_404, is_admin, visible_schools
 from services.web.context import db, settings
 from services.web.guards import actor, admin_required, login_required, user
+from services.web.numbers import ascii_int
 from services.web.rubric_store import rubric_choices, save_school_rubric
 from shared.models import Role
 from shared.prompts.rubric import RubricError
@@ -25,7 +26,7 @@ def _render(errors: list[str], status: int = 200) -> Any:
     school_id = account.school_id
     if account.role == Role.sysadmin:
         picked = request.args.get("school_id", "")
-        school_id = int(picked) if picked.isdigit() else (schools[0].id if schools else None)
+        school_id = ascii_int(picked) or (schools[0].id if schools else None)
     choices = rubric_choices(settings().data_dir, school_id)
     return render_template("rubrics/index.html", choices=choices, schools=schools, school_id=school_id,
                            errors=errors), status
@@ -43,7 +44,7 @@ def upload() -> Any:
     session = db()
     account = user()
     raw = request.form.get("school_id", "")
-    school_id = int(raw) if account.role == Role.sysadmin and raw.isdigit() else account.school_id
+    school_id = (ascii_int(raw) if account.role == Role.sysadmin else None) or account.school_id
     if school_id is None:
         return _render(["请选择学校。"], 400)
     school = get_school_or_404(session, account, school_id)

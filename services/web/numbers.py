@@ -1,0 +1,56 @@
+"""Numbers and JSON from outside, read without surprises: ASCII digits only (``"²".isdigit()`` is True but
+``int("²")`` raises), ids that fit a BIGINT, and JSON whose nesting cannot exhaust the stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import IntegerConverter
+
+MAX_ID = 2**63 - 1
+
+
+def ascii_int(value: Any, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """``value`` as an int when it is a string of ASCII digits (optionally signed if ``minimum`` < 0) or an int,
+    within [minimum, maximum]; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] == "-" and minimum < 0 else text
+        if not digits or len(digits) > 19 or not (digits.isascii() and digits.isdigit()):
+            return None
+        number = int(text)
+    else:
+        return None
+    return number if minimum <= number <= maximum else None
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` in URLs: at most a BIGINT, so a huge id is a 404 rather than a database overflow."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+class DepthSafeJSONProvider(DefaultJSONProvider):
+    """JSON nested past what the parser's recursion allows is invalid JSON (400), not an unhandled error (500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return json.loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+
+def init_numbers(app: Flask) -> None:
+    """Before any blueprint is registered (rules bind their converters when they are added)."""
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.json_provider_class = DepthSafeJSONProvider
+    app.json = DepthSafeJSONProvider(app)
