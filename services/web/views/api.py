@@ -24,6 +24,7 @@ from services.web.essay_view import build_essay_view, essay_json
 from services.web.forms import validate_assignment, validate_class
 from services.web.guards import actor, user
 from services.web.ingest import UploadRejected
+from services.web.numbers import ascii_int
 from services.web.openapi import openapi_document
 from services.web.progress_view import progress_json
 from services.web.records import DuplicateName, class_counts, class_page, create_assignment, create_classroom
@@ -106,8 +107,9 @@ def me() -> Any:
 def rubrics() -> Any:
     raw = request.args.get("classroom_id", "")
     school_id = user().school_id
-    if raw.isdigit():
-        school_id = get_classroom_or_404(db(), user(), int(raw)).school_id
+    classroom_id = ascii_int(raw)
+    if classroom_id is not None:
+        school_id = get_classroom_or_404(db(), user(), classroom_id).school_id
     return jsonify(rubrics=[
         {"key": c.key, "label": c.label, "rubric_version": c.rubric_version, "required_length": c.required_length,
          "own": c.own}
