@@ -67,6 +67,7 @@ class EssayOutcome:
     errors: list[LocatedError] = field(default_factory=list)
     deductions: list[DeductionItem] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    needs_review: bool = False  # a flagged essay's model score: withheld (待复核) until a teacher confirms it
     model_name: str | None = None
     engine_name: str | None = None
     prompt_tokens: int = 0

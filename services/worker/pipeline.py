@@ -15,6 +15,7 @@ from typing import Any
 
 from services.worker.analysis import Analysis, analyse, merge_findings
 from services.worker.engine import Engine, Generation
+from services.worker.injection import withhold_suspected
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from services.worker.locate import locate_quotes
 from services.worker.scoring import ScoreResult, compose_score, needs_model
@@ -97,9 +98,14 @@ def _prepare(index: int, job: EssayJob) -> _Prepared:
     analysis = analyse(job.text, rubric, job.required_length)
     masker = Deidentifier(job.person_names, job.school_names)
     # Title and body are masked together so one person always gets one placeholder.
-    joined = f"{analysis.title}\n{analysis.body}" if analysis.title else analysis.body
+    title, body = analysis.title, analysis.body
+    if analysis.injection_flags:
+        # What may instruct the grader never reaches the model; the score is withheld for review as well.
+        title = (withhold_suspected(title)[0].strip() or None) if title else None
+        body = withhold_suspected(body)[0]
+    joined = f"{title}\n{body}" if title else body
     masked = masker.mask(joined)
-    if analysis.title:
+    if title:
         masked_title, _, masked_body = masked.text.partition("\n")
     else:
         masked_title, masked_body = None, masked.text
@@ -174,6 +180,7 @@ def _outcome(
         errors=findings,
         deductions=list(score.deductions),
         flags=list(analysis.injection_flags),
+        needs_review=bool(analysis.injection_flags) and answer is not None,
         dropped_quotes=dropped,
     )
 

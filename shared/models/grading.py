@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     DateTime,
     Enum,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -127,6 +129,9 @@ class Grade(CreatedAtMixin, Base):
     generated_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     dropped_quotes: Mapped[int] = mapped_column(Integer, default=0)
+    # A model grade of an essay flagged for injection: its score is withheld (待复核) until a teacher confirms or
+    # overrides it (a teacher grade version supersedes it).
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str | None] = mapped_column(Text)
     # What this version is in 双评 (second | third | arbitration | final); None for a model grade or an override.
