@@ -1,9 +1,15 @@
-"""Progress of an assignment's grading, computed from the database for the web and the CLI."""
+"""Progress of an assignment's grading, computed from the database for the web, the API and the CLI.
+
+Essays are written one by one as the model finishes them, so the counts move essay by essay. The rate is the
+measured throughput of the grading workers (every essay they finished lately, whichever class it belongs to: one
+queue serves them all), and the ETA counts the essays in line ahead of this assignment's as well as its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,7 +17,8 @@ from sqlalchemy.orm import Session
 from shared.models import Essay, EssayStatus
 from shared.models.base import utcnow
 
-RATE_WINDOW = timedelta(minutes=10)
+RATE_WINDOW = timedelta(minutes=15)
+WAITING = (EssayStatus.queued, EssayStatus.grading)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class Progress:
     failed: int
     essays_per_minute: float | None
     eta_seconds: int | None
+    ahead: int = 0  # essays of other assignments in line before this one's (queued earlier, or being graded)
 
     @property
     def done(self) -> int:
@@ -37,31 +45,61 @@ class Progress:
         return self.queued == 0 and self.grading == 0
 
 
-def assignment_progress(session: Session, assignment_id: int) -> Progress:
+def throughput(finishes: Sequence[tuple[datetime, datetime]]) -> float | None:
+    """Essays per minute from (claimed, finished) moments of recently graded essays: how many were finished over
+    the time the workers spent on them (first claim to last finish; batches overlap, idle time after is left out).
+    None until one has finished."""
+    if not finishes:
+        return None
+    start = min(claimed for claimed, _ in finishes)
+    end = max(finished for _, finished in finishes)
+    minutes = max((end - start).total_seconds() / 60, 1 / 60)
+    return len(finishes) / minutes
+
+
+def eta_seconds(remaining: int, ahead: int, rate: float | None) -> int | None:
+    if remaining == 0:
+        return 0
+    if not rate:
+        return None
+    return int(round((remaining + ahead) / rate * 60))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=utcnow().tzinfo)  # SQLite: naive UTC
+
+
+def recent_finishes(session: Session, now: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    now = now or utcnow()
+    rows = session.execute(
+        select(Essay.claimed_at, Essay.finished_at).where(
+            Essay.status == EssayStatus.graded, Essay.finished_at >= now - RATE_WINDOW, Essay.claimed_at.is_not(None)
+        )
+    ).all()
+    return [(_aware(claimed), _aware(finished)) for claimed, finished in rows]
+
+
+def assignment_progress(session: Session, assignment_id: int, now: datetime | None = None) -> Progress:
     counts = dict(
         session.execute(
             select(Essay.status, func.count()).where(Essay.assignment_id == assignment_id).group_by(Essay.status)
         ).all()
     )
-    now = utcnow()
-    recent = session.execute(
-        select(func.count(), func.min(Essay.claimed_at)).where(
-            Essay.assignment_id == assignment_id,
-            Essay.status == EssayStatus.graded,
-            Essay.finished_at >= now - RATE_WINDOW,
-        )
-    ).one()
-    rate: float | None = None
-    recent_count, first_claim = recent
-    if recent_count and first_claim is not None:
-        if first_claim.tzinfo is None:  # SQLite returns naive UTC datetimes
-            first_claim = first_claim.replace(tzinfo=now.tzinfo)
-        minutes = max((now - first_claim).total_seconds() / 60, 1 / 60)
-        rate = recent_count / minutes
     queued, grading = counts.get(EssayStatus.queued, 0), counts.get(EssayStatus.grading, 0)
     remaining = queued + grading
-    eta = int(remaining / rate * 60) if rate and remaining else (0 if remaining == 0 else None)
+    ahead = 0
+    if remaining:
+        first_waiting = session.scalar(
+            select(func.min(Essay.id)).where(Essay.assignment_id == assignment_id, Essay.status.in_(WAITING))
+        )
+        ahead = session.scalar(
+            select(func.count()).where(
+                Essay.status.in_(WAITING), Essay.assignment_id != assignment_id, Essay.id < first_waiting
+            )
+        ) or 0
+    rate = throughput(recent_finishes(session, now))
     return Progress(
         total=sum(counts.values()), queued=queued, grading=grading, graded=counts.get(EssayStatus.graded, 0),
-        failed=counts.get(EssayStatus.failed, 0), essays_per_minute=rate, eta_seconds=eta,
+        failed=counts.get(EssayStatus.failed, 0), essays_per_minute=rate,
+        eta_seconds=eta_seconds(remaining, ahead, rate), ahead=ahead,
     )

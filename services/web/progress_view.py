@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from shared.models import WorkerStatus
 from shared.models.base import utcnow
 from shared.progress import assignment_progress
+from shared.report_jobs import recent_class_jobs
 from shared.worker_health import WorkerHealth, classify_workers, service_notice
 
 
@@ -45,7 +47,30 @@ def workers_view(
     }
 
 
-def progress_json(session: Session, assignment_id: int, *, admin: bool, lost_after_s: float) -> dict[str, Any]:
+WORKBOOK_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+
+
+def class_workbook_json(
+    session: Session, assignment_id: int, download_url: Callable[[int], str]
+) -> dict[str, Any] | None:
+    """The assignment's newest class workbook job (made by itself when grading finishes), with its download link once
+    the file is written; None before there is one."""
+    jobs = recent_class_jobs(session, assignment_id, limit=1)
+    if not jobs:
+        return None
+    job = jobs[0]
+    ready = job.status == "done" and bool(job.file_path)
+    return {
+        "job_id": job.id, "status": str(job.status), "status_name": WORKBOOK_STATUS_NAMES.get(job.status, job.status),
+        "ready": ready, "download_url": download_url(job.id) if ready else None,
+    }
+
+
+def progress_json(
+    session: Session, assignment_id: int, *, admin: bool, lost_after_s: float,
+    download_url: Callable[[int], str] | None = None,
+) -> dict[str, Any]:
+    """Counts, rate and ETA, the workers, and (with ``download_url``) the class workbook's state and link."""
     progress = assignment_progress(session, assignment_id)
     rate = progress.essays_per_minute
     view = workers_view(session, admin=admin, lost_after_s=lost_after_s)
@@ -54,5 +79,6 @@ def progress_json(session: Session, assignment_id: int, *, admin: bool, lost_aft
         "grading": progress.grading, "graded": progress.graded, "failed": progress.failed, "done": progress.done,
         "percent": progress.percent, "finished": progress.finished,
         "essays_per_minute": round(rate, 2) if rate is not None else None, "eta_seconds": progress.eta_seconds,
-        "workers": view["workers"], "worker_notice": view["notice"],
+        "ahead": progress.ahead, "workers": view["workers"], "worker_notice": view["notice"],
+        **({"workbook": class_workbook_json(session, assignment_id, download_url)} if download_url else {}),
     }

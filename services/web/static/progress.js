@@ -63,6 +63,29 @@
     text("p-eta", p.total && !p.finished ? duration(p.eta_seconds) : "—");
     text("p-state", !p.total ? "尚未上传作文" : (p.finished ? "已全部完成" : "评分进行中，本页自动刷新"));
     renderWorkers(p.workers || [], p.worker_notice);
+    var ahead = document.getElementById("p-ahead");
+    if (ahead) { ahead.hidden = !p.ahead; }
+    text("p-ahead-count", p.ahead || 0);
+    renderWorkbook(p.workbook);
+  }
+
+  // The class workbook is made by itself once grading ends: its link appears here when the file is written.
+  function renderWorkbook(w) {
+    var link = document.getElementById("workbook-link");
+    text("workbook-state", w ? w.status_name : "全部评完后自动生成");
+    if (!link) { return; }
+    if (w && w.ready && w.download_url) {
+      link.href = w.download_url;
+      link.hidden = false;
+    } else {
+      link.hidden = true;
+    }
+  }
+
+  // Polling goes on after grading until the workbook is ready or has failed.
+  function settled(p) {
+    if (!(p.total && p.finished)) { return false; }
+    return Boolean(p.workbook) && (p.workbook.ready || p.workbook.status === "failed");
   }
 
   function poll() {
@@ -74,7 +97,7 @@
       .then(function (p) {
         render(p);
         delay = 2000;
-        if (!(p.total && p.finished)) { window.setTimeout(poll, delay); }
+        if (!settled(p)) { window.setTimeout(poll, delay); }
       })
       .catch(function () {
         delay = Math.min(delay * 2, 30000);

@@ -14,7 +14,7 @@ from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
 from services.web.forms import GENRES, validate_assignment
 from services.web.guards import actor, login_required, user
-from services.web.progress_view import progress_json, workers_view
+from services.web.progress_view import class_workbook_json, progress_json, workers_view
 from services.web.records import create_assignment
 from services.web.results import class_results
 from services.web.review import requeue
@@ -72,7 +72,7 @@ def show(assignment_id: int) -> Any:
     return render_template(
         "assignments/show.html", assignment=assignment, classroom=assignment.classroom,
         rubric_label=rubric_label(assignment, rubric), progress=assignment_progress(session, assignment.id),
-        **_workers_context(session),
+        workbook=class_workbook_json(session, assignment.id, _workbook_url), **_workers_context(session),
     )
 
 
@@ -87,7 +87,11 @@ def progress(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
     return jsonify(progress_json(session, assignment.id, admin=is_admin(user()),
-                                 lost_after_s=settings().worker_lost_after_s))
+                                 lost_after_s=settings().worker_lost_after_s, download_url=_workbook_url))
+
+
+def _workbook_url(job_id: int) -> str:
+    return url_for("reports.download", job_id=job_id)
 
 
 @bp.get("/assignments/<int:assignment_id>/results")
