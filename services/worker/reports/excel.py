@@ -27,6 +27,7 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.worksheet.worksheet import Worksheet
 
 MAX_CELL_CHARS = 32767
 # Row height per wrapped line, in points, for 11-point text: CJK glyphs need more than Latin ones, and LibreOffice,
@@ -263,7 +264,7 @@ class SheetBuffer:
 def print_setup(ws: Any, *, title_rows: int | None = 1, landscape: bool = True) -> None:
     """Print on A4 scaled to the page width (as many pages down as needed), repeating the first ``title_rows``
     rows on every page (works in write-only mode too)."""
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
