@@ -1,4 +1,7 @@
-"""The grade that counts: the latest version per essay (a teacher's override or regrade supersedes)."""
+"""The grade that counts: the latest version per essay (a teacher's override or regrade supersedes).
+
+A model grade with ``needs_review`` (the essay was flagged for prompt injection) is withheld: it is the latest
+version but not a final score until a teacher confirms or overrides it (``final_grades``, ``final_grade_ids``)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,22 @@ def latest_grade_ids() -> Select[tuple[int]]:
         .subquery()
     )
     return select(ranked.c.id).where(ranked.c.rn == 1)
+
+
+def final_grade_ids() -> Select[tuple[int]]:
+    """``latest_grade_ids`` without withheld grades: what reports may count."""
+    return select(Grade.id).where(Grade.id.in_(latest_grade_ids()), Grade.needs_review.is_(False))
+
+
+def is_withheld(grade: Grade) -> bool:
+    """A model score held back for a teacher's review (待复核)."""
+    return grade.source == GradeSource.model and bool(grade.needs_review)
+
+
+def final_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:
+    """``effective_grades`` less the withheld ones: an essay whose latest grade awaits review has no final score."""
+    return {essay_id: grade for essay_id, grade in effective_grades(session, essay_ids).items()
+            if not is_withheld(grade)}
 
 
 def effective_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from services.web.highlight import MarkedError, highlight
+from shared.grades import is_withheld
 from shared.models import Essay, Grade
 from shared.prompts.rubric import Rubric
 
@@ -73,6 +74,8 @@ def grade_json(grade: Grade) -> dict[str, Any]:
         "rubric_version": grade.rubric_version, "dimension_scores": grade.dimension_scores, "bands": grade.bands,
         "evidence": grade.evidence, "raw_total": grade.raw_total, "total": grade.total, "caps": grade.caps,
         "comment": grade.comment, "model_name": grade.model_name,
+        # Withheld (待复核): the model's proposal for the teacher to confirm or override, not a final score.
+        "needs_review": is_withheld(grade),
         "errors": [
             {"type": e.type, "start": e.start_offset, "end": e.end_offset, "original": e.original,
              "suggestion": e.suggestion, "explanation": e.explanation, "origin": e.origin}

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.grades import effective_grades
+from shared.grades import effective_grades, is_withheld
 from shared.models import Assignment, Essay, Student
 from shared.prompts.rubric import Rubric
 
-STATUS_NAMES = {"queued": "排队中", "grading": "评分中", "graded": "已评分", "failed": "失败"}
+STATUS_NAMES = {"queued": "排队中", "grading": "评分中", "graded": "已评分", "failed": "失败", "review": "待复核"}
 BASE_SORTS = ("number", "name", "status", "total", "deductions", "flags")
 
 
@@ -101,7 +101,9 @@ def class_results(
             row.essay_id, row.status, row.char_count = essay.id, str(essay.status), essay.char_count
             row.flags = len(essay.flags or [])
             grade = grades.get(essay.id)
-            if grade is not None:
+            if grade is not None and is_withheld(grade):
+                row.status = "review"  # flagged for injection: no score until a teacher confirms one
+            elif grade is not None:
                 row.scores = {k: int(v) for k, v in grade.dimension_scores.items()}
                 row.bands = {k: str(v) for k, v in grade.bands.items()}
                 row.total, row.version, row.source = grade.total, grade.version, str(grade.source)

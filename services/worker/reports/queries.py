@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from services.worker.jobs import DeductionItem
-from shared.grades import effective_grades, latest_grade_ids
+from shared.grades import final_grade_ids, final_grades
 from shared.models import (
     Assignment,
     Classroom,
@@ -146,7 +146,7 @@ def roster_essays(session: Session, assignment_id: int, classroom_id: int) -> li
         .join(Essay, Essay.student_id == Student.id)
         .where(Essay.assignment_id == assignment_id)
     ).all()
-    grades = effective_grades(session, [row[3] for row in essays])
+    grades = final_grades(session, [row[3] for row in essays])
     handed_in = {row[0] for row in essays}
     missing = session.execute(
         select(Student.id, Student.student_number, Student.name).where(Student.classroom_id == classroom_id)
@@ -200,7 +200,7 @@ def class_history(session: Session, classroom_id: int) -> list[HistoryEssay]:
         .join(Assignment, Essay.assignment_id == Assignment.id)
         .where(Student.classroom_id == classroom_id)
     ).all()
-    grades = effective_grades(session, [row[0] for row in essays])
+    grades = final_grades(session, [row[0] for row in essays])
     return [
         HistoryEssay(essay_id, student_id, assignment_id, created_at, rubric_id, version,
                      GradeFacts.from_grade(grades[essay_id]))
@@ -274,7 +274,7 @@ def _effective_in_school(columns: Sequence[Any], school_id: int) -> Select[Any]:
         .join(Essay, Grade.essay_id == Essay.id)
         .join(Assignment, Essay.assignment_id == Assignment.id)
         .join(Classroom, Assignment.classroom_id == Classroom.id)
-        .where(Classroom.school_id == school_id, Grade.id.in_(latest_grade_ids()))
+        .where(Classroom.school_id == school_id, Grade.id.in_(final_grade_ids()))
     )
 
 
