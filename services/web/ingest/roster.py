@@ -74,5 +74,5 @@ def parse_roster(filename: str, data: bytes, limits: UploadLimits) -> list[Roste
         raise UploadRejected(f"{summary}。请修改后重新上传（未导入任何学生）", details)
     if not rows:
         raise UploadRejected(f"{table.where}：名单中没有学生（表头下面没有数据行）")
-    logger.info("parsed roster %s: %d students", name, len(rows))
+    logger.info("parsed roster: %d students", len(rows))  # no file name: it is often a student's name
     return rows
