@@ -55,10 +55,12 @@ def parse_scores(rubric: Rubric, raw: Mapping[str, object]) -> dict[str, int]:
 
 def override_grade(
     session: Session, actor: Actor, essay: Essay, rubric: Rubric, *, scores: Mapping[str, int],
-    comment: str | None, reason: str,
+    comment: str | None, reason: str, reading: str | None = None, total: int | None = None,
+    action: str = "grade.override",
 ) -> Grade:
     """Add a teacher version: new scores (and comment), the previous version's errors and deductions copied,
-    total = dimension scores + deductions clamped to [0, rubric total]."""
+    total = dimension scores + deductions clamped to [0, rubric total]. 双评 passes ``reading`` (second, third,
+    arbitration, final), its own audit ``action`` and, for the final version, the ``total`` the rubric's rule formed."""
     reason = reason.strip()
     if not reason:
         raise ReviewError("请填写修改理由。")
@@ -68,7 +70,8 @@ def override_grade(
     dimension_scores = {dim.key: int(scores[dim.key]) for dim in rubric.dimensions}
     deductions = list(previous.deductions) if previous else []
     raw_total = sum(dimension_scores.values())
-    total = min(max(raw_total + sum(d.points for d in deductions), 0), rubric.total)
+    if total is None:
+        total = min(max(raw_total + sum(d.points for d in deductions), 0), rubric.total)
     version = (session.scalar(select(func.max(Grade.version)).where(Grade.essay_id == essay.id)) or 0) + 1
     grade = Grade(
         essay_id=essay.id, version=version, rubric_id=previous.rubric_id if previous else rubric.id,
@@ -78,7 +81,7 @@ def override_grade(
         bands={dim.key: dim.band_for(dimension_scores[dim.key]).name for dim in rubric.dimensions},
         evidence=dict(previous.evidence) if previous else {}, raw_total=raw_total, total=total, caps=[],
         comment=comment.strip() if comment is not None else (previous.comment if previous else ""),
-        source=GradeSource.teacher, created_by=actor.user_id, reason=reason,
+        source=GradeSource.teacher, created_by=actor.user_id, reason=reason, reading=reading,
     )
     if previous is not None:
         grade.errors = [
@@ -95,7 +98,7 @@ def override_grade(
         )
     session.flush()
     actor.record(
-        session, "grade.override", object_type="essay", object_id=essay.id, grade_version=version,
+        session, action, object_type="essay", object_id=essay.id, grade_version=version,
         previous_version=previous.version if previous else None, previous_total=previous.total if previous else None,
         total=total, scores=dimension_scores, comment_changed=comment is not None,
     )

@@ -20,6 +20,8 @@ UPLOADER_ONLY = {"owner": "ok", "colleague": 404, "outsider": 404, "admin": 404,
 ADMINS_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": "ok"}
 OWN_SCHOOL_ADMIN = {"owner": 404, "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
 SCHOOL_ADMIN_PAGE = {"owner": 403, "colleague": 403, "outsider": 403, "admin": "ok", "other_admin": 404}
+# 三评/终评: the class teacher sees the essay but has no right (403); a 备课组长 role would open it to a colleague.
+ARBITERS = {"owner": 403, "colleague": 404, "outsider": 404, "admin": "ok", "other_admin": 404}
 # The world's evaluation job has not run: its workbook is missing (404) for everyone, the others are refused first.
 SCHOOL_ADMIN_PAGE_MISSING = {**SCHOOL_ADMIN_PAGE, "admin": 404}
 # School and role administration: sysadmins only (tests/web/test_accounts.py covers the sysadmin).
@@ -108,6 +110,17 @@ PAGES = [
     Route("privacy.erase_classroom_page", "POST", "/admin/classes/{c}/erase", SCHOOL_ADMIN_PAGE),
     Route("privacy.erase_school_page", "GET", "/admin/schools/{sa}/erase", SCHOOL_ADMIN_PAGE),
     Route("privacy.erase_school_page", "POST", "/admin/schools/{sa}/erase", SCHOOL_ADMIN_PAGE),
+    Route("marking.settings_page", "GET", "/assignments/{a}/double-marking", CLASS_SCOPE),
+    Route("marking.settings_page", "POST", "/assignments/{a}/double-marking", CLASS_SCOPE, data={"mode": "bogus"}),
+    Route("marking.second_read", "GET", "/essays/{e}/second-read", CLASS_SCOPE),
+    Route("marking.second_read", "POST", "/essays/{e}/second-read", CLASS_SCOPE),
+    Route("marking.arbitrate", "GET", "/essays/{e}/arbitrate", ARBITERS),
+    Route("marking.arbitrate", "POST", "/essays/{e}/arbitrate", ARBITERS),
+    Route("marking.calibration", "GET", "/assignments/{a}/calibration", CLASS_SCOPE),
+    Route("marking.calibration", "POST", "/assignments/{a}/calibration", CLASS_SCOPE),
+    Route("marking.threshold", "POST", "/agreement/threshold", ADMINS_ONLY, data={"threshold": "x"}),
+    Route("marking.leads", "GET", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE),
+    Route("marking.leads", "POST", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE, data={"user_id": ""}),
 ]
 
 API = [
@@ -123,6 +136,13 @@ API = [
     Route("api.essay", "GET", "/api/v1/essays/{e}", CLASS_SCOPE),
     Route("api.override", "POST", "/api/v1/essays/{e}/override", CLASS_SCOPE, json={"scores": {}}),
     Route("api.regrade", "POST", "/api/v1/essays/{e}/regrade", CLASS_SCOPE, mutating=True),
+    Route("marking_api.double_marking", "GET", "/api/v1/assignments/{a}/double-marking", CLASS_SCOPE),
+    Route("marking_api.double_marking", "POST", "/api/v1/assignments/{a}/double-marking", CLASS_SCOPE,
+          json={"mode": "bogus"}),
+    Route("marking_api.second_read", "POST", "/api/v1/essays/{e}/second-read", CLASS_SCOPE, json={"scores": {}}),
+    Route("marking_api.arbitration", "POST", "/api/v1/essays/{e}/arbitration", ARBITERS, json={"scores": {}}),
+    Route("marking_api.calibration", "GET", "/api/v1/assignments/{a}/calibration", CLASS_SCOPE),
+    Route("marking_api.calibration", "POST", "/api/v1/assignments/{a}/calibration", CLASS_SCOPE),
 ]
 # Routes with no object to scope: every signed-in user may use them (their content is scoped by query).
 UNSCOPED = {
@@ -130,6 +150,7 @@ UNSCOPED = {
     "auth.revoke_token", "auth.change_password", "classes.home", "classes.index", "classes.new", "classes.template",
     "rubrics.index",
     "api.openapi", "api.me", "api.list_classes", "api.create_class",
+    "marking.queue", "marking.agreement", "marking_api.marking_queue", "marking_api.agreement",
 }
 
 

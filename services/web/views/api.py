@@ -19,6 +19,7 @@ from services.web.access import (
 from services.web.api_auth import authenticate
 from services.web.context import db, settings
 from services.web.dispatch import queue_assignment, queue_essays
+from services.web.double_marking import parse_mode, set_mode
 from services.web.essay_import import ImportRefused, existing_essays, parse_uploaded_files, upload_limits, write_essays
 from services.web.essay_view import build_essay_view, essay_json
 from services.web.forms import validate_assignment, validate_class
@@ -75,7 +76,8 @@ def _assignment_json(assignment: Assignment) -> dict[str, Any]:
         "id": assignment.id, "classroom_id": assignment.classroom_id, "title": assignment.title,
         "prompt_text": assignment.prompt_text, "genre": assignment.genre, "rubric_id": assignment.rubric_id,
         "rubric_version": assignment.rubric_version, "required_length": assignment.required_length,
-        "created_at": assignment.created_at.isoformat(),
+        "created_at": assignment.created_at.isoformat(), "double_marking": assignment.double_marking,
+        "double_marking_share": assignment.double_marking_share,
     }
 
 
@@ -164,10 +166,17 @@ def import_class_roster(classroom_id: int) -> Any:
 def create_class_assignment(classroom_id: int) -> Any:
     session = db()
     classroom = get_classroom_or_404(session, user(), classroom_id)
-    data, errors = validate_assignment(_body(), rubric_choices(settings().data_dir, classroom.school_id))
+    body = _body()
+    data, errors = validate_assignment(body, rubric_choices(settings().data_dir, classroom.school_id))
+    try:
+        marking = parse_mode(body.get("double_marking"), body.get("double_marking_share"))
+    except ReviewError as exc:
+        data, errors = None, [*errors, str(exc)]
     if data is None:
         return _invalid(errors)
     assignment = create_assignment(session, actor(), classroom, data)
+    if marking[0] != "off":
+        set_mode(session, actor(), assignment, *marking)
     session.commit()
     return jsonify(_assignment_json(assignment)), 201
 

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from services.web.access import get_assignment_or_404, get_classroom_or_404, is_admin
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
+from services.web.double_marking import counts as double_marking_counts
+from services.web.double_marking import parse_mode, set_mode
 from services.web.forms import GENRES, validate_assignment
 from services.web.guards import actor, login_required, user
 from services.web.progress_view import class_workbook_json, progress_json, workers_view
 from services.web.records import create_assignment
 from services.web.results import class_results
-from services.web.review import requeue
+from services.web.review import ReviewError, requeue
 from services.web.rubric_store import assignment_rubric, rubric_choices
 from shared.models import Assignment, Essay, abandoned_claim
 from shared.models.base import utcnow
@@ -54,10 +56,16 @@ def new(classroom_id: int) -> Any:
         return render_template("assignments/new.html", classroom=classroom, choices=choices, genres=GENRES,
                                form={}, errors=[])
     data, errors = validate_assignment(request.form, choices)
+    try:
+        marking = parse_mode(request.form.get("double_marking"), request.form.get("double_marking_share"))
+    except ReviewError as exc:
+        data, errors = None, [*errors, str(exc)]
     if data is None:
         return render_template("assignments/new.html", classroom=classroom, choices=choices, genres=GENRES,
                                form=request.form, errors=errors), 400
     assignment = create_assignment(session, actor(), classroom, data)
+    if marking[0] != "off":
+        set_mode(session, actor(), assignment, *marking)
     session.commit()
     flash(f"已创建作业“{assignment.title}”。下一步：上传本班作文。", "ok")
     return redirect(url_for("uploads.form", assignment_id=assignment.id), 303)
@@ -72,6 +80,7 @@ def show(assignment_id: int) -> Any:
     return render_template(
         "assignments/show.html", assignment=assignment, classroom=assignment.classroom,
         rubric_label=rubric_label(assignment, rubric), progress=assignment_progress(session, assignment.id),
+        double_marking=double_marking_counts(session, assignment),
         workbook=class_workbook_json(session, assignment.id, _workbook_url), **_workers_context(session),
     )
 
