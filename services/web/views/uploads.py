@@ -103,7 +103,8 @@ def upload(assignment_id: int) -> Any:
         return _form(assignment, [NOT_STORED[status]], status)
     actor().record(session, "upload.preview", object_type="assignment", object_id=assignment.id,
                    files=len(files), file_types=file_types(name for name, _ in files), essays=len(preview.items),
-                   problems=len(preview.problems), ok=preview.ok)
+                   problems=len(preview.problems), ok=preview.ok,
+                   invisible_removed=sum(len(item.removed) for item in preview.items))
     session.commit()
     return redirect(url_for("uploads.preview", token=stored.token), 303)
 
