@@ -124,6 +124,31 @@ SCHEMAS: dict[str, Any] = {
         "reason": {"type": "string", "description": "修改理由（必填）"}}},
 }
 
+SCORES_BODY = {"type": "object", "required": ["scores"], "properties": {
+    "scores": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "每个维度的分数"},
+    "comment": {"type": "string"}}}
+SCHEMAS.update({
+    "DoubleMarking": {"type": "object", "properties": {
+        "assignment_id": INT, "mode": {"type": "string", "enum": ["off", "sample", "all", "low_confidence"]},
+        "share": {"type": "integer", "description": "随机抽取比例（%）"}, "selected": INT, "awaiting_second": INT,
+        "awaiting_arbitration": INT, "settled": INT}},
+    "DoubleMarkCase": {"type": "object", "properties": {
+        "essay_id": INT, "status": {"type": "string", "enum": ["awaiting_arbitration", "settled"]},
+        "needs": {"type": "string", "nullable": True, "enum": ["third_reading", "arbitration", None]},
+        "totals": {"type": "array", "items": INT, "description": "各评总分（模型一评在前）"},
+        "final_total": {"type": "integer", "nullable": True}, "final_rule": NULLABLE_STR,
+        "readings": {"type": "array", "items": {"type": "object", "properties": {
+            "version": INT, "reading": {"type": "string", "enum": ["model", "second", "third", "arbitration",
+                                                                   "final"]},
+            "source": STR, "created_by": {"type": "integer", "nullable": True}, "created_at": STR,
+            "dimension_scores": OBJ, "total": INT}}}}},
+    "AgreementFigures": {"type": "object", "properties": {
+        "label": STR, "pairs": INT, "qwk": {"type": "number", "nullable": True},
+        "bias": {"type": "number", "nullable": True, "description": "模型 − 教师"},
+        "within_tolerance_rate": {"type": "number", "nullable": True}, "second_reads": INT, "arbitrations": INT,
+        "warning": {"type": "boolean", "description": "QWK 低于本校阈值"}}},
+})
+
 CLASS_ID = _id("classroom_id", "班级 id")
 ASSIGNMENT_ID = _id("assignment_id", "作业 id")
 ESSAY_ID = _id("essay_id", "作文 id")
@@ -186,6 +211,7 @@ def openapi_document() -> dict[str, Any]:
                 "requeued": {"type": "boolean"}, "queued": {"type": "boolean"}}}, "已重新排队"),
             code="202", params=[ESSAY_ID], extra=conflict)},
     }
+    paths.update(_marking_paths(conflict))
     return {
         "openapi": "3.0.3",
         "info": {"title": "阅卷 Yuejuan API", "version": API_VERSION,
@@ -195,4 +221,39 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
         "paths": paths,
+    }
+
+
+def _marking_paths(conflict: dict[str, Any]) -> dict[str, Any]:
+    """双评, calibration and agreement."""
+    forbidden = {"403": _json(_ref("Error"), "无三评/终评权限（须为本班备课组长或学校管理员）")}
+    queue_item = {"type": "object", "properties": {
+        "essay_id": INT, "assignment_id": INT, "assignment_title": STR, "classroom_name": STR, "student_name": STR,
+        "needs": NULLABLE_STR, "totals": {"type": "array", "items": INT}}}
+    figures_list = {"type": "array", "items": _ref("AgreementFigures")}
+    return {
+        "/assignments/{assignment_id}/double-marking": {
+            "get": _op("作业的双评设置与进度", _json(_ref("DoubleMarking"), "设置"), params=[ASSIGNMENT_ID]),
+            "post": _op("设置双评方式", _json(_ref("DoubleMarking"), "已设置"), params=[ASSIGNMENT_ID],
+                        body=_json_body({"type": "object", "required": ["mode"], "properties": {
+                            "mode": {"type": "string", "enum": ["off", "sample", "all", "low_confidence"]},
+                            "share": {"type": "integer", "minimum": 1, "maximum": 100}}})),
+        },
+        "/marking": {"get": _op("我的阅卷任务：待我二评、待我仲裁", _json({"type": "object", "properties": {
+            "second_reads": {"type": "array", "items": queue_item},
+            "arbitrations": {"type": "array", "items": queue_item}}}, "任务"))},
+        "/essays/{essay_id}/second-read": {"post": _op(
+            "盲评二评：两评在误差内取平均为最终分，超出则交三评/终评", _json(_ref("DoubleMarkCase"), "已保存"),
+            code="201", params=[ESSAY_ID], body=_json_body(SCORES_BODY), extra=conflict)},
+        "/essays/{essay_id}/arbitration": {"post": _op(
+            "三评或终评（按评分标准的规则）", _json(_ref("DoubleMarkCase"), "已保存"), code="201",
+            params=[ESSAY_ID], body=_json_body(SCORES_BODY), extra={**conflict, **forbidden})},
+        "/assignments/{assignment_id}/calibration": {
+            "get": _op("样卷校准：映射、建议样卷、全班原始分与校准分", _json(OBJ, "校准"), params=[ASSIGNMENT_ID]),
+            "post": _op("用全部样卷（二评）重新拟合校准", _json(OBJ, "校准"), params=[ASSIGNMENT_ID],
+                        extra=conflict),
+        },
+        "/agreement": {"get": _op("模型与教师的评分一致性（按作业、班级、月份）", _json({
+            "type": "object", "properties": {"threshold": {"type": "number"}, "assignment": figures_list,
+                                             "classroom": figures_list, "month": figures_list}}, "一致性"))},
     }
