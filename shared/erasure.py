@@ -86,8 +86,18 @@ def erase_report_jobs(session: Session, erased: Erased, where: ColumnElement[boo
     _delete(session, erased, "report_jobs", delete(ReportJob).where(where))
 
 
+def school_reports_of(classroom_ids: Select[tuple[int]]) -> ColumnElement[bool]:
+    """School-level report jobs (no class, no assignment) of the schools these classes belong to: a school workbook
+    names every class and its averages (for a small class, close to a student's own scores)."""
+    return (
+        ReportJob.school_id.in_(select(Classroom.school_id).where(Classroom.id.in_(classroom_ids)))
+        & ReportJob.classroom_id.is_(None) & ReportJob.assignment_id.is_(None)
+    )
+
+
 def erase_student(session: Session, student_id: int) -> Erased | None:
-    """One student: their essays and grades, training plans, and the class workbooks that list them."""
+    """One student: their essays and grades, training plans, the class workbooks that list them and the school
+    workbooks that count them."""
     student = session.get(Student, student_id)
     if student is None:
         return None
@@ -102,6 +112,9 @@ def erase_student(session: Session, student_id: int) -> Erased | None:
         ReportJob.assignment_id.in_(erased.assignment_ids),
         (ReportJob.classroom_id == student.classroom_id) & ReportJob.assignment_id.is_(None),
     ))
+    # The school workbooks counted the student's scores: they go too and are generated again on request.
+    erase_report_jobs(session, erased, school_reports_of(select(Classroom.id).where(
+        Classroom.id == student.classroom_id)))
     _delete(session, erased, "students", delete(Student).where(Student.id == student_id))
     return erased
 
@@ -116,7 +129,8 @@ def _erase_classrooms(session: Session, erased: Erased, classroom_ids: list[int]
     ))
     _delete(session, erased, "training_plans", delete(TrainingPlan).where(TrainingPlan.student_id.in_(students)))
     erase_report_jobs(session, erased, or_(
-        ReportJob.classroom_id.in_(classroom_ids), ReportJob.assignment_id.in_(assignments)
+        ReportJob.classroom_id.in_(classroom_ids), ReportJob.assignment_id.in_(assignments),
+        school_reports_of(select(Classroom.id).where(Classroom.id.in_(classroom_ids))),
     ))
     _delete(session, erased, "assignments", delete(Assignment).where(Assignment.classroom_id.in_(classroom_ids)))
     _delete(session, erased, "students", delete(Student).where(Student.classroom_id.in_(classroom_ids)))

@@ -6,8 +6,10 @@ PostgreSQL) finds exactly this test's leftovers. A bystander school must survive
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -207,12 +209,25 @@ def database_mentions(sessions: sessionmaker[Session], needles: list[str]) -> li
     return found
 
 
+def _file_text(path: Path) -> str:
+    """A file's bytes as text, and for a zip (a workbook: .xlsx) the text of every member too, since the names in
+    a workbook are stored compressed and as XML character references."""
+    data = path.read_bytes()
+    parts = [data.decode("utf-8", errors="replace")]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            # openpyxl writes CJK text as XML character references (&#29579;): read them as characters.
+            parts += [html.unescape(archive.read(member).decode("utf-8", errors="replace"))
+                      for member in archive.namelist()]
+    return "\n".join(parts)
+
+
 def disk_mentions(data_dir: Path, needles: list[str]) -> list[str]:
-    """Every file under ``data_dir`` whose content contains one of ``needles``."""
+    """Every file under ``data_dir`` whose content (a zip's members included) contains one of ``needles``."""
     found = []
     for path in data_dir.rglob("*"):
         if path.is_file():
-            text = path.read_bytes().decode("utf-8", errors="replace")
+            text = _file_text(path)
             hits = [needle for needle in needles if needle in text or needle in path.name]
             if hits:
                 found.append(f"{path}: {hits}")
