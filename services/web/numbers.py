@@ -1,12 +1,13 @@
-"""Numbers and JSON from outside, read without surprises: ASCII digits only (``"²".isdigit()`` is True but
-``int("²")`` raises), ids that fit a BIGINT, and JSON whose nesting cannot exhaust the stack."""
+"""Numbers, text and JSON from outside, read without surprises: ASCII digits only (``"²".isdigit()`` is True but
+``int("²")`` raises), ids that fit a BIGINT, no NUL characters (PostgreSQL text cannot hold them), and JSON whose
+nesting cannot exhaust the stack."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flask import Flask
+from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
@@ -43,10 +44,23 @@ class DepthSafeJSONProvider(DefaultJSONProvider):
     """JSON nested past what the parser's recursion allows is invalid JSON (400), not an unhandled error (500)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if (b"\\u0000" if isinstance(s, bytes) else "\\u0000") in s:
+            raise ValueError("JSON with a NUL character")
         try:
             return json.loads(s, **kwargs)
         except RecursionError as exc:
             raise ValueError("JSON nested too deeply") from exc
+
+
+def _refuse_nul() -> None:
+    """A NUL in a query parameter or form field is refused before any view stores or looks it up."""
+    values = list(request.args.values())
+    if request.method not in ("GET", "HEAD") and request.mimetype in (
+        "application/x-www-form-urlencoded", "multipart/form-data"
+    ):
+        values += request.form.values()
+    if any("\x00" in value for value in values):
+        abort(400, description="提交的内容包含无效的控制字符（NUL），请检查后重试。")
 
 
 def init_numbers(app: Flask) -> None:
@@ -54,3 +68,4 @@ def init_numbers(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
     app.json_provider_class = DepthSafeJSONProvider
     app.json = DepthSafeJSONProvider(app)
+    app.before_request(_refuse_nul)
