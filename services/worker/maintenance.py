@@ -28,6 +28,7 @@ from shared.queueing import TaskSender, enqueue_essays, essays_in_broker, task_a
 from shared.retention import run_retention
 from shared.settings import Settings
 from shared.tasks import GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK, TASK_FOR_KIND
+from shared.upload_previews import sweep_previews
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def run_sweep(
     sender: TaskSender, sessions: sessionmaker[Session], settings: Settings, now: datetime | None = None
 ) -> dict[str, int]:
     """Recover claims whose lease ran out, then send again the stale queued essays that no task in the broker
-    holds (first in line). Returns ``recovered`` (essays taken back) and ``resent`` (essays sent again)."""
+    holds (first in line), and delete expired upload previews. Returns ``recovered`` (essays taken back),
+    ``resent`` (essays sent again), ``reports_resent`` and ``previews_expired``."""
     now = now or utcnow()
     rules = BatchRules(max_attempts=settings.max_grading_attempts, token_budget=settings.batch_token_budget,
                        lease_s=settings.lease_s)
@@ -89,8 +91,11 @@ def run_sweep(
     if missing:
         logger.warning("sending again %s queued essays that no grading task holds", len(missing))
         enqueue_essays(sender, missing, settings.batch_token_budget, priority=0)
+    # Upload previews (essay text and names nobody confirmed) leave within one sweep of expiring, not at the
+    # next upload or the nightly purge.
     return {"recovered": recovered, "resent": len(missing),
-            "reports_resent": resend_lost_report_jobs(sender, sessions, settings, now)}
+            "reports_resent": resend_lost_report_jobs(sender, sessions, settings, now),
+            "previews_expired": sweep_previews(settings.data_dir, now=now.timestamp())}
 
 
 def resend_lost_report_jobs(

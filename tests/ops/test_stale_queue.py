@@ -3,6 +3,7 @@ task in the broker holds, while other tasks still wait; never essays that are re
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from shared.models.migrate import upgrade
 from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker, task_args_in_broker
 from shared.settings import Settings
 from shared.tasks import CLASS_WORKBOOK_TASK, GPU_QUEUE, REPORTS_QUEUE, ReportKind
+from shared.upload_previews import PREVIEW_TTL_S
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.factories import make_class, make_report_job
 from tests.processes import PrivateRedis
@@ -58,9 +60,19 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
     with transaction(sessions) as session:  # uploaded a moment before the sweep runs
         session.execute(update(Essay).where(Essay.id == recent).values(created_at=later - timedelta(seconds=1)))
 
+    # An upload preview (essay text, names) past its two hours, and one still pending.
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    expired, pending = uploads / f"expired{'x' * 35}.json", uploads / f"pending{'x' * 35}.json"
+    for path in (expired, pending):
+        path.write_text('{"items": [{"student_name": "甲同学", "text": "作文"}]}', encoding="utf-8")
+    stamp = (later - timedelta(seconds=PREVIEW_TTL_S + 60)).timestamp()
+    os.utime(expired, (stamp, stamp))
+
     counts = run_sweep(celery, sessions, settings, now=later)
 
-    assert counts == {"recovered": 3, "resent": 1, "reports_resent": 1}
+    assert counts == {"recovered": 3, "resent": 1, "reports_resent": 1, "previews_expired": 1}
+    assert not expired.exists() and pending.exists()
     in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE, delivered_within_s=60)
     assert {stranded, held, dead_a, dead_b, dead_alone} <= in_broker
     assert not {graded, recent, alive} & in_broker
@@ -72,7 +84,8 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
                                        delivered_within_s=60)
     assert sorted(args[0] for args in sent_reports) == sorted([jobs["lost"], jobs["waiting"]])
     # A second sweep finds everything held by a task: nothing is sent twice.
-    assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0, "reports_resent": 0}
+    assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0, "reports_resent": 0,
+                                                                "previews_expired": 0}
 
 
 def test_sweep_on_the_embedded_broker(sqlite_url: str, tmp_path: Path) -> None:
