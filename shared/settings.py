@@ -45,11 +45,20 @@ class Settings(BaseSettings):
     engine_class: str | None = Field(
         default=None, description="module:Class of an alternative engine with the same interface."
     )
+    model_retry_s: float = Field(
+        default=30, ge=0,
+        description="A grading worker whose model cannot be loaded tries again this often (essays wait in the queue); "
+        "0 stops the worker instead.",
+    )
     batch_token_budget: int = Field(default=16384, ge=256, description="Prompt+answer tokens per batch.")
     max_new_tokens: int = Field(
         default=1024, ge=400, description="Answer tokens per essay; the closing guard ends every answer within it."
     )
     max_essay_chars: int = Field(default=6000, ge=100)
+    adapter_promotion_margin: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="How much better (share of held-out essays within tolerance) a new LoRA adapter must be.",
+    )
 
     secret_key: str = Field(default="dev-insecure-change-me", min_length=8)
     max_upload_mb: int = Field(default=50, ge=1)
@@ -65,6 +74,9 @@ class Settings(BaseSettings):
         default=90, ge=1, le=3650, description="An API token stops working this many days after it was issued."
     )
 
+    timezone: str = Field(
+        default="Asia/Shanghai", description="The time zone every time a person reads is shown in (IANA name)."
+    )
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     proxy_hops: int = Field(
@@ -103,6 +115,17 @@ class Settings(BaseSettings):
         default=20, ge=1,
         description="A queued essay that has waited this long with no grading task in the broker is sent again.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
+        return value
 
     @field_validator("allowed_networks")
     @classmethod

@@ -36,11 +36,20 @@ def duration(seconds: int | None) -> str:
 
 def _globals() -> dict[str, Any]:
     account = g.get("user")
+    admin = account is not None and is_admin(account)
     return {
         "current_user": account,
-        "is_admin_user": account is not None and is_admin(account),
+        "is_admin_user": admin,
         "role_names": ROLE_NAMES,
+        "model_banner": _model_banner() if admin else None,
     }
+
+
+def _model_banner() -> Any:
+    from services.web.context import db, settings
+    from services.web.model_banner import model_banner
+
+    return model_banner(db(), lost_after_s=settings().worker_lost_after_s)
 
 
 def init_templating(app: Flask) -> None:

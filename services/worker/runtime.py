@@ -244,11 +244,8 @@ def _init_child(**_: object) -> None:
         return
     record_status(WorkerState.loading)
     _start_beating()  # a model takes minutes to load; a loading worker is not a lost one
-    try:
-        _state.engine = load_engine(_state.settings)
-    except Exception as exc:
-        logger.critical("MODEL COULD NOT BE LOADED, worker stopping; essays stay queued: %s", exc, exc_info=True)
-        record_status(WorkerState.failed, f"模型无法加载: {exc}")
+    _state.engine = _load_until_loaded(_state.settings)
+    if _state.engine is None:
         os.kill(os.getppid(), signal.SIGTERM)
         return
     _prepare_default_grammar(_state.engine)
@@ -256,6 +253,29 @@ def _init_child(**_: object) -> None:
     logger.info("model loaded: %s", info)
     record_status(WorkerState.ready, model=str(info.get("model")), device=str(info.get("device")),
                   memory_mb=model_memory_mb(info))
+
+
+def _load_until_loaded(config_settings: Settings) -> Any:
+    """Load the model, trying again every ``model_retry_s`` while it cannot be (weights still being copied in, a
+    wrong path fixed by the admin): this process takes no task meanwhile, so essays wait in the queue, and its row
+    says why. None (the worker then stops) only when ``model_retry_s`` is 0."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return load_engine(config_settings)
+        except Exception as exc:
+            retry_s = config_settings.model_retry_s
+            if retry_s <= 0:
+                logger.critical("MODEL COULD NOT BE LOADED, worker stopping; essays stay queued: %s", exc,
+                                exc_info=True)
+                record_status(WorkerState.failed, f"模型无法加载: {exc}")
+                return None
+            logger.error("MODEL COULD NOT BE LOADED (attempt %s), trying again in %s s; essays stay queued: %s",
+                         attempt, retry_s, exc, exc_info=attempt == 1)
+            record_status(WorkerState.failed, f"模型无法加载（第 {attempt} 次尝试，{retry_s:g} 秒后重试）: {exc}")
+            time.sleep(retry_s)
+            record_status(WorkerState.loading)
 
 
 def _prepare_default_grammar(engine: Any) -> None:

@@ -137,7 +137,8 @@ def test_a_worker_whose_model_cannot_load_says_so_and_leaves_essays_queued(
 ) -> None:
     fixture = make_class(pg_sessions, make_essays(3, seed=4), tag=uuid.uuid4().hex[:6])
     enqueue_class(Settings(database_url=pg_url, broker_url=private_redis.url), pg_sessions, fixture.assignment_id)
-    env = _env(pg_url, private_redis.url, tmp_path / "no-such-model", tmp_path)
+    # model_retry_s=0: stop rather than try again (tests/ops/test_up.py follows the retrying default).
+    env = _env(pg_url, private_redis.url, tmp_path / "no-such-model", tmp_path, model_retry_s="0")
     env["HF_HUB_OFFLINE"] = "1"
     worker = worker_process(env, tmp_path / "w.log").start()
     wait_for(lambda: not worker.running, timeout=180, what="the worker to stop after the load failure")
