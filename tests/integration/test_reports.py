@@ -126,7 +126,7 @@ def test_class_workbook_figures_match_an_independent_computation(
             select(Essay.char_count).where(Essay.assignment_id == fixture.assignment_id)
         ).all()
     wb = load_workbook(path)
-    assert wb.sheetnames == ["概览", "学生", "错误", "训练计划"]
+    assert wb.sheetnames == ["概览", "学生", "错误", "训练计划", "评分一致性"]
     assert all(len(name) <= 31 for name in wb.sheetnames)
 
     summary = wb["概览"]
@@ -261,7 +261,7 @@ def test_school_workbook_compares_classes_teachers_and_the_term(
     with pg_sessions() as session:
         path = build_school_workbook(session, data["school_id"], tmp_path / "school.xlsx")
     wb = load_workbook(path)
-    assert wb.sheetnames == ["概览", "班级对比", "教师对比", "学期趋势", "作文明细", "错误统计"]
+    assert wb.sheetnames == ["概览", "班级对比", "教师对比", "学期趋势", "作文明细", "错误统计", "评分一致性"]
 
     summary = wb["概览"]
     assert value_of(summary, "班级数") == 2

@@ -16,6 +16,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.worker.reports.agreement_sheet import add_agreement_sheet
 from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart
 from services.worker.reports.excel import (
     BAND_FILLS,
@@ -365,6 +366,7 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path) -> Pa
     _students_sheet(wb, view, roster, figures)
     _errors_sheet(wb, view, roster)
     _plans_sheet(wb, roster, plans, planned)
+    add_agreement_sheet(wb, session, [assignment_id], info.school_id, per_essay=True)
     for ws in wb.worksheets:
         print_setup(ws)
     save_atomically(wb, path)

@@ -18,6 +18,7 @@ from typing import Any
 from openpyxl import Workbook
 from sqlalchemy.orm import Session
 
+from services.worker.reports.agreement_sheet import add_agreement_sheet
 from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart, line_chart
 from services.worker.reports.excel import (
     DECIMAL,
@@ -357,6 +358,7 @@ def build_school_workbook(session: Session, school_id: int, path: Path) -> Path:
     _trend_sheet(wb, school)
     _assignments_sheet(wb, school)
     _errors_sheet(wb, school)
+    add_agreement_sheet(wb, session, [a.id for a in school.assignments], school_id, per_essay=False)
     for ws in wb.worksheets:  # each sheet's first row is its title or its table header
         print_setup(ws)
     save_atomically(wb, path)
