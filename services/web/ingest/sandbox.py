@@ -64,8 +64,8 @@ def run_parser(target: str, args: tuple[Any, ...], limits: UploadLimits, *, uplo
             return ParseRun(payload, None, peak, cpu)
         message, details = payload
         return ParseRun(None, UploadRejected(message, details), peak, cpu)
-    logger.warning("upload parse failed with exit status %s: %s", done.returncode,
-                   done.stderr.decode(errors="replace")[-2000:])
+    # the child's stderr may quote the upload (names, essay text): only its length is logged
+    logger.warning("upload parse failed with exit status %s (%d bytes on stderr)", done.returncode, len(done.stderr))
     if done.returncode == _EXIT_MEMORY:
         raise UploadRejected(
             f"{upload_name}：解析时需要的内存超过上限 {limits.parse_memory_mb} MB（文件中可能有大量空段落、"
