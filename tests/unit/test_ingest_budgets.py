@@ -83,6 +83,15 @@ def test_xlsx_of_many_blank_rows_is_refused_at_the_row_cap() -> None:
     assert message == "作文.xlsx：工作表的行数超过 20000 行的上限（含空行），请删除多余的行或分批上传"
 
 
+def test_csv_rows_and_columns_have_the_same_caps() -> None:
+    blank_lines = ("姓名,作文\n张三,正文。\n" + "\n" * 100_000).encode()
+    message = rejection_of(parse_in_child("作文.csv", blank_lines))
+    assert message == "作文.csv：表格的行数超过 20000 行的上限（含空行），请删除多余的行或分批上传"
+    far_right = ("姓名,作文\n" + "," * 16_383 + "x\n").encode()
+    message = rejection_of(parse_in_child("作文.csv", far_right))
+    assert message == "作文.csv 第 2 行：XFD 列（第 16384 列）有内容，超过 200 列的上限，请删除多余的列后重新上传"
+
+
 def test_roster_with_values_in_column_xfd_is_refused_in_the_bounded_process() -> None:
     data = hostile.xlsx_far_right_values(2000, header=("姓名", "学号"))
     with pytest.raises(UploadRejected) as caught:

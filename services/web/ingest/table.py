@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import re
 import unicodedata
@@ -15,7 +16,7 @@ from typing import Literal, NoReturn
 from services.web.ingest.errors import UnreadableFile, UploadRejected
 from services.web.ingest.limits import ReadBudget, UploadLimits
 from services.web.ingest.textfile import decode_text
-from services.web.ingest.xlsx_reader import read_sheets
+from services.web.ingest.xlsx_reader import column_letters, read_sheets
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def read_table(
     """Rows of the first sheet that has a recognisable header (CSV: the only sheet)."""
     if not is_xlsx:
         text = decode_text(data, where)
-        return _parse_rows(_csv_rows(text, where), where, spec, limits) or _no_header(where, spec)
+        return _parse_rows(_csv_rows(text, where, limits), where, spec, limits) or _no_header(where, spec)
     for sheet in read_sheets(data, where, limits, budget):
         table = _parse_rows(iter(sheet.rows), sheet.label, spec, limits)
         if table is not None:
@@ -145,14 +146,26 @@ def _parse_rows(
     return Table(where, frozenset(columns), rows)
 
 
-def _csv_rows(text: str, where: str) -> Iterator[tuple[int, list[str]]]:
-    sample = "\n".join(line for line in text.splitlines()[:HEADER_SEARCH_ROWS] if line.strip())
+def _csv_rows(text: str, where: str, limits: UploadLimits) -> Iterator[tuple[int, list[str]]]:
+    """Records of a CSV file, under the same row and column caps as a sheet."""
+    first_lines = itertools.islice(io.StringIO(text, newline=None), HEADER_SEARCH_ROWS)  # not the whole file
+    sample = "\n".join(line for line in first_lines if line.strip())
     delimiter = max(_DELIMITERS, key=sample.count) if any(d in sample for d in _DELIMITERS) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     number = 0
     try:
         for row in reader:
             number += 1
-            yield number, row
+            if number > limits.max_sheet_rows:
+                raise UploadRejected(
+                    f"{where}：表格的行数超过 {limits.max_sheet_rows} 行的上限（含空行），请删除多余的行或分批上传"
+                )
+            if len(row) > limits.max_columns and any(cell.strip() for cell in row[limits.max_columns :]):
+                last = max(index for index, cell in enumerate(row, start=1) if cell.strip())
+                raise UploadRejected(
+                    f"{where} 第 {number} 行：{column_letters(last)} 列（第 {last} 列）有内容，"
+                    f"超过 {limits.max_columns} 列的上限，请删除多余的列后重新上传"
+                )
+            yield number, row[: limits.max_columns]
     except csv.Error as exc:
         raise UnreadableFile(f"{where} 第 {number + 1} 行", f"CSV 格式错误（{exc}），请用 Excel 重新导出") from exc
