@@ -14,12 +14,14 @@ from services.web.dispatch import BROKER_DOWN, queue_essays
 from services.web.essay_view import SOURCE_NAMES, build_essay_view
 from services.web.guards import actor, login_required, user
 from services.web.results import STATUS_NAMES
-from services.web.review import ReviewError, accept_flags, override_grade, parse_scores, requeue
+from services.web.review import ReviewError, accept_flags, latest_grade, override_grade, parse_scores, requeue
 from services.web.views.assignments import rubric_label, rubric_or_none
+from shared.grades import is_withheld
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("essays", __name__)
+CONFIRM_REASON = "已复核提示注入标记，确认模型评分"
 
 
 def _page(essay_id: int, *, errors: list[str] | None = None, form: Any = None, status: int = 200) -> Any:
@@ -75,8 +77,20 @@ def accept(essay_id: int) -> Any:
     session = db()
     essay = get_essay_or_404(session, user(), essay_id)
     count = accept_flags(session, actor(), essay)
+    withheld = latest_grade(session, essay.id)
+    rubric = rubric_or_none(essay.assignment)
+    confirmed = None
+    if withheld is not None and is_withheld(withheld) and rubric is not None:
+        # The teacher has read the flagged essay: the model's score, withheld until now, becomes theirs (a teacher
+        # version with the same scores and total, so the history shows who confirmed it).
+        confirmed = override_grade(session, actor(), essay, rubric, scores=withheld.dimension_scores, comment=None,
+                                   reason=CONFIRM_REASON, total=withheld.total)
     session.commit()
-    flash(f"已确认并清除 {count} 条标记。", "ok")
+    if confirmed is not None:
+        flash(f"已确认并清除 {count} 条标记；模型评分 {confirmed.total} 分经您确认后生效"
+              f"（第 {confirmed.version} 版）。", "ok")
+    else:
+        flash(f"已确认并清除 {count} 条标记。", "ok")
     return redirect(url_for("essays.show", essay_id=essay.id), 303)
 
 
