@@ -91,6 +91,8 @@ SCHEMAS: dict[str, Any] = {
         "items": {"type": "array", "items": {"type": "object", "properties": {
             "source": STR, "student_id": {"type": "integer", "nullable": True}, "student_name": STR,
             "title": NULLABLE_STR, "char_count": INT, "problems": {"type": "array", "items": STR},
+            "removed": {"type": "array", "items": STR,
+                        "description": "从 Word 文档中删除的不可见文字（隐藏、2 磅及以下、与背景同色），不会送去评分"},
             "existing_essay_id": {"type": "integer", "nullable": True}}}},
         "problems": {"type": "array", "items": STR}, "missing": {"type": "array", "items": STR}}},
     "UploadConfirmed": {"type": "object", "properties": {

@@ -97,3 +97,18 @@ def test_hidden_text_is_shown_on_the_preview_and_not_imported(
         audit = session.scalar(select(AuditLog).where(AuditLog.action == "upload.preview",
                                                       AuditLog.object_id == world.assignment))
         assert audit is not None and audit.details["invisible_removed"] == 2
+
+
+def test_the_api_preview_lists_removed_text_and_refuses_hostile_files(app: Flask, world: World) -> None:
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {world.tokens['owner']}"}
+    body = f'<w:p><w:r><w:t>读书的意义</w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t>{INJECTION}</w:t></w:r></w:p>'
+    preview = client.post(f"/api/v1/assignments/{world.assignment}/essays", headers=headers,
+                          data={"files": (io.BytesIO(hostile.docx_with_body(body)), "王五.docx")})
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    assert [item["removed"] for item in preview.json["items"]] == [[f"隐藏文字（{len(INJECTION)} 字）：“{INJECTION}”"]]
+    refused = client.post(f"/api/v1/assignments/{world.assignment}/essays", headers=headers,
+                          data={"files": (io.BytesIO(hostile.xlsx_far_right_values(50)), "作文.xlsx")})
+    assert refused.status_code == 400
+    message = "作文.xlsx 第 2 行：XFD 列（第 16384 列）有内容，超过 200 列的上限，请删除多余的列后重新上传"
+    assert message in refused.get_data(as_text=True)

@@ -86,7 +86,8 @@ def _preview_json(stored: StoredPreview, existing: dict[int, int]) -> dict[str, 
         "token": stored.token, "ok": stored.ok, "confirmed": False, "files": stored.filenames,
         "items": [
             {"source": i.source, "student_id": i.student_id, "student_name": i.student_name, "title": i.title,
-             "char_count": i.char_count, "problems": i.problems, "existing_essay_id": existing.get(i.student_id or -1)}
+             "char_count": i.char_count, "problems": i.problems, "removed": i.removed,
+             "existing_essay_id": existing.get(i.student_id or -1)}
             for i in stored.items
         ],
         "problems": stored.problems, "missing": stored.missing,
