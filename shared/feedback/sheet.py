@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from shared.grades import effective_grades
+from shared.grades import final_grades
 from shared.models import Assignment, Essay, EssayStatus, Grade, Student, TrainingPlan
 from shared.prompts.rubric import Rubric, RubricError, resolve_rubric
 
@@ -156,7 +156,8 @@ def _rubric(assignment: Assignment) -> Rubric | None:
 
 def load_sheets(session: Session, essays: Sequence[Essay]) -> list[FeedbackSheet]:
     """One sheet per graded essay, in the given order; essays without a grade are left out."""
-    grades = effective_grades(session, [essay.id for essay in essays if essay.status == EssayStatus.graded])
+    # A withheld (待复核) model score is no final score: no sheet until a teacher confirms or overrides it.
+    grades = final_grades(session, [essay.id for essay in essays if essay.status == EssayStatus.graded])
     plans = _latest_plans(session, [essay.student_id for essay in essays if essay.id in grades])
     rubrics: dict[int, Rubric | None] = {}
     sheets = []

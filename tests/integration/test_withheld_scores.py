@@ -1,5 +1,5 @@
-"""A model grade of an essay flagged for injection is withheld (待复核) from the results table and the reports'
-queries until a teacher's grade version supersedes it."""
+"""A model grade of an essay flagged for injection is withheld (待复核) from the results table, the reports'
+queries and the feedback sheets until a teacher's grade version supersedes it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.web.essay_view import grade_json
 from services.web.results import class_results
 from services.worker.reports.queries import roster_essays, stream_school_grades
+from shared.feedback.sheet import load_sheets
 from shared.grades import final_grade_ids, final_grades
-from shared.models import Assignment, Grade, GradeSource, transaction
+from shared.models import Assignment, Essay, Grade, GradeSource, transaction
 from tests.factories.builders import (
     add_assignment,
     add_classroom,
@@ -47,6 +48,9 @@ def test_a_flagged_model_score_is_withheld_until_a_teacher_grade(db_sessions: se
         roster = {row.essay_id: row for row in roster_essays(session, ids["assignment"], ids["classroom"])}
         assert roster[ids["flagged"]].grade is None and roster[ids["plain"]].grade is not None
         assert [total for _, total, _ in stream_school_grades(session, ids["school"])] == [30]
+        essays = session.scalars(select(Essay).where(Essay.id.in_([ids["flagged"], ids["plain"]]))
+                                 .order_by(Essay.id)).all()
+        assert [sheet.essay_id for sheet in load_sheets(session, essays)] == [ids["plain"]]
         model_grade = session.scalars(select(Grade).where(Grade.essay_id == ids["flagged"])).one()
         assert grade_json(model_grade)["needs_review"] is True
     # A teacher confirms (or overrides): a teacher grade version is final.
@@ -57,3 +61,6 @@ def test_a_flagged_model_score_is_withheld_until_a_teacher_grade(db_sessions: se
         row = next(row for row in table.rows if row.essay_id == ids["flagged"])
         assert (row.status_name, row.total) == ("已评分", 51)
         assert len(session.scalars(select(Grade.id).where(Grade.id.in_(final_grade_ids()))).all()) == 2
+        essays = session.scalars(select(Essay).where(Essay.id.in_([ids["flagged"], ids["plain"]]))
+                                 .order_by(Essay.id)).all()
+        assert [sheet.essay_id for sheet in load_sheets(session, essays)] == [ids["flagged"], ids["plain"]]
