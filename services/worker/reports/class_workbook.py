@@ -6,7 +6,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from services.worker.reports.queries import (
 )
 from services.worker.reports.rubric_view import BandView, RubricView, rubric_view
 from services.worker.reports.stats import Summary, competition_ranks, histogram, share, summarize
+from shared.clock import now_in, people_zone, wall_time
 from shared.models import TrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,8 @@ def overall_band(view: RubricView, total: int) -> str:
 
 
 def _summary_sheet(
-    wb: Workbook, info: AssignmentInfo, view: RubricView, roster: Sequence[RosterEssay], figures: ClassFigures
+    wb: Workbook, info: AssignmentInfo, view: RubricView, roster: Sequence[RosterEssay], figures: ClassFigures,
+    zone: tzinfo,
 ) -> None:
     ws = add_sheet(wb, SUMMARY_SHEET)
     sheet = SheetBuffer(ws)
@@ -150,7 +152,7 @@ def _summary_sheet(
     sheet.add(["班级", info.classroom_name, "任课教师", info.teacher_name], styles={0: BOLD, 2: BOLD})
     sheet.add(["评分标准", f"{view.name}（{view.ref}）", "要求字数", info.required_length], styles={0: BOLD, 2: BOLD},
               measure=False)
-    sheet.add(["生成时间", datetime.now().strftime("%Y-%m-%d %H:%M")], styles={0: BOLD}, measure=False)
+    sheet.add(["生成时间", now_in(zone).strftime("%Y-%m-%d %H:%M")], styles={0: BOLD}, measure=False)
     sheet.blank()
     sheet.add(["指标", "数值"], HEADER)
     chars = [r.char_count for r in roster if r.essay_id is not None and r.char_count is not None]
@@ -315,7 +317,7 @@ def _planned_essays(session: Session, student_ids: Sequence[int], since: datetim
 
 
 def _plans_sheet(
-    wb: Workbook, roster: Sequence[RosterEssay], plans: dict[int, PlanRow], planned: set[int]
+    wb: Workbook, roster: Sequence[RosterEssay], plans: dict[int, PlanRow], planned: set[int], zone: tzinfo
 ) -> None:
     ws = add_sheet(wb, PLANS_SHEET)
     sheet = SheetBuffer(ws)
@@ -337,7 +339,8 @@ def _plans_sheet(
         focus += [None] * (MAX_FOCUS_COLUMNS - len(focus))
         exercises = [e for a in areas for e in a.get("exercises", []) if isinstance(e, dict)]
         listing = "\n".join(f"{i}. {e.get('title', '')}：{e.get('detail', '')}" for i, e in enumerate(exercises, 1))
-        sheet.add([row.student_number, row.name, *focus, listing, plan.narrative, plan.created_at], styles=wrap,
+        sheet.add([row.student_number, row.name, *focus, listing, plan.narrative,
+                   wall_time(plan.created_at, zone)], styles=wrap,
                   measure=False)
     for column in range(1, 3):
         sheet.widths.fixed(column, 12)
@@ -350,8 +353,10 @@ def _plans_sheet(
     ws.freeze_panes = "C2"
 
 
-def build_class_workbook(session: Session, assignment_id: int, path: Path) -> Path:
-    """Write the class workbook for an assignment to ``path`` (atomically) and return the path."""
+def build_class_workbook(session: Session, assignment_id: int, path: Path, *, zone: tzinfo | None = None) -> Path:
+    """Write the class workbook for an assignment to ``path`` (atomically) and return the path; times are written in
+    ``zone`` (default Asia/Shanghai: YUEJUAN_TIMEZONE through the report task)."""
+    zone = zone or people_zone()
     info = assignment_info(session, assignment_id)
     if info is None:
         raise LookupError(f"作文任务 {assignment_id} 不存在")
@@ -362,13 +367,11 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path) -> Pa
     planned = _planned_essays(session, [r.student_id for r in roster if r.grade is not None], info.created_at)
     wb = Workbook()
     wb.remove(wb.active)
-    _summary_sheet(wb, info, view, roster, figures)
+    _summary_sheet(wb, info, view, roster, figures, zone)
     _students_sheet(wb, view, roster, figures)
     _errors_sheet(wb, view, roster)
-    _plans_sheet(wb, roster, plans, planned)
+    _plans_sheet(wb, roster, plans, planned, zone)
     add_agreement_sheet(wb, session, [assignment_id], info.school_id, per_essay=True)
-    for ws in wb.worksheets:
-        print_setup(ws)
     save_atomically(wb, path)
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)

@@ -29,6 +29,8 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
+from shared.clock import people_zone, wall_time
+
 MAX_CELL_CHARS = 32767
 # Row height per wrapped line, in points, for 11-point text: CJK glyphs need more than Latin ones, and LibreOffice,
 # WPS and Excel all honour an explicit height (LibreOffice does not grow a row for wrapped text on opening).
@@ -86,7 +88,7 @@ def _plain_value(value: Any) -> Any:
         number = float(value)
         return number if math.isfinite(number) else None
     if isinstance(value, datetime):
-        return value.astimezone().replace(tzinfo=None) if value.tzinfo else value
+        return wall_time(value, people_zone()) if value.tzinfo else value  # builders pass YUEJUAN_TIMEZONE's
     if isinstance(value, date):
         return value
     return str(value)
@@ -137,8 +139,11 @@ def sheet_title(name: str, taken: Iterable[str]) -> str:
 
 
 def add_sheet(workbook: Workbook, name: str) -> Any:
-    """Create a sheet with a sanitised, unique title (works in write-only mode too)."""
-    return workbook.create_sheet(sheet_title(name, workbook.sheetnames))
+    """Create a sheet with a sanitised, unique title, set up to print (``print_setup``; set now, as a write-only
+    sheet writes its properties with its first row)."""
+    ws = workbook.create_sheet(sheet_title(name, workbook.sheetnames))
+    print_setup(ws)
+    return ws
 
 
 def display_width(value: Any) -> int:
@@ -263,7 +268,7 @@ class SheetBuffer:
 
 def print_setup(ws: Any, *, title_rows: int | None = 1, landscape: bool = True) -> None:
     """Print on A4 scaled to the page width (as many pages down as needed), repeating the first ``title_rows``
-    rows on every page (works in write-only mode too)."""
+    rows on every page (in write-only mode, call it before the first row: see ``add_sheet``)."""
     ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth = 1

@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from services.worker.reports.excel import (
     SheetBuffer,
     add_sheet,
     page_break_before,
-    print_setup,
     save_atomically,
 )
 from services.worker.reports.queries import (
@@ -44,6 +43,7 @@ from services.worker.reports.queries import (
 )
 from services.worker.reports.rubric_view import RubricView, rubric_view
 from services.worker.reports.stats import RunningStats, share
+from shared.clock import in_zone, now_in, people_zone
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ def _columns(views: Sequence[RubricView], groups: Iterable[GroupStats]) -> Colum
     return Columns(tuple(names), names)
 
 
-def _local(moment: datetime) -> datetime:
-    return moment.astimezone() if moment.tzinfo else moment
+def _local(moment: datetime, zone: tzinfo) -> datetime:
+    return in_zone(moment, zone)
 
 
 @dataclass
@@ -146,6 +146,7 @@ class _School:
     errors: dict[int, dict[str, int]]  # classroom id -> error type -> count
     by_class: dict[int, GroupStats]
     columns: Columns
+    zone: tzinfo = field(default_factory=people_zone)  # where people read the times (YUEJUAN_TIMEZONE)
 
     def group(self, assignment_id: int) -> GroupStats:
         return self.by_assignment.get(assignment_id) or GroupStats()
@@ -192,7 +193,7 @@ def _summary_sheet(wb: Workbook, school: _School) -> None:
     everything = merged(school.by_assignment.values())
     ids = [a.id for a in school.assignments]
     sheet.add([f"{school.name} 作文成绩汇总"], TITLE, measure=False)
-    sheet.add(["生成时间", datetime.now().strftime("%Y-%m-%d %H:%M")])
+    sheet.add(["生成时间", now_in(school.zone).strftime("%Y-%m-%d %H:%M")])
     sheet.blank()
     sheet.add(["指标", "数值"], HEADER)
     for label, value in (
@@ -271,7 +272,7 @@ def _trend_sheet(wb: Workbook, school: _School) -> None:
     ordinals: dict[int, list[int]] = defaultdict(list)
     seen_per_class: dict[int, int] = defaultdict(int)
     for a in school.assignments:  # ordered by created_at
-        months[_local(a.created_at).strftime("%Y-%m")].append(a.id)
+        months[_local(a.created_at, school.zone).strftime("%Y-%m")].append(a.id)
         seen_per_class[a.classroom_id] += 1
         ordinals[seen_per_class[a.classroom_id]].append(a.id)
     month_header = sheet.add(["月份", "作文任务数", "已评作文", *columns.header()], HEADER)
@@ -308,7 +309,7 @@ def _assignments_sheet(wb: Workbook, school: _School) -> None:
         classroom = classrooms.get(a.classroom_id)
         essays = sum(school.statuses.get(a.id, {}).values())
         sheet.add(
-            [_local(a.created_at).strftime("%Y-%m-%d"), classroom.name if classroom else "",
+            [_local(a.created_at, school.zone).strftime("%Y-%m-%d"), classroom.name if classroom else "",
              classroom.teacher_name if classroom else "", a.title, school.views[a.id].name, essays,
              group.total.count, school.status_count([a.id], "failed"), *columns.values(group)],
             styles=columns.styles(8),
@@ -348,9 +349,11 @@ def _errors_sheet(wb: Workbook, school: _School) -> None:
         ws.add_chart(chart, f"B{last + 3}")
 
 
-def build_school_workbook(session: Session, school_id: int, path: Path) -> Path:
-    """Write the school workbook to ``path`` (atomically) and return the path."""
+def build_school_workbook(session: Session, school_id: int, path: Path, *, zone: tzinfo | None = None) -> Path:
+    """Write the school workbook to ``path`` (atomically) and return the path; times in ``zone`` (default
+    Asia/Shanghai: YUEJUAN_TIMEZONE through the report task)."""
     school = _load(session, school_id)
+    school.zone = zone or people_zone()
     wb = Workbook(write_only=True)
     _summary_sheet(wb, school)
     _classes_sheet(wb, school)
@@ -359,8 +362,6 @@ def build_school_workbook(session: Session, school_id: int, path: Path) -> Path:
     _assignments_sheet(wb, school)
     _errors_sheet(wb, school)
     add_agreement_sheet(wb, session, [a.id for a in school.assignments], school_id, per_essay=False)
-    for ws in wb.worksheets:  # each sheet's first row is its title or its table header
-        print_setup(ws)
     save_atomically(wb, path)
     logger.info("school workbook for school %s: %s classes, %s assignments -> %s", school_id,
                 len(school.classrooms), len(school.assignments), path)
