@@ -108,3 +108,12 @@ def test_removed_text_of_a_document_in_a_zip_is_listed_on_its_item() -> None:
         "班级.zip/李四.docx": [],
     }
     assert all(INJECTION not in item.text for item in preview.items) and preview.ok
+
+
+def test_white_text_in_a_dark_table_cell_is_visible() -> None:
+    dark = '<w:tcPr><w:shd w:val="clear" w:color="auto" w:fill="1F3864"/></w:tcPr>'
+    white = prop("color", "FFFFFF")
+    cells = f"<w:tc>{dark}<w:p>{run('深色格白字', white)}</w:p></w:tc><w:tc><w:p>{run('白格白字', white)}</w:p></w:tc>"
+    text, removed = read(VISIBLE + f"<w:tbl><w:tr>{cells}</w:tr></w:tbl>")
+    assert text == "我的青春\n青春是一场远行。\n深色格白字"
+    assert removed == ["与背景同色的文字（4 字）：“白格白字”"]

@@ -6,7 +6,8 @@ memory and time. Content controls, tables, text boxes and tracked insertions are
 not, and text boxes are not doubled by their compatibility fallback copy.
 
 Text a reader of the printed page cannot see is dropped and reported: runs marked hidden (``w:vanish``),
-fonts of 2 pt or less, and font colours (nearly) equal to the run's, paragraph's or page's background.
+fonts of 2 pt or less, and font colours (nearly) equal to what is behind them (the run's shading or
+highlight, the paragraph's or table cell's shading, the page colour).
 Run formatting comes from the document defaults, the paragraph style, the character style and the run itself.
 """
 
@@ -35,6 +36,7 @@ def _w(local: str) -> str:
 
 
 _P, _R, _T, _PPR, _RPR = _w("p"), _w("r"), _w("t"), _w("pPr"), _w("rPr")
+_TC, _TCPR = _w("tc"), _w("tcPr")
 _VAL, _FILL, _COLOR = _w("val"), _w("fill"), _w("color")
 _CHARACTERS = {_w("tab"): "\t", _w("br"): "\n", _w("cr"): "\n"}
 # deleted or moved-away text and the fallback copy of a text box are not part of the essay
@@ -252,6 +254,7 @@ class _DocumentReader:
         self._skip_at: int | None = None  # depth of the deleted/fallback element being skipped
         self._props_at: int | None = None  # depth of the pPr/rPr being read (no text inside)
         self._paragraphs: list[_Paragraph] = []
+        self._cell_fills: list[str | None] = []  # shading of the table cells we are in, innermost last
         self._runs: list[_Run] = []
         self._in_text = False
         self._last_removed_paragraph = -1
@@ -300,8 +303,10 @@ class _DocumentReader:
                 )
             if self._paragraphs:
                 self._runs.append(_Run(self._paragraphs[-1]))
-        elif tag in (_PPR, _RPR):
+        elif tag in (_PPR, _RPR, _TCPR):
             self._props_at = depth
+        elif tag == _TC:
+            self._cell_fills.append(None)
         elif tag == _T:
             self._in_text = True
         elif tag in _CHARACTERS:
@@ -326,6 +331,9 @@ class _DocumentReader:
             elif tag == _w("shd"):
                 fill = _hex(attrs.get(_FILL))
                 paragraph.fill = fill if fill != "auto" else None
+        elif parent == _TCPR and owner == _TC and tag == _w("shd") and self._cell_fills:
+            fill = _hex(attrs.get(_FILL))
+            self._cell_fills[-1] = fill if fill != "auto" else None
         elif parent == _RPR and owner == _R and self._runs:
             run = self._runs[-1]
             if tag == _w("rStyle"):
@@ -348,6 +356,8 @@ class _DocumentReader:
             self._in_text = False
         elif tag == _R and self._runs and (not self._paragraphs or self._runs[-1].paragraph is self._paragraphs[-1]):
             self._finish_run(self._runs.pop())
+        elif tag == _TC and self._cell_fills:
+            self._cell_fills.pop()
         elif tag == _P and self._paragraphs:
             paragraph = self._paragraphs.pop()
             while self._runs and self._runs[-1].paragraph is paragraph:  # a run left open by broken markup
@@ -357,7 +367,8 @@ class _DocumentReader:
     def _finish_run(self, run: _Run) -> None:
         paragraph = run.paragraph
         look = self.styles.run_look(paragraph.style, run.style, run.direct)
-        reason = invisible_reason(look, paragraph.fill or self.page)
+        cell = next((fill for fill in reversed(self._cell_fills) if fill), None)
+        reason = invisible_reason(look, paragraph.fill or cell or self.page)
         if reason is None:
             paragraph.pieces.extend(run.pieces)
             return
