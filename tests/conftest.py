@@ -132,6 +132,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"), TINY_MODEL_TEXTS)
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir: Path) -> Path:
+    """``tiny_model_dir`` converted to a GGUF file (f32: the same weights) for the llama.cpp engine, once a session."""
+    from services.worker.engine.gguf_convert import convert
+
+    return convert(tiny_model_dir, tiny_model_dir.parent / "tiny-qwen2-f32.gguf", "f32")
+
+
 # tests/tiny_model.py's TOKENIZER_KINDS (written out: importing it imports torch, which most tests never need).
 TINY_TOKENIZER_KINDS = ("qwen", "small-byte-level", "byte-fallback")
 

@@ -61,6 +61,28 @@ def model_check() -> None:
                f"seconds={time.perf_counter() - started:.1f} generated_tokens={outcome.generated_tokens}")
 
 
+@model.command("convert")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The .gguf file to write (default: SOURCE-<quant>.gguf beside SOURCE).")
+@click.option("--quant", default="q8_0", show_default=True,
+              help="f32, f16, bf16, q8_0 or q4_0 (Q4_K_M: llama.cpp's llama-quantize on this file).")
+def model_convert(source: Path, out_path: Path | None, quant: str) -> None:
+    """Write a GGUF file for the llama.cpp engine from a local Hugging Face model directory, offline."""
+    from services.worker.engine.gguf_convert import ConversionError, convert
+
+    out_path = out_path or source.parent / f"{source.name}-{quant.lower()}.gguf"
+    started = time.perf_counter()
+    try:
+        convert(source, out_path, quant)
+    except ConversionError as exc:
+        out_path.unlink(missing_ok=True)
+        raise click.ClickException(str(exc)) from exc
+    size_mb = out_path.stat().st_size / 2**20
+    click.echo(f"{out_path}: {size_mb:.1f} MiB, {time.perf_counter() - started:.1f} s; "
+               f"YUEJUAN_MODEL={out_path} selects the llama.cpp engine")
+
+
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--assignment-prompt", help="作文题目（题干），用于没有 prompt 字段的作文。")

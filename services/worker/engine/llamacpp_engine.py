@@ -12,6 +12,7 @@ llama.cpp's parallel slots from a thread pool and are decoded together (continuo
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ class _ModelFacts:
     """What the GGUF file says about itself: chat template, special tokens, size and weight type."""
 
     chat_template: str
+    tokens: tuple[str, ...]  # as the GGUF spells them (byte-level BPE: Ġ for a space)
     bos_text: str
     eos_text: str
     adds_bos: bool
@@ -70,11 +72,16 @@ class _ModelFacts:
         eos, bos = value("tokenizer.ggml.eos_token_id"), value("tokenizer.ggml.bos_token_id")
         end_of_generation = {eos, value("tokenizer.ggml.eot_token_id"), value("tokenizer.ggml.eom_token_id")}
         end_of_generation |= {i for i, t in enumerate(tokens) if t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")}
-        control = int(gguf.TokenType.CONTROL)
-        banned = tuple(i for i, kind in enumerate(types) if kind == control and i not in end_of_generation)
+        control, normal = int(gguf.TokenType.CONTROL), int(gguf.TokenType.NORMAL)
+        banned = tuple(
+            i for i, (token, kind) in enumerate(zip(tokens, types, strict=False))
+            if (kind == control and i not in end_of_generation)
+            or (kind == normal and not _utf8_safe(_byte_level_bytes(token)))
+        )
         file_type = value("general.file_type")
         return cls(
             chat_template=template,
+            tokens=tuple(tokens),
             bos_text=tokens[bos] if bos is not None else "",
             eos_text=tokens[eos] if eos is not None else "",
             adds_bos=bool(value("tokenizer.ggml.add_bos_token", False)),
@@ -98,6 +105,7 @@ class LlamaCppEngine:
         self.parallel = parallel
         self._template = _compile_template(facts.chat_template)
         self._grammars: dict[str, str] = {}
+        self.logit_bias: dict[int, float] = {}  # added to the model's logits (tests tempt the model with it)
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="llamacpp-slot")
 
     @classmethod
@@ -125,7 +133,9 @@ class LlamaCppEngine:
             params = xllamacpp.CommonParams()
             params.model.path = str(path)
             params.n_parallel = parallel
-            params.kv_unified = True  # the slots share one KV pool: any one essay may use all of it
+            # Each slot has its own share of the context (prompt + answer of one essay): a long essay fails alone
+            # rather than starving the others mid-answer, as a shared pool would.
+            params.kv_unified = False
             params.n_ctx = config.batch_token_budget
             params.n_batch = params.n_ubatch = 512
             params.cpuparams.n_threads = threads
@@ -199,7 +209,7 @@ class LlamaCppEngine:
                     return generation
                 logger.info("answer reached %s tokens unclosed: generating it again under a narrowed schema", budget)
                 again = self._complete(prompt, self._grammar(narrowed), budget)
-                return Generation(again.text, again.prompt_tokens, again.new_tokens + generation.new_tokens, 0.0,
+                return Generation(again.text, again.prompt_tokens, again.new_tokens, 0.0,
                                   again.finished, again.error, forced_close=True)
             return generation
         except Exception as exc:
@@ -217,7 +227,9 @@ class LlamaCppEngine:
             "top_k": 1,
             "repeat_penalty": 1.0,
             "cache_prompt": True,
-            "logit_bias": [[token_id, False] for token_id in self.facts.banned_ids],
+            # llama.cpp adds every entry to the logits; a ban (False: minus infinity) outweighs any bias.
+            "logit_bias": [[token_id, bias] for token_id, bias in self.logit_bias.items()]
+            + [[token_id, False] for token_id in self.facts.banned_ids],
         }
         if grammar is not None:
             request["grammar"] = grammar
@@ -259,6 +271,53 @@ class LlamaCppEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _gpt2_byte_table() -> dict[str, int]:
+    """Byte-level BPE's spelling of bytes: printable Latin-1 stands for itself, the other bytes are shifted past 255."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, shifted = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[chr(byte)] = byte
+        else:
+            table[chr(256 + shifted)] = byte
+            shifted += 1
+    return table
+
+
+_BYTE_TABLE = _gpt2_byte_table()
+
+
+def _byte_level_bytes(token: str) -> bytes | None:
+    """The bytes a byte-level BPE token stands for; None where the token is not spelled that way."""
+    try:
+        return bytes(_BYTE_TABLE[char] for char in token)
+    except KeyError:
+        return None
+
+
+def _utf8_safe(raw: bytes | None) -> bool:
+    """Whether llama.cpp's grammar reads this token's bytes as Python decodes them.
+
+    llama.cpp checks only the continuation bytes that finish a character begun in an earlier token; within a token it
+    takes the bytes after a lead byte without looking, and it never checks for overlong or out-of-range forms. So a
+    token may carry, after any continuation bytes that finish such a character, only whole valid characters and then
+    the valid start of one whose every completion is valid (not a bare E0, F0 or F4, which an overlong or
+    out-of-range byte could follow). Tokens that fail are banned: the grammar would count, or even close, otherwise.
+    """
+    if raw is None:
+        return True
+    start = 0
+    while start < len(raw) and 0x80 <= raw[start] < 0xC0:
+        start += 1
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(raw[start:], final=False)
+    except UnicodeDecodeError:
+        return False
+    pending, _ = decoder.getstate()
+    return pending not in (b"\xe0", b"\xf0", b"\xf4")
 
 
 def _process_rss_mb() -> float:
