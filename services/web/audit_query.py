@@ -18,6 +18,9 @@ from shared.models import Assignment, AuditLog, Classroom, Essay, ReportJob, Rol
 PAGE_SIZE = 50
 ACTION_GROUPS = {
     "auth.login": "登录（成功、失败、锁定）",
+    "auth.logout": "退出登录",
+    "user.": "账户（创建、停用启用、密码、角色、API 令牌）",
+    "school.create": "创建学校",
     "upload": "上传",
     "essay.view": "查看作文",
     "grade.override": "教师改分",
