@@ -8,6 +8,7 @@ interface is narrow, in the manner of lm-eval and TGI: ``TransformersEngine.load
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import transformers
 import xgrammar as xgr
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+# A shorter common prefix (a chat template's header) costs more to copy than it saves.
+_MIN_SHARED_PREFIX = 16
+# generate's argument for a prefilled cache: ``cache`` from transformers 5.x (``past_key_values`` is deprecated there).
+_CACHE_ARGUMENT = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -106,6 +113,11 @@ class TransformersEngine:
         self._compiler: xgr.GrammarCompiler | None = None
         self._batch_matcher = xgr.BatchGrammarMatcher()
         self._plans: dict[tuple[str, bool], Plan] = {}
+        # Shared-prefix reuse: the KV cache of the prompts' common prefix (the rubric's system prompt), computed once
+        # and kept while later batches start with the same tokens under the same adapter.
+        self.reuse_prefix = True
+        self.prefilled_tokens = 0  # prompt tokens run through the model, for benchmarks
+        self._prefix: tuple[tuple[tuple[int, ...], str | None], Any] | None = None
 
     @classmethod
     def load(cls, config: EngineConfig) -> TransformersEngine:
@@ -223,11 +235,7 @@ class TransformersEngine:
     def _generate_batch(self, prompts: list[list[int]], plan: Plan) -> list[Generation]:
         """One ``generate`` call over left-padded prompts (overridable, e.g. to inject failures in tests)."""
         width = max(len(p) for p in prompts)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=self.input_device)
-        attention_mask = torch.tensor(
-            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.input_device
-        )
+        input_ids, attention_mask, cached = self._layout(prompts, width)
         processor = None
         if plan.grammar is not None:
             processor = GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
@@ -255,6 +263,7 @@ class TransformersEngine:
                 generation_config=plan.generation_config,
                 logits_processor=[processor] if processor else None,
                 stopping_criteria=criteria,
+                **cached,
             )
         latency = (time.perf_counter() - started) / len(prompts)
         generations = [answer(row, output[row, width:].tolist(), latency) for row in range(len(prompts))]
@@ -262,6 +271,60 @@ class TransformersEngine:
             "batch of %s, prompts up to %s tokens: %.2f s", len(prompts), width, latency * len(prompts)
         )
         return generations
+
+    # --- shared-prefix reuse --------------------------------------------------------------------------
+
+    def _layout(self, prompts: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Padded inputs for ``generate``. Where the prompts share a cached prefix, the padding goes between it and
+        each prompt's own tokens (positions follow the attention mask) and ``past_key_values`` holds the prefix, so
+        only the rest is prefilled; otherwise the prompts are left-padded."""
+        pad_id = self.tokenizer.pad_token_id
+        shared = self._shared_prefix(prompts) if self.reuse_prefix else 0
+        rows = [p[:shared] + [pad_id] * (width - len(p)) + p[shared:] for p in prompts]
+        mask = [[1] * shared + [0] * (width - len(p)) + [1] * (len(p) - shared) for p in prompts]
+        cached: dict[str, Any] = {}
+        if shared:
+            cached[_CACHE_ARGUMENT] = self._prefix_cache(tuple(prompts[0][:shared]), len(prompts))
+        self.prefilled_tokens += sum(len(p) - shared for p in prompts)
+        device = self.input_device
+        return torch.tensor(rows, device=device), torch.tensor(mask, device=device), cached
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> int:
+        """Tokens at the start of every prompt whose keys and values can be reused: the cached prefix if every prompt
+        starts with it (and goes on past it), else the batch's longest common prefix; 0 when too short to pay."""
+        shortest = min(len(p) for p in prompts) - 1  # each row keeps a token of its own to prefill
+        if self._prefix is not None:
+            (tokens, adapter), _ = self._prefix
+            if adapter == self._active_adapter() and len(tokens) <= shortest and all(
+                tuple(p[: len(tokens)]) == tokens for p in prompts
+            ):
+                return len(tokens)
+        if len(prompts) < 2:
+            return 0
+        shared = 0
+        for column in zip(*prompts, strict=False):
+            if shared >= shortest or any(token != column[0] for token in column):
+                break
+            shared += 1
+        return shared if shared >= _MIN_SHARED_PREFIX else 0
+
+    def _active_adapter(self) -> str | None:
+        adapters = getattr(self, "_adapters", None)  # LoRA adapters change the keys and values of the same tokens
+        return adapters.active if adapters is not None else None
+
+    def _prefix_cache(self, prefix: tuple[int, ...], batch: int) -> Any:
+        """A copy of the prefix's KV cache for ``batch`` rows; the prefix is run through the model once."""
+        key = (prefix, self._active_adapter())
+        with torch.inference_mode():
+            if self._prefix is None or self._prefix[0] != key:
+                ids = torch.tensor([prefix], device=self.input_device)
+                output = self.model(input_ids=ids, use_cache=True)
+                self._prefix = (key, output[_CACHE_ARGUMENT])
+                self.prefilled_tokens += len(prefix)
+            cache = copy.deepcopy(self._prefix[1])
+            if batch > 1:
+                cache.batch_repeat_interleave(batch)
+        return cache
 
     # --- grammars ------------------------------------------------------------------------------------
 
