@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = AppState(settings=settings, engine=engine, sessions=make_session_factory(engine))
 
     _wire(app, settings)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # JSON is UTF-8: 张三, not \u5f20\u4e09
     return app
 
 
@@ -57,6 +58,7 @@ def _wire(app: Flask, settings: Settings) -> None:
         metrics,
         privacy,
         reports,
+        reports_api,
         rubrics,
         uploads,
     )
@@ -69,5 +71,5 @@ def _wire(app: Flask, settings: Settings) -> None:
     app.before_request(load_session_user)
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
-                   rubrics, api, accounts, feedback, marking, marking_api):
+                   rubrics, api, reports_api, accounts, feedback, marking, marking_api):
         app.register_blueprint(module.bp)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from services.web.highlight import MarkedError, highlight
+from services.web.times import api_time
 from shared.grades import is_withheld
 from shared.models import Essay, Grade
 from shared.prompts.rubric import Rubric
@@ -69,7 +70,7 @@ def build_essay_view(session: Session, essay: Essay, rubric: Rubric | None) -> E
 
 def grade_json(grade: Grade) -> dict[str, Any]:
     return {
-        "version": grade.version, "source": str(grade.source), "created_at": grade.created_at.isoformat(),
+        "version": grade.version, "source": str(grade.source), "created_at": api_time(grade.created_at),
         "created_by": grade.created_by, "reason": grade.reason, "rubric_id": grade.rubric_id,
         "rubric_version": grade.rubric_version, "dimension_scores": grade.dimension_scores, "bands": grade.bands,
         "evidence": grade.evidence, "raw_total": grade.raw_total, "total": grade.total, "caps": grade.caps,
@@ -96,7 +97,7 @@ def essay_json(view: EssayView) -> dict[str, Any]:
         "grade": grade_json(view.grade) if view.grade else None,
         "history": [
             {"version": g.version, "source": str(g.source), "total": g.total, "created_by": g.created_by,
-             "reason": g.reason, "created_at": g.created_at.isoformat()}
+             "reason": g.reason, "created_at": api_time(g.created_at)}
             for g in view.history
         ],
     }

@@ -103,9 +103,22 @@ SCHEMAS: dict[str, Any] = {
         "done": INT, "percent": INT, "finished": {"type": "boolean"},
         "essays_per_minute": {"type": "number", "nullable": True}, "eta_seconds": {"type": "integer",
                                                                                   "nullable": True},
+        "ahead": {"type": "integer", "description": "排在本作业之前的其他作文篇数（已计入 eta_seconds）"},
         "workers": {"type": "array", "items": OBJ},
         "worker_notice": {"type": "string", "nullable": True,
                           "description": "评分服务的问题（模型无法加载、无运行中的评分进程），正常时为 null"}}},
+    "ReportJob": {"type": "object", "properties": {
+        "id": INT, "kind": {"type": "string", "enum": ["class_workbook", "school_workbook"]},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "status_name": {"type": "string", "description": "排队中、生成中、已完成、失败、重试中……"},
+        "problem": {"type": "string", "nullable": True, "description": "失败或重试的原因类别（如「磁盘空间不足」）"},
+        "detail": {"type": "string", "nullable": True, "description": "技术细节，仅管理员可见"},
+        "school_id": {"type": "integer", "nullable": True}, "classroom_id": {"type": "integer", "nullable": True},
+        "assignment_id": {"type": "integer", "nullable": True},
+        "created_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+        "ready": {"type": "boolean", "description": "工作簿已生成，可下载"},
+        "download_url": {"type": "string", "nullable": True, "description": "GET 此地址下载 .xlsx（写入审计日志）"}}},
     "Results": {"type": "object", "properties": {
         "assignment_id": INT, "rubric_total": {"type": "integer", "nullable": True}, "sort": STR, "direction": STR,
         "dimensions": {"type": "array", "items": {"type": "object", "properties": {
@@ -214,15 +227,46 @@ def openapi_document() -> dict[str, Any]:
             code="202", params=[ESSAY_ID], extra=conflict)},
     }
     paths.update(_marking_paths(conflict))
+    paths.update(_report_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "阅卷 Yuejuan API", "version": API_VERSION,
                  "description": "作文批量评分的 JSON 接口。使用账户页面或 `yuejuan user token` 生成的令牌："
-                                "Authorization: Bearer <令牌>。权限与网页相同：教师只能访问自己的班级。"},
+                                "Authorization: Bearer <令牌>。权限与网页相同：教师只能访问自己的班级。"
+                                "响应为 UTF-8 JSON；时间为带时区偏移的 ISO 8601（YUEJUAN_TIMEZONE，默认 +08:00）。"},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
         "paths": paths,
+    }
+
+
+def _report_paths() -> dict[str, Any]:
+    """Class and school workbooks."""
+    jobs = _json({"type": "object", "properties": {"reports": {"type": "array", "items": _ref("ReportJob")}}},
+                 "报表任务（新的在前）")
+    queued = _json(_ref("ReportJob"), "已排队；轮询 GET /reports/{job_id}，完成后 download_url 可用")
+    unavailable = {"503": _json(OBJ, "无法连接任务队列（任务已标记失败，可稍后重试）")}
+    school_id = _id("school_id", "学校 id")
+    job_id = _id("job_id", "报表任务 id")
+    return {
+        "/assignments/{assignment_id}/reports": {
+            "get": _op("作业的班级成绩报表任务", jobs, params=[ASSIGNMENT_ID]),
+            "post": _op("生成班级成绩报表（Excel）", queued, code="202", params=[ASSIGNMENT_ID], extra=unavailable),
+        },
+        "/classes/{classroom_id}/reports": {"get": _op("班级所有作业的成绩报表任务", jobs, params=[CLASS_ID])},
+        "/schools/{school_id}/reports": {
+            "get": _op("全校报表任务（学校管理员、系统管理员）", jobs, params=[school_id]),
+            "post": _op("生成全校报表（学校管理员、系统管理员）", queued, code="202", params=[school_id],
+                        extra=unavailable),
+        },
+        "/reports/{job_id}": {"get": _op("一个报表任务的状态", _json(_ref("ReportJob"), "报表任务"), params=[job_id])},
+        "/reports/{job_id}/download": {"get": _op(
+            "下载报表工作簿（写入审计日志）；尚未生成完成时 404",
+            {"description": "Excel 工作簿", "content": {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+            params=[job_id])},
     }
 
 

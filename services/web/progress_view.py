@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.web.times import api_time
 from shared.models import WorkerStatus
 from shared.models.base import utcnow
 from shared.progress import assignment_progress
@@ -17,7 +18,7 @@ from shared.worker_health import WorkerHealth, classify_workers, service_notice
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return api_time(moment)
 
 
 def worker_health(session: Session, *, lost_after_s: float, now: datetime | None = None) -> list[WorkerHealth]:

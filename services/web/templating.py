@@ -1,25 +1,23 @@
-"""Template globals and filters: the signed-in user, role names, dates in Beijing time, durations in Chinese."""
+"""Template globals and filters: the signed-in user, role names, dates in the configured time zone, durations in
+Chinese."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, g
 
 from services.web.access import is_admin
+from services.web.times import shown_time
 from shared.models import Role
 
-BEIJING = timezone(timedelta(hours=8), "CST")
 ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员"}
 
 
 def local_time(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:  # SQLite returns naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    """A stored time as people read it: in YUEJUAN_TIMEZONE (default Asia/Shanghai), naive SQLite times being UTC."""
+    return shown_time(moment)
 
 
 def duration(seconds: int | None) -> str:

@@ -33,6 +33,7 @@ from services.web.results import class_results
 from services.web.review import ReviewError, override_grade, parse_scores, requeue
 from services.web.roster import import_roster, read_roster_file, roster_entries
 from services.web.rubric_store import rubric_choices
+from services.web.times import api_time
 from services.web.upload_store import StoredPreview, discard_preview, load_preview, save_preview
 from services.web.views.assignments import rubric_or_none
 from shared.audit import file_types
@@ -76,7 +77,7 @@ def _assignment_json(assignment: Assignment) -> dict[str, Any]:
         "id": assignment.id, "classroom_id": assignment.classroom_id, "title": assignment.title,
         "prompt_text": assignment.prompt_text, "genre": assignment.genre, "rubric_id": assignment.rubric_id,
         "rubric_version": assignment.rubric_version, "required_length": assignment.required_length,
-        "created_at": assignment.created_at.isoformat(), "double_marking": assignment.double_marking,
+        "created_at": api_time(assignment.created_at), "double_marking": assignment.double_marking,
         "double_marking_share": assignment.double_marking_share,
     }
 

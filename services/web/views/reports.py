@@ -151,8 +151,12 @@ def retry(job_id: int) -> Any:
 @bp.get("/reports/<int:job_id>/download")
 @login_required
 def download(job_id: int) -> Any:
+    return send_report(get_report_job_or_404(db(), user(), job_id))
+
+
+def send_report(job: ReportJob) -> Any:
+    """The job's workbook as a download, audited (the page and the API); 404 while it is not written."""
     session = db()
-    job = get_report_job_or_404(session, user(), job_id)
     path = report_file(job)
     if path is None:
         abort(404, description="报表尚未生成完成，或文件已不存在。")
@@ -173,6 +177,18 @@ def _download_name(job: ReportJob, path: Path) -> str:
         if school is not None:
             return f"{school.name}-全校报表-{job.id}.xlsx"
     return path.name
+
+
+def request_school_workbook(school: School) -> tuple[ReportJob, bool]:
+    """A school workbook job for a school the caller administers, audited and sent; (job, sent)."""
+    session = db()
+    job = ReportJob(kind=SCHOOL_WORKBOOK, school_id=school.id, requested_by=user().id)
+    session.add(job)
+    session.flush()
+    actor().record(session, "report.request", object_type="report", object_id=job.id, kind=SCHOOL_WORKBOOK,
+                   school_id=school.id)
+    session.commit()
+    return job, send_or_fail(SCHOOL_WORKBOOK_TASK, job)
 
 
 @bp.get("/admin/reports")
@@ -197,13 +213,7 @@ def request_school_report() -> Any:
     if school_id is None or not is_admin(account):
         abort(404)
     school = get_school_or_404(session, account, school_id)
-    job = ReportJob(kind=SCHOOL_WORKBOOK, school_id=school.id, requested_by=account.id)
-    session.add(job)
-    session.flush()
-    actor().record(session, "report.request", object_type="report", object_id=job.id, kind=SCHOOL_WORKBOOK,
-                   school_id=school.id)
-    session.commit()
-    sent = send_or_fail(SCHOOL_WORKBOOK_TASK, job)
+    _job, sent = request_school_workbook(school)
     flash(f"已提交“{school.name}”全校报表的生成请求。" if sent else "暂时无法连接任务队列，请稍后点击“重新生成”。",
           "ok" if sent else "error")
     return redirect(url_for("reports.school_reports"), 303)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker import runtime
 from shared import audit, storage
+from shared.clock import people_zone
 from shared.failures import BROKER_UNAVAILABLE, ErrorCategory, classify, error_detail
 from shared.models import JobStatus, ReportJob, transaction
 from shared.models.base import utcnow
@@ -28,7 +30,7 @@ from shared.tasks import CLASS_WORKBOOK_TASK, REPORTS_QUEUE, SCHOOL_WORKBOOK_TAS
 
 logger = logging.getLogger(__name__)
 
-Builder = Callable[[Session, int, Path], Path]
+Builder = Callable[..., Path]  # (session, target id, path, *, zone) -> path
 # 5 s, 10 s, 20 s … capped at 10 minutes: ten retries span about 40 minutes, long enough to free a disk.
 REPORT_MAX_RETRIES = 10
 RETRY_FIRST_DELAY_S = 5
@@ -65,7 +67,7 @@ def run_report_task(task: Task, job_id: int, kind: str) -> str | None:
     sessions, retries = runtime.sessions(), task.request.retries
     try:
         return run_report_job(sessions, reports_dir(), job_id, kind, retries_done=retries,
-                              max_retries=task.max_retries or 0)
+                              max_retries=task.max_retries or 0, zone=people_zone(runtime.settings().timezone))
     except RetryLater as later:
         delay = retry_delay(retries)
         logger.warning("report job %s: %s; retry %s of %s in %s s", job_id, later, retries + 1, task.max_retries,
@@ -92,7 +94,7 @@ def _builders() -> dict[str, tuple[Builder, str]]:
 
 def run_report_job(
     sessions: sessionmaker[Session], directory: Path, job_id: int, expected_kind: str | None = None, *,
-    retries_done: int = 0, max_retries: int = 0,
+    retries_done: int = 0, max_retries: int = 0, zone: tzinfo | None = None,
 ) -> str | None:
     """Build a report job's workbook; returns its file path (None when the job no longer exists).
 
@@ -101,7 +103,7 @@ def run_report_job(
     exception re-raised.
     """
     try:
-        return _build(sessions, directory, job_id, expected_kind)
+        return _build(sessions, directory, job_id, expected_kind, zone)
     except Exception as exc:
         category = classify(exc)
         retrying = category.environmental and retries_done < max_retries
@@ -117,7 +119,9 @@ def run_report_job(
         raise
 
 
-def _build(sessions: sessionmaker[Session], directory: Path, job_id: int, expected_kind: str | None) -> str | None:
+def _build(
+    sessions: sessionmaker[Session], directory: Path, job_id: int, expected_kind: str | None, zone: tzinfo | None
+) -> str | None:
     with transaction(sessions) as session:
         job = session.get(ReportJob, job_id)
         if job is None:
@@ -143,7 +147,7 @@ def _build(sessions: sessionmaker[Session], directory: Path, job_id: int, expect
         raise ValueError(f"报表任务 {job_id} 缺少 {target_field}")
     path = directory / f"{kind}-{job_id}.xlsx"  # one name per job: a retry replaces, never adds, a file
     with sessions() as session:
-        builder(session, target_id, path)
+        builder(session, target_id, path, zone=zone)
     _finish(sessions, job_id, file_path=str(path), kind=kind)
     logger.info("report job %s (%s) done: %s", job_id, kind, path)
     return str(path)
