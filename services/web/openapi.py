@@ -26,7 +26,7 @@ def _flag(name: str, what: str) -> dict[str, Any]:
 
 ERRORS = {
     "400": _json(_ref("Error"), "输入无效"),
-    "401": _json(_ref("Error"), "缺少或无效的 API 令牌"),
+    "401": _json(_ref("Error"), "缺少、无效、已撤销或已过期的 API 令牌"),
     "404": _json(_ref("Error"), "对象不存在或不在您的权限范围内"),
 }
 
@@ -232,7 +232,8 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "阅卷 Yuejuan API", "version": API_VERSION,
                  "description": "作文批量评分的 JSON 接口。使用账户页面或 `yuejuan user token` 生成的令牌："
-                                "Authorization: Bearer <令牌>。权限与网页相同：教师只能访问自己的班级。"
+                                "Authorization: Bearer <令牌>。令牌自生成起 YUEJUAN_API_TOKEN_DAYS 天（默认 90 天）"
+                                "后失效；重新生成即轮换，旧令牌立即失效。权限与网页相同：教师只能访问自己的班级。"
                                 "响应为 UTF-8 JSON；时间为带时区偏移的 ISO 8601（YUEJUAN_TIMEZONE，默认 +08:00）。"},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
