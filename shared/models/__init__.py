@@ -37,7 +37,8 @@ from shared.models.records import (
 __all__ = [
     "AgreementSetting", "Calibration", "CaseStatus", "ClassRole", "ClassroomRole", "DoubleMarkCase",
     "DoubleMarkingMode",
-    "Adapter", "AdapterStatus", "AdapterStudent", "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base", "Classroom", "Deduction", "ErrorAnnotation",
+    "Adapter", "AdapterStatus", "AdapterStudent", "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base",
+    "Classroom", "Deduction", "ErrorAnnotation",
     "Essay", "EssayStatus", "EvalJob", "Grade", "GradeSource", "JobStatus", "LoginThrottle", "ReportJob", "Role",
     "School", "Student",
     "TrainingPlan", "User", "WorkerStatus", "abandoned_claim", "make_engine", "make_session_factory", "transaction",
