@@ -1,4 +1,7 @@
-"""teaching assistant (issue 20)
+"""feedback sheets and training plans (issue 16): no schema change
+
+Feedback sheets are built on request from the grades and plans already stored, and a plan's per-area target
+(``goal``) lives in the existing ``training_plans.focus_areas`` JSON, so this revision only keeps the chain linear.
 
 Revision ID: 0011
 Revises: 0010
