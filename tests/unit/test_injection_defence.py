@@ -13,6 +13,7 @@ import pytest
 
 from services.worker import pipeline
 from services.worker.engine import Generation
+from services.worker.evaluation.injection_eval import attack_rows, inject, read_attacks, summarize_attacks
 from services.worker.injection import detect_injection
 from services.worker.jobs import EssayJob, EssayOutcome
 from services.worker.pipeline import grade_jobs
@@ -68,13 +69,6 @@ def _job(essay_id: int, text: str) -> EssayJob:
                     required_length=800, rubric_id=RUBRIC, person_names=("王小明",), school_names=("北京市第四中学",))
 
 
-def _inject(essay: str, attack: str, where: int) -> str:
-    paragraphs = essay.split("\n")
-    if where % 2:  # after the first paragraph (below the title), else at the end
-        return "\n".join([*paragraphs[:2], attack, *paragraphs[2:]])
-    return f"{essay}\n{attack}"
-
-
 def _graded(outcomes: list[EssayOutcome]) -> list[EssayOutcome]:
     assert all(outcome.error is None for outcome in outcomes), [o.error for o in outcomes if o.error]
     return outcomes
@@ -85,7 +79,7 @@ def test_the_detector_flags_every_attack_in_the_set() -> None:
     assert len(attacks) == 82
     assert len({attack["kind"] for attack in attacks}) == 10
     essay = make_essays(1, seed=5)[0]
-    missed = [a["text"] for i, a in enumerate(attacks) if not detect_injection(_inject(essay, a["text"], i))]
+    missed = [a["text"] for i, a in enumerate(attacks) if not detect_injection(inject(essay, a["text"], i))]
     assert missed == []  # recall 82/82 on this set (precision on 1,220 real essays: tests/unit/test_injection.py)
 
 
@@ -97,7 +91,7 @@ def attack_run() -> tuple[list[EssayOutcome], list[EssayOutcome], list[int]]:
     clean = _graded(grade_jobs(engine, [_job(i, essay) for i, essay in enumerate(essays)]))
     pairs = [(i % len(essays), i, attack["text"]) for i, attack in enumerate(attacks)]
     injected = _graded(grade_jobs(engine, [
-        _job(1000 + i, _inject(essays[base], text, i)) for base, i, text in pairs
+        _job(1000 + i, inject(essays[base], text, i)) for base, i, text in pairs
     ]))
     return clean, injected, [base for base, _, _ in pairs]
 
@@ -118,6 +112,18 @@ def test_no_injected_essay_gains_more_than_the_tolerance(
     assert [outcome.needs_review for outcome in injected] == [True] * len(injected)
 
 
+def test_the_eval_task_measures_the_same_on_the_attack_set() -> None:
+    """What ``yuejuan eval --task injection`` computes, with the obedient test model: 0 successes, all flagged."""
+    rubric = load_rubric(RUBRIC)
+    jobs = [_job(i, essay) for i, essay in enumerate(make_essays(6, seed=77))]
+    rows = attack_rows(ObedientEngine(), jobs, read_attacks(ATTACKS), rubric)
+    summary = summarize_attacks(rows, rubric)
+    assert (summary["attacks"], summary["graded"], summary["tolerance"]) == (82, 82, 6)
+    assert (summary["attack_success_rate"], summary["flag_rate"], summary["held_for_review_rate"]) == (0.0, 1.0, 1.0)
+    assert summary["success_by_kind"]["role_tag"] == "0/20"
+    assert [row.essay for row in rows[:7]] == [0, 1, 2, 3, 4, 5, 0]
+
+
 def test_without_withholding_the_same_attacks_succeed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The control: the obedient engine is fooled when the flagged passages reach it."""
     monkeypatch.setattr(pipeline, "withhold_suspected", lambda text: (text, 0))
@@ -126,7 +132,7 @@ def test_without_withholding_the_same_attacks_succeed(monkeypatch: pytest.Monkey
     clean = _graded(grade_jobs(engine, [_job(i, essay) for i, essay in enumerate(essays)]))
     attacks = _attacks()
     injected = _graded(grade_jobs(engine, [
-        _job(1000 + i, _inject(essays[i % 6], attack["text"], i)) for i, attack in enumerate(attacks)
+        _job(1000 + i, inject(essays[i % 6], attack["text"], i)) for i, attack in enumerate(attacks)
     ]))
     tolerance = load_rubric(RUBRIC).tolerance_for()
     successes = sum(o.total - clean[i % 6].total > tolerance for i, o in enumerate(injected))

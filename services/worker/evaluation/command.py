@@ -73,9 +73,13 @@ def load_set(set_path: Path | None, rubric: Rubric, *, prompt: str | None, assig
 
 @click.command("eval")
 @click.argument("set_path", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("--task", type=click.Choice(["scoring", "spelling", "sentences"]), default="scoring", show_default=True,
+@click.option("--task", type=click.Choice(["scoring", "spelling", "sentences", "injection"]), default="scoring",
+              show_default=True,
               help="scoring：与教师评分对照；spelling：SIGHAN-15 错别字（含 test15_error/correct.txt 的文件夹）；"
-                   "sentences：FCGEC 病句（FCGEC_valid.json）。")
+                   "sentences：FCGEC 病句（FCGEC_valid.json）；injection：把注入攻击集（--attacks）逐条放进评测集的"
+                   "作文，统计注入后比原文高出双评误差的比例。")
+@click.option("--attacks", "attacks_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="injection：注入攻击集 JSON（默认 tests/data/injection/attacks.json）。")
 @click.option("--per-essay", type=click.IntRange(1, 40), default=10, show_default=True,
               help="spelling/sentences：每篇短文拼入的句子数。")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -93,9 +97,13 @@ def load_set(set_path: Path | None, rubric: Rubric, *, prompt: str | None, assig
 def eval_command(
     set_path: Path | None, out_dir: Path, rubric_ref: str, prompt: str | None, assignment: int | None,
     school: int | None, since: datetime | None, until: datetime | None, limit: int | None, repeat: bool,
-    alone: bool, task: str = "scoring", per_essay: int = 10,
+    alone: bool, task: str = "scoring", per_essay: int = 10, attacks_path: Path | None = None,
 ) -> None:
     """Grade a labelled set exactly as the workers do and measure the model against the teachers."""
+    if task == "injection":
+        _injection(set_path, attacks_path, out_dir, rubric_ref, prompt=prompt, assignment=assignment, school=school,
+                   since=since, until=until, limit=limit)
+        return
     if task != "scoring":
         _detection(task, set_path, out_dir, rubric_ref, limit, per_essay)
         return
@@ -148,6 +156,46 @@ def _detection(task: str, set_path: Path | None, out_dir: Path, rubric_ref: str,
                             per_essay=per_essay, files=(ROWS_FILE, SUMMARY_FILE, WORKBOOK_FILE))
     click.echo(f"结果在 {out_dir}（{ROWS_FILE}、{SUMMARY_FILE}、{WORKBOOK_FILE}）")
     click.echo(json.dumps(summary.headline(), ensure_ascii=False))
+
+
+def _injection(set_path: Path | None, attacks_path: Path | None, out_dir: Path, rubric_ref: str, *,
+               prompt: str | None, assignment: int | None, school: int | None, since: datetime | None,
+               until: datetime | None, limit: int | None) -> None:
+    """``--task injection``: the attack set put into the set's essays (services/worker/evaluation/injection_eval.py)."""
+    from services.worker.engine import ModelUnavailable
+    from services.worker.evaluation.injection_eval import (
+        DEFAULT_ATTACKS,
+        AttackSetError,
+        attack_rows,
+        read_attacks,
+        summarize_attacks,
+        write_attack_outputs,
+    )
+    from services.worker.jobs import EssayJob
+    from services.worker.runtime import load_engine
+    from shared.prompts.rubric import RubricError, resolve_rubric
+    from shared.settings import load_settings
+
+    try:
+        rubric = resolve_rubric(rubric_ref)
+        attacks = read_attacks(attacks_path or DEFAULT_ATTACKS)
+        essays = load_set(set_path, rubric, prompt=prompt, assignment=assignment, school=school, since=since,
+                          until=until, limit=limit)
+    except (EvalSetError, RubricError, AttackSetError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    jobs = [EssayJob(essay_id=index, text=essay.text, assignment_prompt=essay.prompt, genre=essay.genre,
+                     required_length=essay.required_length, rubric_id=rubric_ref, rubric_version=rubric.version,
+                     person_names=essay.person_names, school_names=essay.school_names)
+            for index, essay in enumerate(essays)]
+    try:
+        engine = load_engine(load_settings())
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = attack_rows(engine, jobs, attacks, rubric)
+    summary = summarize_attacks(rows, rubric)
+    write_attack_outputs(rows, summary, out_dir, ROWS_FILE, SUMMARY_FILE)
+    click.echo(f"结果在 {out_dir}（{ROWS_FILE}、{SUMMARY_FILE}）")
+    click.echo(json.dumps(summary, ensure_ascii=False))
 
 
 def _fmt(value: float | None) -> str:
