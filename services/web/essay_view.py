@@ -74,7 +74,8 @@ def grade_json(grade: Grade) -> dict[str, Any]:
         "created_by": grade.created_by, "reason": grade.reason, "rubric_id": grade.rubric_id,
         "rubric_version": grade.rubric_version, "dimension_scores": grade.dimension_scores, "bands": grade.bands,
         "evidence": grade.evidence, "raw_total": grade.raw_total, "total": grade.total, "caps": grade.caps,
-        "comment": grade.comment, "model_name": grade.model_name,
+        "comment": grade.comment, "model_name": grade.model_name, "confidence": grade.confidence,
+        "reading": grade.reading,
         # Withheld (待复核): the model's proposal for the teacher to confirm or override, not a final score.
         "needs_review": is_withheld(grade),
         "errors": [

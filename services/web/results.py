@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.confidence import is_low_confidence
 from shared.grades import effective_grades, is_withheld
 from shared.models import Assignment, Essay, Student
 from shared.prompts.rubric import Rubric
@@ -39,6 +40,8 @@ class ResultRow:
     flags: int = 0
     version: int | None = None
     source: str | None = None
+    confidence: float | None = None  # the model's, on a model grade (shared.confidence)
+    low_confidence: bool = False
 
     @property
     def status_name(self) -> str:
@@ -50,7 +53,8 @@ class ResultRow:
             "student_number": self.student_number, "essay_id": self.essay_id, "status": self.status,
             "char_count": self.char_count, "scores": self.scores, "bands": self.bands, "total": self.total,
             "deduction_points": self.deduction_points, "deductions": self.deductions, "flags": self.flags,
-            "grade_version": self.version, "grade_source": self.source,
+            "grade_version": self.version, "grade_source": self.source, "confidence": self.confidence,
+            "low_confidence": self.low_confidence,
         }
 
 
@@ -107,6 +111,9 @@ def class_results(
                 row.scores = {k: int(v) for k, v in grade.dimension_scores.items()}
                 row.bands = {k: str(v) for k, v in grade.bands.items()}
                 row.total, row.version, row.source = grade.total, grade.version, str(grade.source)
+                row.confidence = grade.confidence
+                row.low_confidence = grade.source == "model" and is_low_confidence(grade.confidence,
+                                                                                   grade.dropped_quotes)
                 row.deduction_points = sum(d.points for d in grade.deductions)
                 row.deductions = [f"{d.detail}（{d.points} 分）" for d in grade.deductions]
                 seen_keys.update(dict.fromkeys(row.scores))

@@ -75,6 +75,7 @@ class EssayOutcome:
     latency_ms: int = 0
     dropped_quotes: int = 0
     forced_close: bool = False  # the engine's closing guard cut the answer short (Generation.forced_close)
+    confidence: float | None = None  # lowest p(score tokens) over the dimensions (services/worker/confidence.py)
 
     def as_json(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from services.worker.analysis import Analysis, analyse, merge_findings
+from services.worker.confidence import grade_confidence
 from services.worker.engine import Engine, Generation
 from services.worker.injection import withhold_suspected
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
@@ -136,6 +137,8 @@ def _finish(item: _Prepared, generation: Generation, model_name: str | None, eng
     outcome.prompt_tokens, outcome.generated_tokens = generation.prompt_tokens, generation.new_tokens
     outcome.latency_ms = int(generation.latency_s * 1000)
     outcome.forced_close = generation.forced_close
+    outcome.confidence = grade_confidence(generation.text, generation.token_ends, generation.token_probs,
+                                          [dim.key for dim in item.rubric.dimensions])
     return outcome
 
 

@@ -303,7 +303,7 @@ def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[st
         "source": GradeSource.model, "model_name": outcome.model_name, "engine": outcome.engine_name,
         "prompt_tokens": outcome.prompt_tokens, "generated_tokens": outcome.generated_tokens,
         "latency_ms": outcome.latency_ms, "dropped_quotes": outcome.dropped_quotes, "created_at": now,
-        "needs_review": outcome.needs_review,
+        "needs_review": outcome.needs_review, "confidence": outcome.confidence,
     }
 
 

@@ -66,3 +66,20 @@ def test_degenerate_output_labels() -> None:
     fine = EssayOutcome(essay_id=2, rubric_id=RUBRIC.id, rubric_version=RUBRIC.version,
                         comment="立意明确，论据可以更充实。", evidence={"content": ["腹有诗书气自华"]})
     assert degenerate_output(fine, essay, "以读书为题") == []
+
+
+def test_agreement_is_reported_per_confidence_bucket() -> None:
+    def row(key: str, total: int, teacher: int, confidence: float | None) -> dict[str, Any]:
+        base = _row(key, 0, "Bad", total, teacher)
+        base["model"]["confidence"] = confidence
+        return base
+
+    rows = [row("a", 30, 40, 0.2), row("b", 30, 33, 0.3), row("c", 30, 31, 0.9), row("d", 30, 30, 0.95),
+            row("e", 30, 37, 0.6), row("f", 30, 20, None)]
+    buckets = {b.bucket: b for b in summarize(rows, RUBRIC).by_confidence}
+    assert list(buckets) == ["低（<0.5）", "中（0.5–0.8）", "高（≥0.8）", "未测量"]
+    assert (buckets["低（<0.5）"].essays, buckets["低（<0.5）"].within_tolerance) == (2, 0.5)
+    assert buckets["低（<0.5）"].mean_abs_difference == 6.5
+    assert (buckets["中（0.5–0.8）"].essays, buckets["中（0.5–0.8）"].within_tolerance) == (1, 0.0)
+    assert (buckets["高（≥0.8）"].essays, buckets["高（≥0.8）"].within_tolerance) == (2, 1.0)
+    assert (buckets["未测量"].essays, buckets["未测量"].mean_abs_difference) == (1, 10.0)

@@ -224,6 +224,7 @@ class GrammarProcessor(LogitsProcessor):
         self.live = list(range(batch_size))
         self.cursors = [_JsonCursor() for _ in range(batch_size)]
         self.forced = [False] * batch_size
+        self.chosen: list[list[float]] = [[] for _ in range(batch_size)]  # per row: p(the greedy token) each step
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.step > 0:
@@ -244,6 +245,10 @@ class GrammarProcessor(LogitsProcessor):
         if self.guard_from is not None and self.step >= self.guard_from:
             for i in self.live:
                 self._steer_to_close(i, scores)
+        if self.live:  # the greedy token's probability under the mask (and the guard): the grade's confidence
+            chosen = torch.softmax(scores[self.live].float(), dim=-1).max(dim=-1).values.tolist()
+            for i, probability in zip(self.live, chosen, strict=True):
+                self.chosen[i].append(probability)
         self.step += 1
         return scores
 

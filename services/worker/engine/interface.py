@@ -80,6 +80,10 @@ class Generation:
     finished: bool
     error: str | None = None
     forced_close: bool = False
+    # Per generated token: the probability greedy decoding gave it under the grammar's mask, and where its bytes end in
+    # the answer (engines that measure it; services/worker/confidence.py turns them into a grade's confidence).
+    token_probs: tuple[float, ...] = ()
+    token_ends: tuple[int, ...] = ()
 
 
 # Called with a conversation's index and its answer as soon as that answer is complete (engines that stream).

@@ -9,6 +9,7 @@ interface is narrow, in the manner of lm-eval and TGI: ``TransformersEngine.load
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import time
@@ -247,7 +248,10 @@ class TransformersEngine:
             new = new[: stops[0] + 1] if finished else new
             text = self._vocab().decode(new)  # the bytes the grammar matched, not a re-reading of the tokens
             forced = processor.forced[row] if processor else False
-            return Generation(text, len(prompts[row]), len(new), latency, finished, forced_close=forced)
+            ends = tuple(itertools.accumulate(len(self._vocab().pieces[token]) for token in new))
+            probs = tuple(processor.chosen[row][: len(new)]) if processor else ()
+            return Generation(text, len(prompts[row]), len(new), latency, finished, forced_close=forced,
+                              token_probs=probs if len(probs) == len(new) else (), token_ends=ends)
 
         criteria = None
         on_answer, rows = self._on_answer, self._reporting_rows

@@ -143,4 +143,5 @@ def _model_fields(outcome: EssayOutcome) -> dict[str, Any]:
         "flags": list(outcome.flags), "failure": outcome.error, "dropped_quotes": outcome.dropped_quotes,
         "prompt_tokens": outcome.prompt_tokens, "generated_tokens": outcome.generated_tokens,
         "latency_ms": outcome.latency_ms, "engine": outcome.engine_name, "model": outcome.model_name,
+        "confidence": outcome.confidence,
     }

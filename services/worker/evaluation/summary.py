@@ -16,6 +16,7 @@ from typing import Any
 
 from services.worker.evaluation.metrics import AgreementSummary, summarize_agreement
 from services.worker.evaluation.sets import ACEA_LEVELS, TOTAL
+from shared.confidence import BUCKETS, UNMEASURED, bucket
 from shared.prompts.rubric import Rubric
 
 # Which of the model's readings stands for which essays-acea trait (stated in every report of that set).
@@ -31,6 +32,14 @@ class LevelMapping:
     source: str  # the model's reading used: "total" or a dimension key
     cutoffs: dict[int, tuple[int, int]]  # held-out fold → (lowest Medium, lowest Great) points
     agreement: AgreementSummary  # over the held-out predictions, levels 0 (Bad) .. 2 (Great)
+
+
+@dataclass(frozen=True)
+class ConfidenceBucket:
+    bucket: str
+    essays: int
+    within_tolerance: float | None  # of the total, against the teachers
+    mean_abs_difference: float | None
 
 
 @dataclass
@@ -50,6 +59,8 @@ class EvalSummary:
     degenerate: dict[str, int]
     agreement: list[AgreementSummary] = field(default_factory=list)
     levels: list[LevelMapping] = field(default_factory=list)
+    # Agreement on the total per confidence bucket (shared.confidence): low confidence should predict disagreement.
+    by_confidence: list[ConfidenceBucket] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +100,7 @@ def summarize(rows: Sequence[dict[str, Any]], rubric: Rubric) -> EvalSummary:
         degenerate=dict(Counter(label for row in graded for label in row["degenerate"])),
         agreement=_agreement(graded, rubric),
         levels=_levels(graded, rubric),
+        by_confidence=_by_confidence(graded, rubric),
     )
 
 
@@ -106,6 +118,22 @@ def _agreement(graded: Sequence[dict[str, Any]], rubric: Rubric) -> list[Agreeme
             summaries.append(summarize_agreement(key, [t for t, _ in pairs], [m for _, m in pairs], low=0,
                                                  high=high, tolerance=tolerance))
     return summaries
+
+
+def _by_confidence(graded: Sequence[dict[str, Any]], rubric: Rubric) -> list[ConfidenceBucket]:
+    """Total agreement per confidence bucket, lowest first, then the grades the engine measured no confidence for."""
+    tolerance = rubric.tolerance_for()
+    groups: dict[str, list[int]] = {name: [] for name, _low, _high in BUCKETS}
+    groups[UNMEASURED] = []
+    for row in graded:
+        if TOTAL in row["teacher_scores"]:
+            difference = abs(model_reading(row, TOTAL) - int(row["teacher_scores"][TOTAL]))
+            groups[bucket(row["model"].get("confidence"))].append(difference)
+    return [
+        ConfidenceBucket(name, len(diffs), sum(d <= tolerance for d in diffs) / len(diffs) if diffs else None,
+                         sum(diffs) / len(diffs) if diffs else None)
+        for name, diffs in groups.items()
+    ]
 
 
 def _levels(graded: Sequence[dict[str, Any]], rubric: Rubric) -> list[LevelMapping]:
