@@ -16,7 +16,7 @@ from services.web.ingest import UploadLimits, UploadRejected
 from services.web.ingest.sandbox import ParseRun, run_parser
 from services.web.roster import read_roster_file
 from tests.unit import hostile_uploads as hostile
-from tests.unit.ingest_samples import LIMITS, ROSTER
+from tests.unit.ingest_samples import LIMITS, ROSTER, replace_member, xlsx_bytes
 
 # The parse process's peak RSS for any of these shapes. Before the caps, the 1.8 MB document of empty
 # paragraphs alone took a process from 87 MB to 181 MB, and a few MB more of them take gigabytes.
@@ -125,3 +125,28 @@ def test_a_parse_that_waits_forever_is_stopped_at_the_wall_clock_limit() -> None
     with pytest.raises(UploadRejected) as caught:
         run_parser("tests.unit.parse_hogs:block", (), limits, upload_name="作文.xlsx")
     assert caught.value.message == TOO_SLOW
+
+
+# --- parts of the package -----------------------------------------------------------------------------------------
+
+
+def test_a_document_part_larger_than_the_part_limit_is_refused_before_it_is_read() -> None:
+    limits = replace(LIMITS, max_xml_part_bytes=1024 * 1024)
+    message = rejection_of(parse_in_child("张三.docx", hostile.docx_long_text(400_000), limits))
+    assert message == "张三.docx 内部的 word/document.xml：解压后 1.1 MB，超过文档内容 1.0 MB 的上限，已拒绝处理"
+
+
+def test_entity_declarations_in_parts_no_reader_keeps_are_refused_as_they_stream() -> None:
+    declaration = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+    docx = replace_member(hostile.docx_with_body("<w:p/>"), "docProps/core.xml", declaration)
+    assert rejection_of(parse_in_child("张三.docx", docx)).startswith(
+        "张三.docx 内部的 docProps/core.xml：含有 DOCTYPE/ENTITY 声明"
+    )
+    # expat cannot read GBK, so the bytes are searched, across the 64 KB chunk boundary the declaration straddles
+    header = b'<?xml version="1.0" encoding="GBK"?><!-- '
+    gbk = header + b"x" * (64 * 1024 - 4 - len(header) - len(b" -->")) + b" --><!DOCTYPE x><x/>"
+    assert gbk.index(b"<!DOCTYPE") == 64 * 1024 - 4
+    xlsx = replace_member(xlsx_bytes([["姓名", "作文"]]), "docProps/app.xml", gbk)
+    assert rejection_of(parse_in_child("作文.xlsx", xlsx)).startswith(
+        "作文.xlsx 内部的 docProps/app.xml：含有 DOCTYPE/ENTITY 声明"
+    )

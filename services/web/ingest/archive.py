@@ -12,6 +12,7 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -123,10 +124,14 @@ class SafeArchive:
 
     def read(self, entry: ArchiveEntry) -> bytes:
         """Read one member in chunks, stopping as soon as it exceeds its declared size or the budget."""
+        return b"".join(self.iter_chunks(entry))
+
+    def iter_chunks(self, entry: ArchiveEntry) -> Iterator[bytes]:
+        """The member's bytes chunk by chunk, under the same checks as ``read``, for callers that need not
+        hold all of it."""
         where = f"{self.source}/{entry.name}"
         if entry.info.flag_bits & _ENCRYPTED_FLAG:
             raise UnreadableFile(where, "文件设置了密码，请去掉密码后重新打包上传")
-        chunks: list[bytes] = []
         total = 0
         try:
             with self._zf.open(entry.info) as handle:
@@ -137,13 +142,12 @@ class SafeArchive:
                             f"{where}：实际解压出的内容比压缩包声明的大小更大（头信息被篡改，可能是压缩炸弹），已拒绝处理"
                         )
                     self._budget.consume(len(chunk), where)
-                    chunks.append(chunk)
+                    yield chunk
         except _READ_ERRORS as exc:
             logger.info("cannot read %s: %s", where, exc)
             raise UnreadableFile(
                 where, f"无法解压，压缩包已损坏或头信息与内容不符（{type(exc).__name__}），请重新打包上传"
             ) from exc
-        return b"".join(chunks)
 
     def close(self) -> None:
         self._zf.close()

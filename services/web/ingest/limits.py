@@ -25,6 +25,7 @@ class UploadLimits:
     ``max_paragraphs``/``max_runs``/``max_document_chars`` per Word document (hidden text included),
     ``max_columns`` (the column of any cell that holds a value), ``max_sheet_rows`` (row elements per sheet,
     blank ones included) and ``max_cells`` per sheet, ``max_table_chars`` of text per workbook.
+    ``max_xml_part_bytes``: one XML part a reader holds in memory to parse (twice that for all of a file's).
     ``parse_memory_mb``/``parse_cpu_seconds``/``parse_wall_seconds`` bound the separate process that
     parses an upload for the web (see ``sandbox``).
     """
@@ -41,6 +42,7 @@ class UploadLimits:
     max_sheet_rows: int = 20_000
     max_cells: int = 200_000
     max_table_chars: int = 10_000_000
+    max_xml_part_bytes: int = 64 * 1024 * 1024
     parse_memory_mb: int = 512
     parse_cpu_seconds: int = 30
     parse_wall_seconds: int = 60
@@ -48,7 +50,7 @@ class UploadLimits:
     def __post_init__(self) -> None:
         for field_name in (
             "max_bytes", "max_files", "max_uncompressed_bytes", "max_essay_chars", "max_paragraphs", "max_runs",
-            "max_document_chars", "max_columns", "max_sheet_rows", "max_cells", "max_table_chars",
+            "max_document_chars", "max_columns", "max_sheet_rows", "max_cells", "max_table_chars", "max_xml_part_bytes",
             "parse_memory_mb", "parse_cpu_seconds", "parse_wall_seconds",
         ):
             if getattr(self, field_name) < 1:
