@@ -38,7 +38,7 @@ def test_agreement_sheets_recompute_from_the_readings(pg_sessions: sessionmaker[
     with transaction(pg_sessions) as session:
         for index, (model, teacher, arbitrated) in enumerate(READINGS):
             essay_id = fixture.essay_ids[index]
-            add_grade(session, essay_id, model, created_at=last_month)
+            add_grade(session, essay_id, model, created_at=last_month, confidence=0.3 if index == 3 else 0.9)
             if teacher is not None:
                 add_grade(session, essay_id, teacher, version=2, source=GradeSource.teacher, reading="second",
                           mark_graded=False, created_by=fixture.teacher_id,
@@ -59,6 +59,8 @@ def test_agreement_sheets_recompute_from_the_readings(pg_sessions: sessionmaker[
     assert overall[2] == quadratic_weighted_kappa(teacher, model, low=0, high=60)
     assert overall[3] == mean_bias(teacher, model) == (-2 - 21 + 1) / 3
     assert overall[4] == 2 / 3
+    low = rows_after(ws, ["作文编号", "学生", "模型总分", "置信度"])
+    assert [(row[0], row[2], row[3]) for row in low] == [(fixture.essay_ids[3], 51, 0.3)]
     months = rows_after(ws, ["按月份"])
     assert [(m[1], m[5]) for m in months] == [(1, 1), (2, 2)]  # one second reading last month, two this month
 

@@ -1,5 +1,6 @@
 """The 评分一致性 sheet of the class and school workbooks: model–teacher agreement from the stored 双评 readings,
-the same figures as the web's dashboard (shared.agreement_report), and for a class every pair they come from."""
+the same figures as the web's dashboard (shared.agreement_report); for a class also every pair they come from and
+the model grades of low confidence."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from services.worker.reports.excel import DECIMAL, HEADER, PERCENT, TITLE, SheetBuffer, add_sheet
 from shared.agreement_report import GROUPINGS, Figures, Pair, figures, grouped, pairs_for, threshold_for
-from shared.models import Essay, Student
+from shared.confidence import LOW_CONFIDENCE, is_low_confidence
+from shared.models import Essay, Grade, GradeSource, Student
 
 AGREEMENT_SHEET = "评分一致性"
 FIGURE_HEADER = ["篇数", "QWK", "平均偏差（模型−教师）", "误差内比例", "二评", "仲裁", "预警"]
@@ -36,6 +38,23 @@ def _pair_rows(session: Session, sheet: SheetBuffer, pairs: Sequence[Pair]) -> N
                    "是" if p.arbitrated else "否"])
 
 
+def _low_confidence_rows(session: Session, sheet: SheetBuffer, assignment_ids: Sequence[int]) -> None:
+    """Each essay's latest model grade that is low-confidence (shared.confidence), for a teacher to look at first."""
+    latest: dict[int, tuple[Grade, str]] = {}
+    for grade, name in session.execute(
+        select(Grade, Student.name).join(Essay, Grade.essay_id == Essay.id)
+        .join(Student, Essay.student_id == Student.id)
+        .where(Essay.assignment_id.in_(list(assignment_ids)), Grade.source == GradeSource.model).order_by(Grade.version)
+    ).all():
+        latest[grade.essay_id] = (grade, name)
+    low = [(g, n) for g, n in latest.values() if is_low_confidence(g.confidence, g.dropped_quotes)]
+    title = f"低置信度的模型评分（置信度 < {LOW_CONFIDENCE} 或引用了原文中没有的句子）：{len(low)} 篇"
+    sheet.add([title], measure=False)
+    sheet.add(["作文编号", "学生", "模型总分", "置信度", "未找到的引用"], HEADER)
+    for grade, name in sorted(low, key=lambda item: item[0].essay_id):
+        sheet.add([grade.essay_id, name, grade.total, grade.confidence, grade.dropped_quotes], styles={3: DECIMAL})
+
+
 def add_agreement_sheet(wb: Workbook, session: Session, assignment_ids: Sequence[int], school_id: int | None, *,
                         per_essay: bool) -> None:
     """One sheet: the overall figures, then by assignment, class and month; with ``per_essay`` every pair too."""
@@ -58,4 +77,6 @@ def add_agreement_sheet(wb: Workbook, session: Session, assignment_ids: Sequence
     if per_essay:
         sheet.blank()
         _pair_rows(session, sheet, pairs)
+        sheet.blank()
+        _low_confidence_rows(session, sheet, assignment_ids)
     sheet.write()
