@@ -91,7 +91,9 @@ def environment_failure(exc: BaseException) -> tuple[int, str, ErrorCategory] | 
 
 
 def _unavailable(exc: Exception, status: int, message: str, category: ErrorCategory) -> Any:
-    logger.warning("%s %s: %s (%s: %s)", request.method, request.path, category.code, type(exc).__name__, exc)
+    # The driver's message, not SQLAlchemy's, which appends the statement's parameters (names, essay text).
+    logger.warning("%s %s: %s (%s: %s)", request.method, request.path, category.code, type(exc).__name__,
+                   getattr(exc, "orig", None) or exc)
     # The request's session and user may be unusable now: the page must not touch the database again.
     close_db()
     g.user = None
