@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _ROOT = Path(__file__).resolve().parents[3]
 _EXIT_MEMORY = 3
+_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONIOENCODING")
 _MIB = 1024 * 1024
 
 
@@ -48,7 +49,9 @@ def run_parser(target: str, args: tuple[Any, ...], limits: UploadLimits, *, uplo
     limit; so is any other crash. ``UploadRejected`` raised by the parser comes back as ``rejection``.
     """
     request = pickle.dumps((target, args, limits.parse_memory_mb, limits.parse_cpu_seconds))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    # the parser needs no secrets: only the search path and the locale travel to it
+    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
     try:
         done = subprocess.run(
             [sys.executable, "-m", "services.web.ingest.sandbox"], input=request, capture_output=True,
