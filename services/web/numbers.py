@@ -1,5 +1,5 @@
 """Numbers, text and JSON from outside, read without surprises: ASCII digits only (``"²".isdigit()`` is True but
-``int("²")`` raises), ids that fit a BIGINT, no NUL characters (PostgreSQL text cannot hold them), and JSON whose
+``int("²")`` raises), ids that fit an INTEGER, no NUL characters (PostgreSQL text cannot hold them), and JSON whose
 nesting cannot exhaust the stack."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from flask import Flask, abort, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**63 - 1
+# Every id column is INTEGER (PostgreSQL casts a bound id to it): a larger number can name no row.
+MAX_ID = 2**31 - 1
 
 
 def ascii_int(value: Any, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
@@ -24,7 +25,7 @@ def ascii_int(value: Any, *, minimum: int = 0, maximum: int = MAX_ID) -> int | N
     elif isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] == "-" and minimum < 0 else text
-        if not digits or len(digits) > 19 or not (digits.isascii() and digits.isdigit()):
+        if not digits or len(digits) > 20 or not (digits.isascii() and digits.isdigit()):
             return None
         number = int(text)
     else:
@@ -33,7 +34,7 @@ def ascii_int(value: Any, *, minimum: int = 0, maximum: int = MAX_ID) -> int | N
 
 
 class BoundedIntConverter(IntegerConverter):
-    """``<int:...>`` in URLs: at most a BIGINT, so a huge id is a 404 rather than a database overflow."""
+    """``<int:...>`` in URLs: at most an INTEGER, so a huge id is a 404 rather than a database overflow."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
         kwargs.setdefault("max", MAX_ID)
