@@ -105,8 +105,13 @@ def _peak_rss_kib(fallback: int) -> int:
 
 def _child() -> int:
     target, args, memory_mb, cpu_seconds = pickle.loads(sys.stdin.buffer.read())
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * _MIB, memory_mb * _MIB))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    limits = ((resource.RLIMIT_AS, (memory_mb * _MIB, memory_mb * _MIB)),
+              (resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1)))
+    for limit, values in limits:
+        try:
+            resource.setrlimit(limit, values)
+        except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS; the wall-clock limit still holds
+            print(f"cannot set resource limit {limit}", file=sys.stderr)
     module_name, function_name = target.split(":")
     try:
         function = getattr(importlib.import_module(module_name), function_name)
