@@ -29,7 +29,6 @@ from services.worker.reports.excel import (
     SheetBuffer,
     add_sheet,
     page_break_before,
-    print_setup,
     save_atomically,
 )
 from services.worker.reports.queries import (
@@ -323,7 +322,8 @@ def _plans_sheet(
     sheet = SheetBuffer(ws)
     focus_headers = [f"重点 {i}" for i in range(1, MAX_FOCUS_COLUMNS + 1)]
     sheet.add(["学号", "姓名", *focus_headers, "练习安排", "给教师的建议", "生成时间"], HEADER)
-    wrap = {i: WRAP for i in range(2, 2 + MAX_FOCUS_COLUMNS + 2)}
+    # Every cell wraps and sits at the top, so a student's number and name line up with the first line of the plan.
+    wrap = {i: WRAP for i in range(0, 5 + MAX_FOCUS_COLUMNS)}
     for row in roster:
         if row.essay_id is None and row.student_id not in plans:
             continue
