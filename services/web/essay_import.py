@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -41,16 +41,22 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 
 def parse_uploaded_files(
-    files: Sequence[tuple[str, bytes]], roster: Sequence[RosterEntry], limits: UploadLimits
+    files: Sequence[tuple[str, bytes]], roster: Sequence[RosterEntry], limits: UploadLimits,
+    existing: Collection[int] = (),
 ) -> EssayPreview:
-    """The preview of an upload, parsed in a separate process under the memory and time limits (``sandbox``)."""
+    """The preview of an upload, parsed in a separate process under the memory and time limits (``sandbox``).
+
+    ``missing`` lists the roster's students with no essay at all: neither in this upload nor among ``existing``
+    (the student ids that already have an essay in the assignment)."""
     files = [(name, data) for name, data in files if name]
     if not files:
         raise UploadRejected("请选择要上传的文件。")
     upload_name = display_filename(files[0][0]) if len(files) == 1 else "所选文件"
-    return parse_bounded(
+    preview = parse_bounded(
         "services.web.ingest.essays:parse_essay_files", (files, list(roster), limits), limits, upload_name=upload_name
     )
+    preview.missing = [entry for entry in preview.missing if entry.student_id not in existing]
+    return preview
 
 
 def existing_essays(session: Session, assignment_id: int) -> dict[int, int]:

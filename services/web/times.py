@@ -18,6 +18,12 @@ def api_time(moment: datetime | None) -> str | None:
     return iso(moment, person_zone())
 
 
+def zone_name() -> str:
+    """How pages name the zone: 北京时间 for Asia/Shanghai, else its IANA name."""
+    name = settings().timezone
+    return "北京时间" if name == "Asia/Shanghai" else f"{name} 时间"
+
+
 def shown_time(moment: datetime | None) -> str:
     """``2026-03-02 16:00:05`` in the zone: how pages show a time."""
     return local_text(moment, person_zone())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -426,12 +426,52 @@ class RubricInfo:
     path: Path
 
 
+# pydantic's error types, in Chinese (its own messages are English); {…} are filled from the error's context.
+_ERROR_MESSAGES = {
+    "missing": "缺少这一项（必填）",
+    "extra_forbidden": "不认识的字段（拼写错误？评分标准不接受多余的字段）",
+    "int_type": "应为整数", "int_parsing": "应为整数", "int_from_float": "应为整数，不能有小数",
+    "float_type": "应为数字", "float_parsing": "应为数字",
+    "bool_type": "应为 true 或 false", "bool_parsing": "应为 true 或 false",
+    "string_type": "应为文字", "string_too_short": "不能为空", "string_too_long": "太长（最多 {max_length} 个字符）",
+    "string_pattern_mismatch": "格式不对（应符合 {pattern}）",
+    "list_type": "应为列表（每行以 - 开头）", "dict_type": "应为键值映射", "model_type": "应为键值映射",
+    "model_attributes_type": "应为键值映射",
+    "too_short": "至少需要 {min_length} 项", "too_long": "最多 {max_length} 项",
+    "greater_than": "必须大于 {gt}", "greater_than_equal": "不能小于 {ge}",
+    "less_than": "必须小于 {lt}", "less_than_equal": "不能大于 {le}",
+    "literal_error": "只能是 {expected}", "enum": "只能是 {expected}",
+}
+
+
+def _location(parts: Sequence[Any]) -> str:
+    """``dimensions[2].bands[1].max`` with positions counted from 1, as a person counts the entries in the file."""
+    text = ""
+    for part in parts:
+        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _chinese_message(item: Mapping[str, Any]) -> str:
+    if item["type"] == "value_error":  # our own validators already speak Chinese
+        return str(item["msg"]).removeprefix("Value error, ")
+    template = _ERROR_MESSAGES.get(item["type"])
+    if template is None:
+        return f"取值无效（{item['msg']}）"
+    context = {key: str(value).replace(" or ", " 或 ") for key, value in (item.get("ctx") or {}).items()}
+    try:
+        return template.format(**context)
+    except KeyError:
+        return template.split("（")[0]
+
+
 def _format_validation_error(error: ValidationError) -> str:
+    """Every problem as ``位置：说明`` in Chinese, e.g. ``dimensions[2].max：缺少这一项（必填）``."""
     problems = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(f"{location}: {message}" if location else message)
+        location = _location(item["loc"])
+        message = _chinese_message(item)
+        problems.append(f"{location}：{message}" if location else message)
     return "；".join(problems)
 
 

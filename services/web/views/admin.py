@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
+from services.web.audit_labels import action_label, object_label
 from services.web.audit_query import ACTION_GROUPS, AuditFilter, audit_page
 from services.web.context import db
 from services.web.guards import admin_required, user
 from services.web.numbers import ascii_int
+from services.web.times import zone_name
 
 bp = Blueprint("admin", __name__)
 
@@ -37,4 +39,5 @@ def audit() -> Any:
     )
     result = audit_page(db(), user(), flt, _int(args.get("page")) or 1)
     query_args = {k: v for k, v in args.items() if k != "page" and v}
-    return render_template("admin/audit.html", result=result, flt=flt, groups=ACTION_GROUPS, query_args=query_args)
+    return render_template("admin/audit.html", result=result, flt=flt, groups=ACTION_GROUPS, query_args=query_args,
+                           action_label=action_label, object_label=object_label, timezone_name=zone_name())

@@ -217,7 +217,8 @@ def upload_essays(assignment_id: int) -> Any:
     if not roster:
         return _invalid(["本班名单为空：请先导入名单。"], 409)
     try:
-        preview = parse_uploaded_files(files, roster, upload_limits(settings()))
+        preview = parse_uploaded_files(files, roster, upload_limits(settings()),
+                                       existing_essays(session, assignment.id))
     except UploadRejected as exc:
         return _invalid(exc.details)
     stored = save_preview(settings().data_dir, preview, user_id=user().id, assignment_id=assignment.id,

@@ -82,7 +82,8 @@ def upload(assignment_id: int) -> Any:
     if not roster:
         return _form(assignment, ["本班名单还是空的：请先在班级页面导入名单，再上传作文。"], 400)
     try:
-        preview = parse_uploaded_files(files, roster, upload_limits(settings()))
+        preview = parse_uploaded_files(files, roster, upload_limits(settings()),
+                                       existing_essays(session, assignment.id))
     except UploadRejected as exc:
         actor().record(session, "upload.rejected", object_type="assignment", object_id=assignment.id,
                        files=len(files), file_types=file_types(name for name, _ in files),
