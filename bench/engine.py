@@ -15,12 +15,25 @@ Each batch size runs one ``generate_json`` call over that many essays (cycled fr
 ends within about ten minutes on 2 CPU cores; answers then stop before the JSON closes). Then the
 ``--compare-batch`` batch runs unconstrained for the same number of steps, and the time spent inside the
 grammar processor is reported beside the whole step (``ms_per_step``: wall time over steps, prefill
-included). The last line is one JSON object with every figure.
+included). The last line is one JSON object with every figure. On a GPU, each run also gets the
+memory-bandwidth roofline: the weights' bytes read once per decoding step over the card's bandwidth
+(``--bandwidth-gbs``, known cards detected), and the fraction of it the run reached.
+
+Engines compared (``--engines transformers,llamacpp``): the same weights (``--model DIR``, or the random
+``--shape``) go to both engines, the llama.cpp one through ``yuejuan model convert`` (``--gguf-quant``);
+``--n-essays`` real essays, the real prompt and schema, each engine at each of its settings
+(transformers: ``--batches`` x ``--torch-threads``; llama.cpp: ``--parallel`` x ``--threads``), all in one
+run. Then the transformers engine grades the same batch with the rubric prefix prefilled for every essay
+and reused (prefill tokens per essay, wall time), and llama.cpp its best setting without the grammar (the
+mask's cost). The last line is one JSON object with essays per hour for each engine at its best setting.
+
+    python bench/engine.py --engines transformers,llamacpp --model DIR --n-essays 8 --max-new-tokens 64
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -225,6 +238,138 @@ def measure(
     }
 
 
+# Memory bandwidth (GB/s) of cards a device may lend, for the roofline; --bandwidth-gbs for any other.
+GPU_BANDWIDTH_GBS = {"H200": 4800.0, "H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0, "H100": 3350.0,
+                     "A100-SXM4-80GB": 2039.0, "A100": 1555.0, "L40S": 864.0, "L4": 300.0, "A10": 600.0}
+
+
+def roofline(engine: Any, bandwidth_gbs: float | None) -> dict[str, Any]:
+    """Weights bytes read per decoding step and the fastest step the card's bandwidth allows."""
+    import torch
+
+    weights = sum(p.numel() * p.element_size() for p in engine.model.parameters())
+    weights += sum(b.numel() * b.element_size() for b in engine.model.buffers())
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    if bandwidth_gbs is None:
+        bandwidth_gbs = next((v for k, v in GPU_BANDWIDTH_GBS.items() if k in name), None)
+    floor_ms = 1000 * weights / (bandwidth_gbs * 1e9) if bandwidth_gbs else None
+    return {"gpu": name, "weights_bytes": weights, "bandwidth_gbs": bandwidth_gbs,
+            "roofline_ms_per_step": round(floor_ms, 3) if floor_ms else None}
+
+
+def _engine_run(engine: Any, conversations: list, schema: dict, label: dict[str, Any],
+                constrained: bool = True) -> dict[str, Any]:
+    """One generate_json call over every conversation: essays per hour and what it took."""
+    started = time.perf_counter()
+    generations = engine.generate_json(conversations, schema, constrained=constrained)
+    wall = time.perf_counter() - started
+    new_tokens = sum(g.new_tokens for g in generations)
+    return {
+        **label,
+        "constrained": constrained,
+        "essays": len(generations),
+        "wall_s": round(wall, 2),
+        "essays_per_hour": round(3600 * len(generations) / wall, 1),
+        "new_tokens": new_tokens,
+        "ms_per_new_token": round(1000 * wall / max(new_tokens, 1), 2),
+        "prompt_tokens_mean": round(sum(g.prompt_tokens for g in generations) / len(generations), 1),
+        "finished": sum(g.finished for g in generations),
+        "errors": sum(g.error is not None for g in generations),
+        "load_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def compare_engines(args: argparse.Namespace, model_dir: Path, scratch: Path) -> dict[str, Any]:
+    """Both engines on the same weights and essays, each at each of its settings; prefix reuse; llama.cpp's mask."""
+    import torch
+
+    from services.worker.engine import EngineConfig
+    from services.worker.engine.gguf_convert import convert
+
+    essays = read_essays(args.essays, args.n_essays or 8)
+    conversations, schema = grading_conversations(essays)
+    names = args.engines.split(",")
+    results: dict[str, Any] = {"essays": len(conversations), "max_new_tokens": args.max_new_tokens, "runs": []}
+    best: dict[str, dict[str, Any]] = {}
+
+    def keep(run: dict[str, Any]) -> None:
+        print(json.dumps(run, ensure_ascii=False))
+        results["runs"].append(run)
+        usable = run["constrained"] and run["errors"] == 0 and run.get("prefix_reuse", True)
+        if usable and run["essays_per_hour"] > best.get(run["engine"], {}).get("essays_per_hour", 0):
+            best[run["engine"]] = run
+
+    if "transformers" in names:
+        from services.worker.engine.transformers_engine import TransformersEngine
+
+        config = EngineConfig(model=str(model_dir), device="cpu", batch_token_budget=10**9,
+                              max_new_tokens=args.max_new_tokens)
+        engine = TransformersEngine.load(config)
+        engine.generate_json(conversations[:1], schema)  # warm-up
+        for threads in [int(t) for t in args.torch_threads.split(",")]:
+            torch.set_num_threads(threads)
+            for batch in [int(b) for b in args.batches.split(",")]:
+                engine.config = dataclasses.replace(config, batch_token_budget=_budget_for(engine, conversations,
+                                                                                           batch, args))
+                keep(_engine_run(engine, conversations, schema,
+                                 {"engine": "transformers", "threads": threads, "batch": batch}))
+        # Prefix reuse, before and after, on the best setting's batch.
+        setting = best["transformers"]
+        torch.set_num_threads(setting["threads"])
+        engine.config = dataclasses.replace(config, batch_token_budget=_budget_for(
+            engine, conversations, setting["batch"], args))
+        reuse: dict[str, Any] = {}
+        for enabled in (False, True):
+            engine.reuse_prefix, engine.prefilled_tokens, engine._prefix = enabled, 0, None
+            run = _engine_run(engine, conversations, schema, {"engine": "transformers", "threads": setting["threads"],
+                                                              "batch": setting["batch"], "prefix_reuse": enabled})
+            run["prefill_tokens_per_essay"] = round(engine.prefilled_tokens / len(conversations), 1)
+            keep(run)
+            reuse["after" if enabled else "before"] = {
+                k: run[k] for k in ("wall_s", "essays_per_hour", "prefill_tokens_per_essay")
+            }
+        results["prefix_reuse"] = reuse
+        del engine
+
+    if "llamacpp" in names:
+        from services.worker.engine.llamacpp_engine import LlamaCppEngine
+
+        gguf = convert(model_dir, scratch / f"model-{args.gguf_quant}.gguf", args.gguf_quant)
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for parallel in [int(p) for p in args.parallel.split(",")]:
+                budget = parallel * (max(len(c[0]["content"]) + len(c[1]["content"]) for c in conversations) * 2
+                                     + args.max_new_tokens + 64)
+                engine = LlamaCppEngine.load(EngineConfig(
+                    model=str(gguf), threads=threads, parallel=parallel, batch_token_budget=budget,
+                    max_new_tokens=args.max_new_tokens))
+                engine.generate_json(conversations[:1], schema)  # warm-up
+                keep(_engine_run(engine, conversations, schema,
+                                 {"engine": "llamacpp", "threads": threads, "parallel": parallel}))
+                if (threads, parallel) == (max(int(t) for t in args.threads.split(",")),
+                                           max(int(p) for p in args.parallel.split(","))):
+                    free = _engine_run(engine, conversations, schema,
+                                       {"engine": "llamacpp", "threads": threads, "parallel": parallel}, False)
+                    keep(free)
+                    constrained = results["runs"][-2]
+                    results["llamacpp_mask_cost_per_token"] = round(
+                        constrained["ms_per_new_token"] / free["ms_per_new_token"] - 1, 4)
+                engine.close()
+                del engine
+    results["best"] = best
+    results["essays_per_hour"] = {name: run["essays_per_hour"] for name, run in best.items()}
+    if len(best) == 2:
+        results["llamacpp_over_transformers"] = round(
+            best["llamacpp"]["essays_per_hour"] / best["transformers"]["essays_per_hour"], 2)
+    return results
+
+
+def _budget_for(engine: Any, conversations: list, batch: int, args: argparse.Namespace) -> int:
+    """A token budget that puts ``batch`` of these essays in each generate call."""
+    longest = max(len(engine.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True)["input_ids"])
+                  for c in conversations)
+    return batch * (longest + args.max_new_tokens)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--essays", type=Path, default=DEFAULT_ESSAYS, help="ACEA data.json (JSON lines)")
@@ -244,6 +389,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model", type=Path, default=None, help="a real model directory instead of a random one"
     )
+    parser.add_argument("--bandwidth-gbs", type=float, default=None, help="GPU memory bandwidth for the roofline")
+    parser.add_argument("--engines", default=None, help="compare engines on the CPU: transformers,llamacpp")
+    parser.add_argument("--threads", default="1,2", help="llama.cpp threads to try (with --engines)")
+    parser.add_argument("--parallel", default="1,2,4", help="llama.cpp parallel slots to try (with --engines)")
+    parser.add_argument("--torch-threads", default="1,2", help="torch threads to try (with --engines)")
+    parser.add_argument("--gguf-quant", default="q8_0", help="weights type of the GGUF made for llama.cpp")
     return parser.parse_args(argv)
 
 
@@ -266,6 +417,15 @@ def main(argv: list[str] | None = None) -> None:
 
     essays = read_essays(args.essays, args.n_essays or max(batches + [compare_batch]))
     dtype = torch.float32 if args.device == "cpu" else torch.bfloat16
+    if args.engines:
+        with tempfile.TemporaryDirectory(prefix="yuejuan-bench-") as scratch:
+            model_dir = args.model or build_model(Path(scratch), read_essays(args.essays), args.shape, "cpu", dtype)
+            compared = compare_engines(args, model_dir, Path(scratch))
+        compared.pop("runs")  # each printed above as it finished
+        print(json.dumps({"bench": "engines", "model": str(args.model or args.shape),
+                          "weights": "random" if args.model is None else "given", **compared,
+                          "load_1m_at_start": load_at_start}, ensure_ascii=False))
+        return
     with tempfile.TemporaryDirectory(prefix="yuejuan-bench-") as scratch:
         started = time.perf_counter()
         if args.model is None:
@@ -307,9 +467,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{reserve}; this run: {args.max_new_tokens}{short}"
     )
     timer = _GrammarTimer(GrammarProcessor)
+    bounds = roofline(engine, args.bandwidth_gbs) if args.device == "cuda" else {}
     runs = []
     for batch in batches:
         runs.append(measure(engine, conversations, schema, batch, True, timer))
+        if bounds.get("roofline_ms_per_step"):
+            runs[-1]["roofline_fraction"] = round(bounds["roofline_ms_per_step"] / runs[-1]["ms_per_step"], 3)
         print(json.dumps(runs[-1]))
     constrained = next((r for r in runs if r["batch"] == compare_batch), None)
     if constrained is None:
@@ -339,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         "describe": description,
         "torch_threads": torch.get_num_threads(),
         "runs": runs,
+        "roofline": bounds,
         "unconstrained": free,
         "constrained_wall_overhead": round(overhead, 4),
         "grammar_share_of_step": round(grammar_share, 4),
