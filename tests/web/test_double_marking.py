@@ -299,3 +299,58 @@ def test_anonymous_callers_are_sent_to_login_or_refused(app: Flask, world: World
            ("GET", f"/assignments/{world.assignment}/calibration"), ("GET", "/agreement")]
     for method, url in api:
         assert client.open(f"/api/v1{url}", method=method, json={}).status_code == 401, url
+
+
+def test_two_arbiters_at_once_write_one_third_reading_on_postgresql(login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]
+    """The first arbiter's claim (the case's reading count) is uncommitted while a second arbiter, in another thread,
+    tries the same case: the second waits on the row and then finds the count moved on, a conflict."""
+    _set_all(login, world)
+    assert login("owner").post(f"/essays/{world.essay}/second-read", data=_scores(20, 20, 20)).status_code == 303
+    assert login("admin").post(f"/classes/{world.classroom}/leads",
+                               data=form(user_id=str(world.users["colleague"]))).status_code == 303
+    first, second = sessions(), sessions()
+    outcome: dict[str, object] = {}
+
+    def arbitrate(session: Session, key: str) -> None:
+        user = session.get(User, world.users[key])
+        case = session.scalar(select(DoubleMarkCase).where(DoubleMarkCase.essay_id == world.essay))
+        assert user is not None and case is not None
+        try:
+            dm.arbitrate(session, Actor(key, user.id, None), user, case, RUBRIC,
+                         {"content": 18, "expression": 18, "development": 18})
+            outcome[key] = "read"
+        except dm.ReadingConflict as exc:
+            session.rollback()
+            outcome[key] = str(exc)
+
+    try:
+        arbitrate(first, "admin")
+        racer = threading.Thread(target=arbitrate, args=(second, "colleague"))
+        racer.start()
+        racer.join(timeout=2)
+        assert racer.is_alive(), "the second arbiter should be waiting on the first one's claim"
+        first.commit()
+        racer.join(timeout=30)
+        assert not racer.is_alive()
+    finally:
+        first.close()
+        second.close()
+    assert outcome["admin"] == "read" and "刚刚提交" in str(outcome["colleague"])
+    assert [(v[2], v[4]) for v in _versions(sessions, world.essay)] == [
+        (None, None), ("second", world.users["owner"]), ("third", world.users["admin"]),
+        ("final", world.users["admin"])]
+
+
+def test_a_calibrated_assignment_refits_on_each_new_second_read(login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]
+    _set_all(login, world)
+    owner = login("owner")
+    assert owner.post(f"/assignments/{world.assignment}/calibration", data=form()).status_code == 409  # no anchors yet
+    owner.post(f"/essays/{world.essay}/second-read", data=_scores(16, 15, 10))
+    assert owner.post(f"/assignments/{world.assignment}/calibration", data=form()).status_code == 303
+    with sessions() as session:
+        assert session.scalar(select(Calibration.anchors).where(Calibration.assignment_id == world.assignment)) == 1
+    owner.post(f"/essays/{world.flagged_essay}/second-read", data=_scores(18, 17, 12))
+    page = owner.get(f"/assignments/{world.assignment}/calibration").get_data(as_text=True)
+    assert 'id="anchor-count">2<' in page and "收缩线性映射" in page
+    with sessions() as session:
+        assert session.scalar(select(Calibration.anchors).where(Calibration.assignment_id == world.assignment)) == 2
