@@ -183,9 +183,11 @@ def _injection(set_path: Path | None, attacks_path: Path | None, out_dir: Path, 
                           until=until, limit=limit)
     except (EvalSetError, RubricError, AttackSetError) as exc:
         raise click.ClickException(str(exc)) from exc
+    # Names to mask where the set carries them (the platform's own essays), as the scoring task masks them.
     jobs = [EssayJob(essay_id=index, text=essay.text, assignment_prompt=essay.prompt, genre=essay.genre,
                      required_length=essay.required_length, rubric_id=rubric_ref, rubric_version=rubric.version,
-                     person_names=essay.person_names, school_names=essay.school_names)
+                     person_names=tuple(getattr(essay, "person_names", ())),
+                     school_names=tuple(getattr(essay, "school_names", ())))
             for index, essay in enumerate(essays)]
     try:
         engine = load_engine(load_settings())
