@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
+from shared.adapters import adapter_path, adapters_trained_on
 from shared.models import (
+    Adapter,
+    AdapterStudent,
     Assignment,
     Classroom,
     Deduction,
@@ -56,6 +59,9 @@ class Erased:
     files: list[str] = field(default_factory=list)
     assignment_ids: list[int] = field(default_factory=list)
     student_ids: list[int] = field(default_factory=list)
+    # LoRA adapters trained on these students' essays: listed for the admin to retrain or delete (not deleted here).
+    adapter_ids: list[int] = field(default_factory=list)
+    adapter_names: list[str] = field(default_factory=list)  # a school's own adapters, whose files go with it
 
     def audit_details(self) -> dict[str, int]:
         """Counts only: safe to keep in the audit log after the rows are gone."""
@@ -162,6 +168,12 @@ def erase_school(session: Session, school_id: int) -> Erased | None:
         select(Classroom.id).where(Classroom.school_id == school_id)
     )))
     erase_report_jobs(session, erased, ReportJob.school_id == school_id)
+    # The school's adapters learned from its essays only: they go with it, rows now and files after the commit.
+    adapters = select(Adapter.id).where(Adapter.school_id == school_id)
+    erased.adapter_names = list(session.scalars(select(Adapter.name).where(Adapter.school_id == school_id)))
+    _delete(session, erased, "adapter_students", delete(AdapterStudent).where(AdapterStudent.adapter_id.in_(adapters)))
+    session.execute(update(Adapter).where(Adapter.school_id == school_id).values(previous_id=None))
+    _delete(session, erased, "adapters", delete(Adapter).where(Adapter.school_id == school_id))
     _delete(session, erased, "users", delete(User).where(User.school_id == school_id))
     _delete(session, erased, "schools", delete(School).where(School.id == school_id))
     return erased
@@ -201,8 +213,10 @@ def erase(
         erased = ERASERS[target](session, object_id)
         if erased is None:
             return None
+        erased.adapter_ids = [a.id for a in adapters_trained_on(session, erased.student_ids)]
         audit.record(session, ERASE_ACTION, actor=actor, actor_id=actor_id, object_type=target,
-                     object_id=object_id, ip=ip, **erased.audit_details())
+                     object_id=object_id, ip=ip, **erased.audit_details(),
+                     **({"adapters_trained_on": erased.adapter_ids} if erased.adapter_ids else {}))
     flush_deleted_pages(sessions)
     erased.counts["report_files"] = remove_stored_files(data_dir, erased.files)
     erased.counts["upload_previews"] = discard_previews_about(
@@ -212,6 +226,8 @@ def erase(
         rubrics = school_rubric_dir(data_dir, object_id)
         if rubrics.is_dir():
             shutil.rmtree(rubrics)
+        for name in erased.adapter_names:
+            shutil.rmtree(adapter_path(data_dir, name), ignore_errors=True)
     logger.info("%s erased %s %s: %s", actor, target, object_id, dict(erased.counts))
     return erased
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     max_new_tokens: int = Field(
         default=1024, ge=400, description="Answer tokens per essay; the closing guard ends every answer within it."
     )
+    no_repeat_chars: int = Field(
+        default=6, ge=0, le=200,
+        description="Inside a string of an answer, the model may not copy again a run of this many characters it "
+        "already wrote in that string (a looping model); 0 or 1: off.",
+    )
     max_essay_chars: int = Field(default=6000, ge=100)
     adapter_promotion_margin: float = Field(
         default=0.02, ge=0.0, le=1.0,

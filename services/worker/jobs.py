@@ -19,6 +19,7 @@ class EssayJob:
     rubric_version: str | None = None
     person_names: tuple[str, ...] = ()
     school_names: tuple[str, ...] = ()
+    adapter: str | None = None  # the school's active LoRA adapter (its name under data_dir/adapters), if any
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class EssayOutcome:
     needs_review: bool = False  # a flagged essay's model score: withheld (待复核) until a teacher confirms it
     model_name: str | None = None
     engine_name: str | None = None
+    adapter: str | None = None  # the LoRA adapter the model graded with (None: the base model alone)
     prompt_tokens: int = 0
     generated_tokens: int = 0
     latency_ms: int = 0

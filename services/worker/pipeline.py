@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from services.worker.analysis import Analysis, analyse, merge_findings
@@ -27,6 +28,8 @@ from shared.prompts.rubric import Rubric, resolve_rubric
 
 logger = logging.getLogger(__name__)
 
+# Between the essay and a training target's texts when they are masked together; no placeholder or name spans it.
+EXTRA_SEPARATOR = "\x00"
 # Rubric files do not change under a path or version (a school's edit is stored as a new file): cache per worker.
 cached_rubric = lru_cache(maxsize=32)(resolve_rubric)
 
@@ -39,12 +42,19 @@ class _Prepared:
     analysis: Analysis
     masker_mapping: dict[str, str]
     messages: list[dict[str, str]] | None
+    masked_extras: tuple[str, ...] = ()
+    adapter: str | None = None  # the LoRA adapter this essay is graded with (None: the base model)
 
 
 def grade_jobs(
-    engine: Engine, jobs: Sequence[EssayJob], on_outcome: Callable[[EssayOutcome], None] | None = None
+    engine: Engine, jobs: Sequence[EssayJob], on_outcome: Callable[[EssayOutcome], None] | None = None, *,
+    adapters_dir: Path | None = None,
 ) -> list[EssayOutcome]:
-    """Grade essays as one batch per rubric; outcomes come back in input order, one per job.
+    """Grade essays as one batch per (LoRA adapter, rubric); outcomes come back in input order, one per job.
+
+    A job's adapter is switched on over the engine's one base model (``use_adapter``, loaded from
+    ``adapters_dir`` the first time); without ``adapters_dir``, or with an engine that takes no adapters, the base
+    model grades alone and the outcome records no adapter.
 
     ``on_outcome`` gets each outcome once, as soon as it is known: during generation for an engine that reports
     answers as they finish (``reports_answers``), otherwise when its batch ends.
@@ -58,7 +68,8 @@ def grade_jobs(
         outcomes[index] = outcome
         if on_outcome is not None:
             on_outcome(outcome)
-    by_rubric: dict[str, list[_Prepared]] = defaultdict(list)
+    by_rubric: dict[tuple[str, str], list[_Prepared]] = defaultdict(list)
+    takes_adapters = adapters_dir is not None and hasattr(engine, "use_adapter")
     for index, job in enumerate(jobs):
         try:
             prepared = _prepare(index, job)
@@ -69,10 +80,16 @@ def grade_jobs(
         if prepared.messages is None:
             settle(index, _outcome(prepared, compose_score(prepared.rubric, prepared.analysis, None, []), None))
         else:
-            by_rubric[prepared.rubric.ref].append(prepared)
+            prepared.adapter = job.adapter if takes_adapters else None
+            by_rubric[(prepared.adapter or "", prepared.rubric.ref)].append(prepared)
     names = _names(engine) if by_rubric else (None, None)
-    for items in by_rubric.values():
+    for (adapter, _), items in sorted(by_rubric.items(), key=lambda group: group[0]):  # one switch per adapter
         rubric = items[0].rubric
+        if hasattr(engine, "use_adapter"):
+            path = adapters_dir / adapter if adapter and adapters_dir else None
+            switched_on = engine.use_adapter(adapter or None, path)
+            for item in items:
+                item.adapter = switched_on  # None if its files were gone: the grade must not claim it
         conversations = [item.messages for item in items]
         if streams:
             def answered(position: int, generation: Generation, items: list[_Prepared] = items) -> None:
@@ -94,22 +111,32 @@ def _names(engine: Engine) -> tuple[str, str]:
     return str(info.get("model", "")), str(info.get("engine") or f"{kind.__module__}:{kind.__qualname__}")
 
 
-def _prepare(index: int, job: EssayJob) -> _Prepared:
+def prepare_for_training(job: EssayJob, target_texts: Sequence[str]) -> tuple[list[dict[str, str]] | None,
+                                                                             tuple[str, ...]]:
+    """The conversation the model gets for ``job`` at grading time, and ``target_texts`` (a teacher's comment and
+    quotes) masked with the same placeholders, so a training example sees exactly what grading shows."""
+    prepared = _prepare(0, job, target_texts)
+    return prepared.messages, prepared.masked_extras
+
+
+def _prepare(index: int, job: EssayJob, extras: Sequence[str] = ()) -> _Prepared:
     rubric = cached_rubric(job.rubric_id, job.rubric_version)
     analysis = analyse(job.text, rubric, job.required_length)
     masker = Deidentifier(job.person_names, job.school_names)
-    # Title and body are masked together so one person always gets one placeholder.
+    # Title and body are masked together so one person always gets one placeholder; extras (a training target's
+    # texts) come after them, so the essay's placeholders are numbered as when it is masked alone.
     title, body = analysis.title, analysis.body
     if analysis.injection_flags:
         # What may instruct the grader never reaches the model; the score is withheld for review as well.
         title = (withhold_suspected(title)[0].strip() or None) if title else None
         body = withhold_suspected(body)[0]
     joined = f"{title}\n{body}" if title else body
-    masked = masker.mask(joined)
+    masked = masker.mask(EXTRA_SEPARATOR.join([joined, *extras]))
+    masked_text, *masked_extras = masked.text.split(EXTRA_SEPARATOR)
     if title:
-        masked_title, _, masked_body = masked.text.partition("\n")
+        masked_title, _, masked_body = masked_text.partition("\n")
     else:
-        masked_title, masked_body = None, masked.text
+        masked_title, masked_body = None, masked_text
     messages = None
     if needs_model(analysis):
         messages = render_grading_messages(
@@ -117,7 +144,7 @@ def _prepare(index: int, job: EssayJob) -> _Prepared:
             required_length=job.required_length, title=masked_title, body=masked_body,
             facts=analysis.facts(),
         )
-    return _Prepared(index, job, rubric, analysis, masked.mapping, messages)
+    return _Prepared(index, job, rubric, analysis, masked.mapping, messages, tuple(masked_extras))
 
 
 def _finish(item: _Prepared, generation: Generation, model_name: str | None, engine_name: str | None) -> EssayOutcome:
@@ -133,7 +160,7 @@ def _finish(item: _Prepared, generation: Generation, model_name: str | None, eng
     located, dropped = locate_quotes(item.analysis.text, answer.get("errors", []))
     score = compose_score(item.rubric, item.analysis, answer, located)
     outcome = _outcome(item, score, answer, dropped=dropped, located=located)
-    outcome.model_name, outcome.engine_name = model_name, engine_name
+    outcome.model_name, outcome.engine_name, outcome.adapter = model_name, engine_name, item.adapter
     outcome.prompt_tokens, outcome.generated_tokens = generation.prompt_tokens, generation.new_tokens
     outcome.latency_ms = int(generation.latency_s * 1000)
     outcome.forced_close = generation.forced_close

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from shared import audit
+from shared.adapters import active_adapter_names
 from shared.models import (
     Assignment,
     Classroom,
@@ -40,6 +41,7 @@ _JOB_ROWS = (
     select(
         _ESSAYS.c.id, _ESSAYS.c.text, Assignment.prompt_text, Assignment.genre, Assignment.required_length,
         Assignment.rubric_id, Assignment.rubric_version, Assignment.classroom_id, School.name.label("school"),
+        School.id.label("school_id"),
     )
     .join(Assignment, _ESSAYS.c.assignment_id == Assignment.id)
     .join(Classroom, Assignment.classroom_id == Classroom.id)
@@ -208,12 +210,18 @@ def recover_claim(
     return recovery
 
 
+def load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
+    """The pipeline inputs of these essays as a grading task loads them, without claiming (training data)."""
+    return _load_jobs(session, essay_ids)
+
+
 def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
     """Pipeline inputs: the essay text plus the names to mask (the whole class roster and the school)."""
     rows = session.execute(_JOB_ROWS, {"ids": list(essay_ids)}).all()
     rosters: dict[int, list[str]] = {row.classroom_id: [] for row in rows}
     for classroom_id, name in session.execute(_ROSTERS, {"classroom_ids": list(rosters)}):
         rosters[classroom_id].append(name)
+    adapters = active_adapter_names(session, {row.school_id for row in rows})
     return [
         EssayJob(
             essay_id=row.id,
@@ -225,6 +233,7 @@ def _load_jobs(session: Session, essay_ids: Sequence[int]) -> list[EssayJob]:
             rubric_version=row.rubric_version,
             person_names=tuple(rosters[row.classroom_id]),
             school_names=(row.school,),
+            adapter=adapters.get((row.school_id, row.rubric_id)),
         )
         for row in rows
     ]
@@ -277,7 +286,7 @@ def save_outcomes(sessions: sessionmaker[Session], outcomes: Sequence[EssayOutco
             audit.entry(
                 "model.grade", actor="worker", object_type="essay", object_id=o.essay_id, grade_version=version,
                 model=o.model_name, prompt_tokens=o.prompt_tokens, generated_tokens=o.generated_tokens,
-                latency_ms=o.latency_ms, total=o.total,
+                latency_ms=o.latency_ms, total=o.total, **({"adapter": o.adapter} if o.adapter else {}),
             )
             for o, version in written
         ])
@@ -301,6 +310,7 @@ def _grade_values(outcome: EssayOutcome, version: int, now: datetime) -> dict[st
         "dimension_scores": outcome.dimension_scores, "bands": outcome.bands, "evidence": outcome.evidence,
         "raw_total": outcome.raw_total, "total": outcome.total, "caps": outcome.caps, "comment": outcome.comment,
         "source": GradeSource.model, "model_name": outcome.model_name, "engine": outcome.engine_name,
+        "adapter": outcome.adapter,
         "prompt_tokens": outcome.prompt_tokens, "generated_tokens": outcome.generated_tokens,
         "latency_ms": outcome.latency_ms, "dropped_quotes": outcome.dropped_quotes, "created_at": now,
         "needs_review": outcome.needs_review, "confidence": outcome.confidence,

@@ -25,6 +25,8 @@ from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
 from services.worker.plans.tasks import register_plan_tasks
 from services.worker.reports.tasks import register_report_tasks
+from services.worker.training.tasks import register_training_tasks
+from shared.adapters import adapters_dir
 from shared.queueing import GRADE_TASK
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def register_tasks(app: Celery) -> None:
     register_plan_tasks(app)
     register_eval_tasks(app)
     register_report_tasks(app)
+    register_training_tasks(app)
     register_maintenance_tasks(app)
 
 
@@ -64,7 +67,7 @@ def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: 
     writer = EssayWriter(sessions, token)  # each essay written as it is graded: progress moves essay by essay
     try:
         with lease_kept(sessions, token, rules.lease_s):
-            outcomes = grade_jobs(engine, jobs, writer) if jobs else []
+            outcomes = grade_jobs(engine, jobs, writer, adapters_dir=adapters_dir(settings.data_dir)) if jobs else []
     except SoftTimeLimitExceeded:
         recovery = recover_claim(app, sessions, token, rules, TIME_LIMIT)
         logger.warning("task %s: batch of %s essays hit the time limit", token, len(jobs))

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -21,6 +22,7 @@ import transformers
 import xgrammar as xgr
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
+from services.worker.engine.adapters import AdapterSlots
 from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary, json_schema_grammar, tokenizer_info
 from services.worker.engine.interface import AnswerCallback, Conversation, EngineConfig, Generation, is_deadline
 from services.worker.engine.loading import load_pretrained
@@ -114,6 +116,7 @@ class TransformersEngine:
         self._compiler: xgr.GrammarCompiler | None = None
         self._batch_matcher = xgr.BatchGrammarMatcher()
         self._plans: dict[tuple[str, bool], Plan] = {}
+        self._adapters = AdapterSlots(model)
         # Shared-prefix reuse: the KV cache of the prompts' common prefix (the rubric's system prompt), computed once
         # and kept while later batches start with the same tokens under the same adapter.
         self.reuse_prefix = True
@@ -148,7 +151,14 @@ class TransformersEngine:
             "quantization": self.config.quantization,
             "parameters": self.model.num_parameters(),
             "memory_mb": round(memory, 1),
+            "adapter": self._adapters.active,
+            "adapters_loaded": len(self._adapters.loaded),
         }
+
+    def use_adapter(self, name: str | None, path: Path | None) -> str | None:
+        """Generate with the LoRA adapter ``name`` (loaded from ``path`` once) over the same base model, or with the
+        base model alone (None); returns the adapter now on (``AdapterSlots.use``)."""
+        return self._adapters.use(name, path)
 
     def prepare(self, schema: dict[str, Any]) -> None:
         """Compile the schema's grammar now (seconds for a Qwen vocabulary) rather than in the first batch."""

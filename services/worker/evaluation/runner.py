@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from services.worker.engine import Engine
@@ -24,6 +26,7 @@ from shared.queueing import plan_batches
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+Grade = Callable[[Engine, Sequence[EssayJob]], list[EssayOutcome]]
 
 
 @dataclass
@@ -77,15 +80,19 @@ class EvalRow:
 def grade_set(
     engine: Engine, essays: Sequence[LabelledEssay], rubric: Rubric, token_budget: int, *,
     repeat: bool = True, alone: bool = True, rubric_ref: str | None = None, progress: Progress | None = None,
+    adapter: str | None = None, adapters_dir: Path | None = None,
 ) -> list[EvalRow]:
     """Grade ``essays`` (and again, and alone, as asked); returns a row per essay in input order. ``rubric_ref``
-    is how an assignment would name the rubric (a shipped id, or a school's rubric file by path)."""
+    is how an assignment would name the rubric (a shipped id, or a school's rubric file by path); ``adapter``
+    grades with that LoRA adapter from ``adapters_dir`` (the training gate compares adapters this way)."""
     jobs = [
         EssayJob(essay_id=index, text=essay.text, assignment_prompt=essay.prompt, genre=essay.genre,
                  required_length=essay.required_length, rubric_id=rubric_ref or rubric.id,
-                 rubric_version=rubric.version)
+                 rubric_version=rubric.version, person_names=essay.person_names, school_names=essay.school_names,
+                 adapter=adapter)
         for index, essay in enumerate(essays)
     ]
+    grade = partial(grade_jobs, adapters_dir=adapters_dir)
     passes = 1 + repeat + alone
     done = 0
 
@@ -95,9 +102,9 @@ def grade_set(
         if progress is not None:
             progress(done, passes * len(jobs))
 
-    first = _in_batches(engine, jobs, token_budget, tick)
-    rerun = _in_batches(engine, jobs, token_budget, tick) if repeat else None
-    single = _alone(engine, jobs, tick) if alone else None
+    first = _in_batches(grade, engine, jobs, token_budget, tick)
+    rerun = _in_batches(grade, engine, jobs, token_budget, tick) if repeat else None
+    single = _alone(grade, engine, jobs, tick) if alone else None
     rows = []
     for index, essay in enumerate(essays):
         outcome = first[index]
@@ -112,22 +119,23 @@ def grade_set(
     return rows
 
 
-def _in_batches(engine: Engine, jobs: Sequence[EssayJob], token_budget: int, tick: Callable[[int], None]
-                ) -> dict[int, EssayOutcome]:
+def _in_batches(grade: Grade, engine: Engine, jobs: Sequence[EssayJob], token_budget: int,
+                tick: Callable[[int], None]) -> dict[int, EssayOutcome]:
     outcomes: dict[int, EssayOutcome] = {}
     for batch in plan_batches([(job.essay_id, len(job.text)) for job in jobs], token_budget):
         started = time.perf_counter()
-        for outcome in grade_jobs(engine, [jobs[i] for i in batch]):
+        for outcome in grade(engine, [jobs[i] for i in batch]):
             outcomes[outcome.essay_id] = outcome
         logger.info("graded a batch of %s in %.1f s", len(batch), time.perf_counter() - started)
         tick(len(batch))
     return outcomes
 
 
-def _alone(engine: Engine, jobs: Sequence[EssayJob], tick: Callable[[int], None]) -> dict[int, EssayOutcome]:
+def _alone(grade: Grade, engine: Engine, jobs: Sequence[EssayJob], tick: Callable[[int], None]
+           ) -> dict[int, EssayOutcome]:
     outcomes = {}
     for job in jobs:
-        (outcomes[job.essay_id],) = grade_jobs(engine, [job])
+        (outcomes[job.essay_id],) = grade(engine, [job])
         tick(1)
     return outcomes
 
@@ -143,5 +151,5 @@ def _model_fields(outcome: EssayOutcome) -> dict[str, Any]:
         "flags": list(outcome.flags), "failure": outcome.error, "dropped_quotes": outcome.dropped_quotes,
         "prompt_tokens": outcome.prompt_tokens, "generated_tokens": outcome.generated_tokens,
         "latency_ms": outcome.latency_ms, "engine": outcome.engine_name, "model": outcome.model_name,
-        "confidence": outcome.confidence,
+        "adapter": outcome.adapter, "confidence": outcome.confidence,
     }

@@ -50,6 +50,9 @@ class LabelledEssay:
     scores: dict[str, int] = field(default_factory=dict)  # teacher points per dimension key and "total"
     levels: dict[str, str] = field(default_factory=dict)  # ordinal labels (essays-acea) per trait and "total"
     fold: int | None = None  # cross-validation fold, where the set has them
+    # Names to mask as grading masks them (the platform's own essays: the class roster and the school).
+    person_names: tuple[str, ...] = ()
+    school_names: tuple[str, ...] = ()
 
 
 def read_table(path: Path, rubric: Rubric, *, prompt: str | None = None) -> list[LabelledEssay]:

@@ -1,0 +1,1 @@
+"""LoRA adaptation: the supervised set, the trainer, the evaluation gate and the training job."""
