@@ -3,10 +3,14 @@ queries and the feedback sheets until a teacher's grade version supersedes it.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import openpyxl
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.results import class_results
+from services.worker.reports.class_workbook import build_class_workbook
 from services.worker.reports.queries import roster_essays, stream_school_grades
 from shared.feedback.sheet import load_sheets
 from shared.grades import final_grade_ids, final_grades, is_withheld
@@ -22,7 +26,9 @@ from tests.factories.builders import (
 )
 
 
-def test_a_flagged_model_score_is_withheld_until_a_teacher_grade(db_sessions: sessionmaker[Session]) -> None:
+def test_a_flagged_model_score_is_withheld_until_a_teacher_grade(
+    db_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
     with transaction(db_sessions) as session:
         school = add_school(session, "复核中学")
         teacher = add_user(session, "review-teacher", "复核老师", school_id=school.id)
@@ -50,6 +56,11 @@ def test_a_flagged_model_score_is_withheld_until_a_teacher_grade(db_sessions: se
         essays = session.scalars(select(Essay).where(Essay.id.in_([ids["flagged"], ids["plain"]]))
                                  .order_by(Essay.id)).all()
         assert [sheet.essay_id for sheet in load_sheets(session, essays)] == [ids["plain"]]
+        book = openpyxl.load_workbook(build_class_workbook(session, ids["assignment"], tmp_path / "class.xlsx"))
+        cells = [str(value) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)
+                 for value in row if value is not None]
+        assert "待复核" in cells and "54" not in cells and 54 not in [
+            value for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for value in row]
         model_grade = session.scalars(select(Grade).where(Grade.essay_id == ids["flagged"])).one()
         assert is_withheld(model_grade)  # the essay API's grade says so too: tests/web/test_withheld_confirm.py
     # A teacher confirms (or overrides): a teacher grade version is final.

@@ -225,6 +225,8 @@ def _status_text(row: RosterEssay) -> str:
     label = STATUS_LABELS.get(row.status or "", row.status or "")
     if row.status == "failed" and row.failure_reason:
         return f"{label}：{row.failure_reason}"
+    if row.status == "graded" and row.grade is None:
+        return "待复核"  # a flagged essay's model score, withheld until a teacher confirms it
     return label
 
 
