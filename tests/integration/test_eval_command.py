@@ -60,8 +60,14 @@ def test_eval_writes_rows_a_summary_that_recomputes_and_a_workbook(model_env: No
     assert total["exact"] == pytest.approx(
         sum(row["model"]["total"] == row["teacher_scores"]["total"] for row in graded) / len(graded))
 
+    # every graded row carries the engine's confidence; the buckets count each graded essay once
+    assert all(0.0 < row["model"]["confidence"] <= 1.0 for row in graded)
+    assert sum(b["essays"] for b in stored["by_confidence"]) == len(graded)
+
     book = openpyxl.load_workbook(out / WORKBOOK_FILE)
     assert book.sheetnames[:2] == ["概要", "逐篇"]
+    assert [r[-1] for r in book["逐篇"].iter_rows(min_row=2, values_only=True)] == [
+        row["model"].get("confidence") for row in rows]
     essays = list(book["逐篇"].iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[2], r[3]) for r in essays] == [
         (row["key"], row["teacher_scores"]["total"], row["model"]["total"] if row["model"]["failure"] is None else None)

@@ -69,6 +69,12 @@ def _overview(ws: Any, summary: EvalSummary, rubric: Rubric) -> None:
                       styles={2: DECIMAL, 3: PERCENT, 4: PERCENT, 5: PERCENT, 7: DECIMAL, 8: DECIMAL, 9: DECIMAL,
                               10: DECIMAL, 11: DECIMAL})
         sheet.blank()
+    if any(b.essays for b in summary.by_confidence):
+        sheet.add(["按模型置信度分组（总分与教师的一致性；低置信度应对应更多分歧）"], TITLE, measure=False)
+        sheet.add(["置信度", "篇数", "误差内比例", "平均绝对差"], HEADER)
+        for b in summary.by_confidence:
+            sheet.add([b.bucket, b.essays, b.within_tolerance, b.mean_abs_difference], styles={2: PERCENT, 3: DECIMAL})
+        sheet.blank()
     if summary.levels:
         note = "等级标签（差/中/好）：模型分数按其余折拟合的分界映射为等级，只在留出折上计算"
         sheet.add([note], TITLE, measure=False)
@@ -91,7 +97,7 @@ def _essays(ws: Any, rows: Sequence[dict[str, Any]], rubric: Rubric) -> None:
     keys = [d.key for d in rubric.dimensions]
     sheet.add(["编号", "折", "教师总分", "模型总分", *(f"教师{_dimension_name(rubric, k)}" for k in keys),
                *(f"模型{_dimension_name(rubric, k)}" for k in keys), "教师等级", "重评差异", "单独评分差异",
-               "异常输出", "失败原因", "评语"], HEADER)
+               "异常输出", "失败原因", "评语", "模型置信度"], HEADER)
     for row in rows:
         model, failed = row["model"], row["model"]["failure"] is not None
         sheet.add([
@@ -99,7 +105,7 @@ def _essays(ws: Any, rows: Sequence[dict[str, Any]], rubric: Rubric) -> None:
             *(row["teacher_scores"].get(k) for k in keys),
             *((None if failed else model["scores"].get(k)) for k in keys),
             row["teacher_levels"].get(TOTAL), _parts(row["rerun_differs"]), _parts(row["alone_differs"]),
-            "、".join(row["degenerate"]), model["failure"], model["comment"],
+            "、".join(row["degenerate"]), model["failure"], model["comment"], model.get("confidence"),
         ])
     sheet.write()
 
