@@ -78,3 +78,33 @@ class GateEngine(_MarkedEngine):
         (gate / "entered").touch()
         while not (gate / "open").exists():
             time.sleep(0.05)
+
+
+class StepGateEngine(TransformersEngine):
+    """Hands each finished answer on only when the test allows it: before the k-th answer of the process goes to the
+    pipeline (and so to the database) it touches ``entered-k`` in ``YUEJUAN_TEST_GATE_DIR`` and waits for ``open-k``.
+    A test opens the gates one by one and watches progress move essay by essay, without timing."""
+
+    answers = 0
+
+    def generate_json(self, conversations: Any, schema: Any, *, constrained: bool = True,
+                      on_answer: Any = None) -> list[Generation]:
+        if on_answer is None:
+            return super().generate_json(conversations, schema, constrained=constrained)
+        reported: set[int] = set()
+
+        def gated(index: int, generation: Generation) -> None:
+            if index in reported:
+                return
+            reported.add(index)
+            StepGateEngine.answers += 1
+            gate = Path(os.environ[GATE_DIR_ENV])
+            (gate / f"entered-{StepGateEngine.answers}").touch()
+            while not (gate / f"open-{StepGateEngine.answers}").exists():
+                time.sleep(0.05)
+            on_answer(index, generation)
+
+        generations = super().generate_json(conversations, schema, constrained=constrained, on_answer=gated)
+        for index, generation in enumerate(generations):  # answers cut off by the token limit come only here
+            gated(index, generation)
+        return generations

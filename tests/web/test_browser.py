@@ -187,3 +187,89 @@ def _walk_through(pw, page, base: str, username: str, roster: Path, essays: Path
     workbook = load_workbook(io.BytesIO(Path(path).read_bytes()), read_only=True)
     assert "概览" in workbook.sheetnames and "学生" in workbook.sheetnames
     assert not console_errors, console_errors
+
+
+def test_progress_moves_essay_by_essay_and_the_workbook_link_appears_by_itself(
+    pg_url: str, redis_url: str, pg_sessions: sessionmaker[Session], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The grading worker's engine holds each finished answer at a gate (tests.faults.StepGateEngine); the test opens
+    the gates one at a time and the open page, never reloaded, shows 1, 2, 3 graded with a measured ETA, then the
+    class workbook's download link once the worker has built it."""
+    import playwright.sync_api as playwright_api
+    import redis
+    from sqlalchemy import update
+
+    from shared.models import User
+    from shared.settings import Settings
+    from tests.essays import make_essays
+    from tests.factories import make_class
+    from tests.faults import GATE_DIR_ENV
+    from tests.grading_run import enqueue_class
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    redis.Redis.from_url(redis_url).flushdb()
+    tag = uuid.uuid4().hex[:6]
+    fixture = make_class(pg_sessions, make_essays(3, seed=11), tag=tag)
+    with transaction(pg_sessions) as session:
+        session.execute(update(User).where(User.id == fixture.teacher_id).values(password_hash=hash_password(PASSWORD)))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    data_dir = tmp_path / "data"
+    env_settings = {"database_url": pg_url, "broker_url": redis_url, "data_dir": str(data_dir)}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = ManagedProcess([sys.executable, "-m", "services.cli", "web", "--port", str(port)],
+                         worker_env(**env_settings, secret_key="browser-test-secret-key"), tmp_path / "web.log").start()
+    worker_settings = worker_env(**env_settings, model=str(tiny_model_dir), engine_class="tests.faults:StepGateEngine")
+    worker_settings[GATE_DIR_ENV] = str(gate)
+    worker = worker_process(worker_settings, tmp_path / "worker.log", queues="gpu,reports").start()
+    try:
+        wait_for(lambda: _healthy(base), timeout=60, what="the web server to answer /healthz")
+        enqueue_class(Settings(database_url=pg_url, broker_url=redis_url), pg_sessions, fixture.assignment_id)
+        with playwright_api.sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                tempfile.mkdtemp(dir=tmp_path, prefix="chromium-"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_FLAGS, accept_downloads=True, locale="zh-CN",
+            )
+            try:
+                page = context.new_page()
+                expect = playwright_api.expect
+                page.goto(f"{base}/login?next=/assignments/{fixture.assignment_id}")
+                page.fill("input[name=username]", f"teacher-{tag}")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit]")
+                expect(page.locator("#progress")).to_be_visible()
+                page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+                for step, percent in ((1, "33%"), (2, "66%"), (3, "100%")):
+                    wait_for(lambda step=step: (gate / f"entered-{step}").exists(), timeout=GRADING_TIMEOUT_MS / 1000,
+                             what=f"answer {step} to be finished and held at the gate")
+                    expect(page.locator("#p-graded")).to_have_text(str(step - 1))
+                    (gate / f"open-{step}").touch()
+                    expect(page.locator("#p-graded")).to_have_text(str(step), timeout=60_000)
+                    expect(page.locator("#progress-percent")).to_have_text(percent)
+                    if step < 3:  # a rate measured from the essays written so far gives an ETA
+                        expect(page.locator("#p-eta")).to_contain_text("约")
+                expect(page.locator("#p-state")).to_have_text("已全部完成")
+                link = page.locator("#workbook-link")
+                expect(link).to_be_visible(timeout=GRADING_TIMEOUT_MS)
+                expect(page.locator("#workbook-state")).to_have_text("已完成")
+                assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+                with page.expect_download() as download_info:
+                    link.click()
+                path = download_info.value.path()
+                assert path is not None
+                workbook = load_workbook(io.BytesIO(Path(path).read_bytes()), read_only=True)
+                assert "概览" in workbook.sheetnames and "学生" in workbook.sheetnames
+            finally:
+                context.close()
+    except BaseException:
+        print("---- web log ----\n", web.log()[-4000:], "\n---- worker log ----\n", worker.log()[-6000:])
+        raise
+    finally:
+        for step in (1, 2, 3):
+            (gate / f"open-{step}").touch()  # never leave the worker held at a gate
+        worker.stop()
+        web.stop()
