@@ -44,17 +44,21 @@ def _styles() -> dict[str, ParagraphStyle]:
 
 
 def _essay_paragraphs(sheet: FeedbackSheet) -> list[Flowable]:
+    """One paragraph per line of the essay; a mark spanning a line break is closed and reopened on each line,
+    its number after its last piece (every tag opened on a line is closed on it)."""
     styles = _styles()
-    markup = ""
+    lines = [""]
     for text, mark in sheet.segments:
-        escaped = escape(text)
-        if mark is None:
-            markup += escaped
-        else:
-            markup += (f'<u><font backColor="{MARK_COLOUR}">{escaped}</font></u>'
-                       f'<super><font color="#c00000" size="7">{mark.number}</font></super>')
-    paragraphs = [line.strip() for line in markup.split("\n")]
-    return [Paragraph(line, styles["essay"]) for line in paragraphs if line]
+        for index, piece in enumerate(text.split("\n")):
+            if index:
+                lines.append("")
+            if piece and mark is None:
+                lines[-1] += escape(piece)
+            elif piece:
+                lines[-1] += f'<u><font backColor="{MARK_COLOUR}">{escape(piece)}</font></u>'
+        if mark is not None:
+            lines[-1] += f'<super><font color="#c00000" size="7">{mark.number}</font></super>'
+    return [Paragraph(line.strip(), styles["essay"]) for line in lines if line.strip()]
 
 
 def _scores_table(sheet: FeedbackSheet) -> Table:

@@ -3,13 +3,19 @@ where they stand in the text (overlapping or unlocated ones listed only), next s
 
 from __future__ import annotations
 
+import io
 import uuid
+from pathlib import Path
 
+from docx import Document
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.feedback.sheet import assignment_essays, load_sheets
+from shared.feedback.docx_sheet import render_docx
+from shared.feedback.pdf_sheet import render_pdf
+from shared.feedback.sheet import FeedbackSheet, Mark, assignment_essays, load_sheets
 from shared.models import GradeSource, transaction
 from tests.factories import add_grade, add_training_plan, make_class
+from tests.render import page_count, page_texts, require
 
 TEXT = "远方\n我们要再接再励，不断前进。每个人都有自己的梦想，，也有自己的困难。"
 
@@ -42,3 +48,21 @@ def test_sheets_follow_the_newest_grade_and_plan(db_sessions: sessionmaker[Sessi
     assert "".join(text for text, _ in sheet.segments) == TEXT
     assert [m.note for m in sheet.marks] == ["错别字：“再接再励” → “再接再厉”", "错别字：“接再” → “接在”",
                                              "标点：“，，” → “，”"]
+
+
+def test_a_mark_across_a_line_break_renders_in_both_formats(tmp_path: Path) -> None:
+    require("pdftotext", "pdfinfo")
+    text = "远方\n我们要再接再励，\n不断前进。<b>不是标签</b>"
+    start = text.index("，\n不断")
+    sheet = FeedbackSheet(
+        essay_id=1, student_name="甲", student_number="01", class_name="一班", assignment_title="作文", title="远方",
+        text=text, marks=(Mark(1, "标点", "，\n不断", "。不断", "", start, start + 4),), dimensions=(), deductions=(),
+        total=40, max_total=60, comment="评语。", next_steps=(),
+    )
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(render_pdf([sheet]))
+    page = "".join(page_texts(pdf)[0].split())
+    assert page_count(pdf) == 1 and "我们要再接再励，" in page and "不断1前进。<b>不是标签</b>" in page
+    document = Document(io.BytesIO(render_docx([sheet])))
+    underlined = [run.text for p in document.paragraphs for run in p.runs if run.font.underline]
+    assert underlined == ["，", "不断"]

@@ -1,8 +1,8 @@
 """Feedback sheets to hand back: one student's sheet (.docx or PDF) from the essay page, and a class's sheets as
 one PDF (a page per student) or a zip of .docx from the assignment page.
 
-They are built on request from the newest grade (an override shows at once; a class of 50 takes about a second),
-by ``shared.feedback``; each download is audited as a report download of kind ``feedback``.
+They are built on request from the newest grade (an override shows at once; a class of 50 takes seconds), by
+``shared.feedback``; each download is audited as a report download of kind ``feedback``.
 """
 
 from __future__ import annotations
