@@ -94,7 +94,8 @@ def test_bad_input_is_refused_without_a_job(app: Flask, world: World, sessions: 
     for fields in ({"limit": "0"}, {"limit": "²"}, {"limit": "99999999999999999999"}, {"rubric": "no-such"}):
         response = client.post("/admin/evaluations", data=form(**fields))
         assert response.status_code == 303 and response.headers["Location"].endswith("/admin/evaluations"), fields
-    assert client.post("/admin/evaluations", data=form(assignment_id="9" * 30)).status_code == 404
+    for too_big in ("9" * 30, str(2**31), str(2**63)):
+        assert client.post("/admin/evaluations", data=form(assignment_id=too_big)).status_code == 404
     assert client.post("/admin/evaluations", data=form(assignment_id=str(world.assignment_b))).status_code == 404
     with sessions() as session:
         assert len(session.scalars(select(EvalJob.id)).all()) == before and tasks.sent == []

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from services.web.access import classroom_scope, get_assignment_or_404, get_school_or_404, is_admin, visible_schools
 from services.web.context import db, settings, task_sender
 from services.web.guards import actor, admin_required, user
+from services.web.numbers import ascii_int
 from shared.models import Assignment, Classroom, EvalJob, JobStatus, Role
 from shared.prompts.rubric import list_rubrics
 from shared.queueing import LOWEST_PRIORITY
@@ -80,14 +81,14 @@ def start() -> Any:
     form = request.form
     assignment_raw, limit_raw = form.get("assignment_id", "").strip(), form.get("limit", "").strip()
     if assignment_raw:
-        if not (assignment_raw.isascii() and assignment_raw.isdigit()) or len(assignment_raw) > 12:
+        assignment_id = ascii_int(assignment_raw, minimum=1)
+        if assignment_id is None:
             abort(404)
-        assignment = get_assignment_or_404(session, account, int(assignment_raw))
+        assignment = get_assignment_or_404(session, account, assignment_id)
         school_id, rubric_ref = assignment.classroom.school_id, assignment.rubric_id
     else:
         assignment = None
-        raw = form.get("school_id", "")
-        school_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else account.school_id
+        school_id = ascii_int(form.get("school_id", ""), minimum=1) or account.school_id
         if school_id is None or not is_admin(account):
             abort(404)
         get_school_or_404(session, account, school_id)
@@ -95,12 +96,10 @@ def start() -> Any:
         if rubric_ref not in {info.id for info in list_rubrics()}:
             flash("请选择一个评分标准。", "error")
             return redirect(url_for("evaluations.index"), 303)
-    limit = None
-    if limit_raw:
-        if not (limit_raw.isascii() and limit_raw.isdigit()) or not 1 <= int(limit_raw[:6]) <= MAX_ESSAYS:
-            flash(f"最多评测篇数应为 1 到 {MAX_ESSAYS} 之间的整数。", "error")
-            return redirect(url_for("evaluations.index"), 303)
-        limit = int(limit_raw)
+    limit = ascii_int(limit_raw, minimum=1, maximum=MAX_ESSAYS) if limit_raw else None
+    if limit_raw and limit is None:
+        flash(f"最多评测篇数应为 1 到 {MAX_ESSAYS} 之间的整数。", "error")
+        return redirect(url_for("evaluations.index"), 303)
     job = EvalJob(school_id=school_id, assignment_id=assignment.id if assignment else None, requested_by=account.id,
                   rubric_ref=rubric_ref, essay_limit=limit)
     session.add(job)
