@@ -33,6 +33,14 @@ from shared.models.records import (
     TrainingPlan,
     WorkerStatus,
 )
+from shared.models.teaching import (
+    AssignmentTopic,
+    LessonPlan,
+    LessonPlanVersion,
+    MaterialPick,
+    SchoolMaterial,
+    TopicAnalysis,
+)
 
 __all__ = [
     "AgreementSetting", "Calibration", "CaseStatus", "ClassRole", "ClassroomRole", "DoubleMarkCase",
@@ -41,5 +49,6 @@ __all__ = [
     "Classroom", "Deduction", "ErrorAnnotation",
     "Essay", "EssayStatus", "EvalJob", "Grade", "GradeSource", "JobStatus", "LoginThrottle", "ReportJob", "Role",
     "School", "Student",
+    "AssignmentTopic", "LessonPlan", "LessonPlanVersion", "MaterialPick", "SchoolMaterial", "TopicAnalysis",
     "TrainingPlan", "User", "WorkerStatus", "abandoned_claim", "make_engine", "make_session_factory", "transaction",
 ]
