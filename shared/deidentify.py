@@ -109,8 +109,11 @@ def char_variants(char: str) -> frozenset[str]:
 def _syllables(char: str) -> tuple[str, ...]:
     from pypinyin import Style, pinyin
 
-    readings = pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")
-    return tuple(sorted({reading.replace("ü", "v") for reading in readings[0]})) if readings else ()
+    plain = pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")
+    marked = pinyin(char, style=Style.TONE, heteronym=True, errors="ignore")  # wáng, xiǎo: written with tone marks
+    if not plain:
+        return ()
+    return tuple(sorted({reading.replace("ü", "v") for reading in plain[0]} | set(marked[0] if marked else ())))
 
 
 def _char_class(char: str) -> str:
@@ -129,7 +132,7 @@ def _pinyin(chars: str) -> str | None:
         readings = _syllables(char)
         if not readings:
             return None
-        alternatives = set(readings) | ({reading.replace("v", "u") for reading in readings})
+        alternatives = set(readings) | {reading.replace("v", spelling) for reading in readings for spelling in "uü"}
         parts.append("(?:" + "|".join(sorted(alternatives, key=lambda r: (-len(r), r))) + ")")
     return _PINYIN_SEP.join(parts)
 
@@ -139,7 +142,7 @@ def person_patterns(raw_name: str) -> tuple[tuple[str, int], ...]:
     """Regex forms of one roster name with the length each stands for: the full name (spaced or not, any mix of
     simplified and traditional characters), the given name of two or more characters, 小/老/阿 + surname and
     surname + 同学 (unless an ordinary word), and pinyin of the full name in either order and of a given name of
-    two or more syllables, any case, spaced or not."""
+    two or more syllables, any case, spaced or not, with or without tone marks (lü as lv, lu or lü)."""
     name = "".join(raw_name.split())
     if len(name) < 2:
         return ()
