@@ -22,6 +22,7 @@ from shared.feedback.sheet import FeedbackSheet
 
 EAST_ASIAN_FONT = "宋体"  # SimSun on Chinese Windows; WPS and LibreOffice substitute their own Song typeface
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # Word cannot store these
 
 
 def _font(run: Run, size: float | None = None, *, bold: bool = False) -> None:
@@ -37,7 +38,7 @@ def _paragraph(document: DocumentObject, text: str = "", size: float = 10.5, *, 
                align: WD_ALIGN_PARAGRAPH | None = None) -> DocxParagraph:
     paragraph = document.add_paragraph()
     if text:
-        _font(paragraph.add_run(text), size, bold=bold)
+        _font(paragraph.add_run(_NOT_XML.sub("", text)), size, bold=bold)
     if align is not None:
         paragraph.alignment = align
     paragraph.paragraph_format.space_after = Pt(2)
@@ -63,7 +64,7 @@ def add_sheet(document: DocumentObject, sheet: FeedbackSheet) -> None:
                 paragraph.paragraph_format.space_after = Pt(0)
             if not line:
                 continue
-            run = paragraph.add_run(line)
+            run = paragraph.add_run(_NOT_XML.sub("", line))
             _font(run, 11)
             if mark is not None:
                 run.font.underline = True
@@ -89,7 +90,7 @@ def add_sheet(document: DocumentObject, sheet: FeedbackSheet) -> None:
         if dim.max:
             score += f" / {dim.max}"
         for cell, text in zip(table.add_row().cells, (dim.name, score, dim.band), strict=True):
-            _font(cell.paragraphs[0].add_run(text), 10)
+            _font(cell.paragraphs[0].add_run(_NOT_XML.sub("", text)), 10)
     if sheet.deductions:
         _paragraph(document, "扣分：" + "；".join(sheet.deductions), 10)
     _section(document, "评语")

@@ -50,14 +50,14 @@ def test_sheets_follow_the_newest_grade_and_plan(db_sessions: sessionmaker[Sessi
                                              "标点：“，，” → “，”"]
 
 
-def test_a_mark_across_a_line_break_renders_in_both_formats(tmp_path: Path) -> None:
+def test_a_mark_across_a_line_break_and_a_control_character_render_in_both_formats(tmp_path: Path) -> None:
     require("pdftotext", "pdfinfo")
     text = "远方\n我们要再接再励，\n不断前进。<b>不是标签</b>"
     start = text.index("，\n不断")
     sheet = FeedbackSheet(
         essay_id=1, student_name="甲", student_number="01", class_name="一班", assignment_title="作文", title="远方",
         text=text, marks=(Mark(1, "标点", "，\n不断", "。不断", "", start, start + 4),), dimensions=(), deductions=(),
-        total=40, max_total=60, comment="评语。", next_steps=(),
+        total=40, max_total=60, comment="评\x07语。", next_steps=(),  # a control character Word cannot store
     )
     pdf = tmp_path / "sheet.pdf"
     pdf.write_bytes(render_pdf([sheet]))
@@ -66,3 +66,4 @@ def test_a_mark_across_a_line_break_renders_in_both_formats(tmp_path: Path) -> N
     document = Document(io.BytesIO(render_docx([sheet])))
     underlined = [run.text for p in document.paragraphs for run in p.runs if run.font.underline]
     assert underlined == ["，", "不断"]
+    assert "评语。" in [p.text for p in document.paragraphs]
