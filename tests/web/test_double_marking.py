@@ -55,6 +55,7 @@ def test_blind_second_read_within_tolerance_takes_the_mean(login, world: World, 
     page = owner.get(f"/essays/{world.essay}/second-read").get_data(as_text=True)
     assert 'id="second-read-form"' in page and 'id="readings"' not in page  # blind: no scores before reading
     assert "score_content" in page
+    assert 'id="double-marking-notice"' in owner.get(f"/essays/{world.essay}").get_data(as_text=True)
     response = owner.post(f"/essays/{world.essay}/second-read", data=_scores(16, 15, 10))
     assert response.status_code == 303
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
