@@ -3,6 +3,16 @@
 from shared.models.accounts import LoginThrottle
 from shared.models.adapters import Adapter, AdapterStatus, AdapterStudent
 from shared.models.base import Base
+from shared.models.chat import (
+    BlockedWord,
+    ChatChunk,
+    ChatMaterial,
+    ChatSession,
+    ChatTurn,
+    StudentAccess,
+    StudentCode,
+    TurnStatus,
+)
 from shared.models.db import make_engine, make_session_factory, transaction
 from shared.models.double_marking import (
     AgreementSetting,
@@ -43,6 +53,7 @@ from shared.models.teaching import (
 )
 
 __all__ = [
+    "BlockedWord", "ChatChunk", "ChatMaterial", "ChatSession", "ChatTurn", "StudentAccess", "StudentCode", "TurnStatus",
     "AgreementSetting", "Calibration", "CaseStatus", "ClassRole", "ClassroomRole", "DoubleMarkCase",
     "DoubleMarkingMode",
     "Adapter", "AdapterStatus", "AdapterStudent", "Assignment", "AuditLog", "AuditLogIsAppendOnly", "Base",

@@ -16,6 +16,8 @@ class Role(enum.StrEnum):
     teacher = "teacher"
     school_admin = "school_admin"
     sysadmin = "sysadmin"
+    # A student of one roster (User.student_id): signs in to see their own essays and to chat (shared/models/chat.py).
+    student = "student"
 
 
 class School(CreatedAtMixin, Base):
@@ -48,6 +50,10 @@ class User(CreatedAtMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # Part of every session cookie's fingerprint: bumping it (logout, password, role, deactivation) ends them all.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set only for Role.student: the roster entry this account belongs to (one account per student).
+    student_id: Mapped[int | None] = mapped_column(
+        ForeignKey("students.id", ondelete="CASCADE", use_alter=True), unique=True
+    )
 
     school: Mapped[School | None] = relationship()
 
