@@ -16,6 +16,7 @@ import codecs
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +144,9 @@ class LlamaCppEngine:
             params.n_gpu_layers = 0
             params.warmup = False
             params.verbosity = -1
+            # xllamacpp also opens llama.cpp's HTTP endpoint on a free loopback port; the engine calls the server
+            # in-process, so that endpoint gets a key nobody knows.
+            params.api_keys = [secrets.token_urlsafe(32)]
             server = xllamacpp.Server(params)
         except Exception:
             logger.exception("could not load %s with llama.cpp", config.model)
