@@ -252,10 +252,12 @@ def _register_extra_commands() -> None:
     from services import ops_commands
     from services.worker import cli_commands
     from services.worker.evaluation.command import eval_command
+    from services.worker.training.command import train_command
 
     cli_commands.register(main)
     ops_commands.register(main)
     main.add_command(eval_command)
+    main.add_command(train_command)
 
 
 _register_extra_commands()

@@ -44,6 +44,7 @@ def _wire(app: Flask, settings: Settings) -> None:
     from services.web.templating import init_templating
     from services.web.views import (
         accounts,
+        adapters,
         admin,
         api,
         assignments,
@@ -71,5 +72,5 @@ def _wire(app: Flask, settings: Settings) -> None:
     app.before_request(load_session_user)
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
-                   rubrics, api, reports_api, accounts, feedback, marking, marking_api):
+                   rubrics, api, reports_api, accounts, feedback, marking, marking_api, adapters):
         app.register_blueprint(module.bp)

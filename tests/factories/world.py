@@ -14,7 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.web.ingest import EssayPreview, PreviewItem
 from services.web.upload_store import save_preview
-from shared.models import Classroom, EssayStatus, EvalJob, JobStatus, ReportJob, Role, School, User, transaction
+from shared.models import (
+    Adapter,
+    AdapterStatus,
+    Classroom,
+    EssayStatus,
+    EvalJob,
+    JobStatus,
+    ReportJob,
+    Role,
+    School,
+    User,
+    transaction,
+)
 from shared.models.base import utcnow
 from shared.security import hash_api_token
 from tests.factories.builders import (
@@ -61,6 +73,7 @@ class World:
     upload_token: str
     tokens: dict[str, str]
     eval_job: int = 0
+    adapter: int = 0  # a trained (not active) LoRA adapter of school A, no files
 
     def user_id(self, key: str) -> int:
         return self.users[key]
@@ -127,6 +140,10 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
         )
         eval_job = EvalJob(school_id=school_a.id, rubric_ref="gaokao-national", requested_by=users["admin"].id)
         session.add(eval_job)
+        adapter = Adapter(school_id=school_a.id, name=f"world-{tag}", status=AdapterStatus.trained,
+                          base_model="tiny", rubric_id="gaokao-national", rubric_version="2024.1", params={},
+                          card={}, losses=[], step=0, total_steps=0, cancel_requested=False)
+        session.add(adapter)
         session.flush()
         world = World(
             tag=tag, school_a=school_a.id, school_b=school_b.id, users={k: u.id for k, u in users.items()},
@@ -134,6 +151,7 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
             classroom_b=classroom_b.id, students=[s.id for s in students], assignment=assignment.id,
             assignment_b=assignment_b.id, essay=essay.id, flagged_essay=flagged.id, class_report=class_report.id,
             school_report=school_report.id, upload_token="", tokens=tokens, eval_job=eval_job.id,
+            adapter=adapter.id,
         )
     preview = EssayPreview(items=[PreviewItem(source="王五.txt", student_id=world.students[2], student_name="王五",
                                               title="读书的意义", text=ESSAY_TEXT, char_count=len(ESSAY_TEXT))])

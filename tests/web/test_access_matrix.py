@@ -47,7 +47,7 @@ class Route:
         return text.format(
             c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
             t=world.upload_token, cr=world.class_report, sr=world.school_report, sa=world.school_a,
-            ev=world.eval_job, u=world.users["colleague"],
+            ev=world.eval_job, u=world.users["colleague"], ad=world.adapter,
         )
 
 
@@ -92,6 +92,12 @@ PAGES = [
     Route("evaluations.download", "GET", "/admin/evaluations/{ev}/download", SCHOOL_ADMIN_PAGE_MISSING),
     Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
     Route("privacy.index", "GET", "/admin/privacy", ADMINS_ONLY),
+    Route("adapters.index", "GET", "/admin/adapters", ADMINS_ONLY),
+    Route("adapters.start", "POST", "/admin/adapters", ADMINS_ONLY, data={"rubric": "bogus"}),
+    Route("adapters.show", "GET", "/admin/adapters/{ad}", SCHOOL_ADMIN_PAGE),
+    Route("adapters.cancel", "POST", "/admin/adapters/{ad}/cancel", SCHOOL_ADMIN_PAGE),
+    Route("adapters.roll_back", "POST", "/admin/adapters/{ad}/rollback", SCHOOL_ADMIN_PAGE),
+    Route("adapters.delete", "POST", "/admin/adapters/{ad}/delete", SCHOOL_ADMIN_PAGE, mutating=True),
     # {u} is the colleague, a teacher of school A: their school's admin manages them, nobody else.
     Route("accounts.users", "GET", "/admin/users", ADMINS_ONLY),
     Route("accounts.create_user", "POST", "/admin/users", ADMINS_ONLY, data={"username": ""}),

@@ -16,7 +16,7 @@ from services.web.access import get_any_student_or_404, get_classroom_or_404, ge
 from services.web.context import db, session_factory, settings
 from services.web.guards import actor, admin_required, user
 from shared.erasure import ErasureRefused, Target, erase, what_goes
-from shared.models import User
+from shared.models import Adapter, User
 from shared.subject_export import export_json, export_student_audited
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,9 @@ def _run(target: Target, object_id: int, name: str, back: str, done: str) -> Any
     if erased is None:
         abort(404)
     flash(f"已永久删除{TARGET_NAMES[target]}“{name}”及其全部数据。", "ok")
+    if erased.adapter_ids:
+        names = db().scalars(select(Adapter.name).where(Adapter.id.in_(erased.adapter_ids)).order_by(Adapter.id))
+        flash(f"以下模型适配器曾用这些作文训练，请在“模型适配”页重新训练或删除：{'、'.join(names)}", "error")
     if db().scalar(select(User.id).where(User.id == session.get("uid"))) is None:
         session.clear()  # a school admin who erased their own school has no account left
         return redirect(url_for("auth.login"), 303)

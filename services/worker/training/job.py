@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,7 @@ def model_fingerprint(model: str) -> str:
 def run_training_job(
     sessions: sessionmaker[Session], engine: Engine, adapter_id: int, *, config: EngineConfig, data_dir: Path,
     token_budget: int, margin: float, extra_examples: Sequence[Example] = (),
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run one queued adapter's training to its end; returns its card ({} when it was not queued any more).
 
@@ -100,7 +101,7 @@ def run_training_job(
                 total_steps=params.max_steps or 0))
         stats = train_lora(
             config, [(e.conversation, e.target) for e in train], params, out_dir,
-            progress=lambda step, total, loss: _progress(sessions, adapter_id, step, total, loss),
+            progress=lambda step, total, loss: _progress(sessions, adapter_id, step, total, loss, progress),
             should_stop=lambda: _cancel_requested(sessions, adapter_id),
         )
         _set_status(sessions, adapter_id, AdapterStatus.evaluating)
@@ -165,7 +166,10 @@ def _card(name: str, school_id: int, config: EngineConfig, rubric: Any, rubric_r
     }
 
 
-def _progress(sessions: sessionmaker[Session], adapter_id: int, step: int, total: int, loss: float) -> None:
+def _progress(sessions: sessionmaker[Session], adapter_id: int, step: int, total: int, loss: float,
+              also: Callable[[int, int, float], None] | None) -> None:
+    if also is not None:
+        also(step, total, loss)
     with transaction(sessions) as session:
         adapter = session.get(Adapter, adapter_id)
         if adapter is not None:
