@@ -95,12 +95,13 @@ def test_real_essays_are_not_flagged_when_the_data_set_is_present() -> None:
 
     flagged = []
     with ACEA.open(encoding="utf-8") as lines:
-        for line in list(lines)[:400]:
-            essay = json.loads(line)
-            text = essay["title"] + "\n" + "\n".join(flatten(p) for p in essay["para"])
-            if detect_injection(text):
-                flagged.append(essay["title"])
-    assert len(flagged) <= 2, flagged  # at most 0.5 % false positives
+        essays = [json.loads(line) for line in lines if line.strip()]
+    for essay in essays:
+        text = essay["title"] + "\n" + "\n".join(flatten(p) for p in essay["para"])
+        if detect_injection(text):
+            flagged.append(essay["title"])
+    assert len(essays) == 1220
+    assert flagged == []  # precision: none of the 1,220 real essays is flagged (recall: test_injection_defence.py)
 
 
 @pytest.mark.parametrize(
