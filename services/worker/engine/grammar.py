@@ -108,7 +108,7 @@ def tokenizer_info(tokenizer: PreTrainedTokenizerBase, vocab_size: int, stop_ids
 
 
 @dataclass
-class _JsonCursor:
+class JsonCursor:
     """Where a row's JSON stands: inside a string or not, and the open brackets."""
 
     in_string: bool = False
@@ -140,7 +140,7 @@ class Vocabulary:
     pieces: tuple[bytes, ...]  # the bytes the grammar reads for each id; b"" for special and stop tokens
     string_closers: torch.Tensor  # ids: `"` followed only by `]`/`}`, ends a string and opens nothing
     container_closers: torch.Tensor  # ids: only `]`/`}`
-    structural: dict[int, bytes]  # tokens with `"`, `\`, brackets: they move a _JsonCursor
+    structural: dict[int, bytes]  # tokens with `"`, `\`, brackets: they move a JsonCursor
     adds_item: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma at the current level
     deep_comma: tuple[torch.Tensor, torch.Tensor]  # masks by in_string: a comma past a bracket
 
@@ -222,7 +222,7 @@ class GrammarProcessor(LogitsProcessor):
         self.guard_from = plan.max_new_tokens - plan.reserve if plan.reserve is not None else None
         self.step = 0
         self.live = list(range(batch_size))
-        self.cursors = [_JsonCursor() for _ in range(batch_size)]
+        self.cursors = [JsonCursor() for _ in range(batch_size)]
         self.forced = [False] * batch_size
         self.chosen: list[list[float]] = [[] for _ in range(batch_size)]  # per row: p(the greedy token) each step
 

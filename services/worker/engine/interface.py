@@ -39,6 +39,7 @@ class EngineConfig:
     max_new_tokens: int | None = None
     threads: int | None = None  # CPU threads (llama.cpp); None: the cores this process may use
     parallel: int | None = None  # essays decoded at once (llama.cpp's slots); None: the engine's measured default
+    no_repeat_chars: int = 6  # inside a JSON string, no run of this many characters copied again; 0: off
 
     @classmethod
     def from_settings(cls, settings: Settings, *, cuda_available: bool | None = None) -> EngineConfig:
@@ -60,6 +61,7 @@ class EngineConfig:
             max_new_tokens=settings.max_new_tokens,
             threads=settings.cpu_threads,
             parallel=settings.parallel_slots,
+            no_repeat_chars=settings.no_repeat_chars,
         )
 
 

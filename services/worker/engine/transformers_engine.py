@@ -26,6 +26,7 @@ from services.worker.engine.adapters import AdapterSlots
 from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary, json_schema_grammar, tokenizer_info
 from services.worker.engine.interface import AnswerCallback, Conversation, EngineConfig, Generation, is_deadline
 from services.worker.engine.loading import load_pretrained
+from services.worker.engine.repetition import StringRepeatBlocker
 from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
 
 if TYPE_CHECKING:
@@ -250,6 +251,9 @@ class TransformersEngine:
         processor = None
         if plan.grammar is not None:
             processor = GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
+        processors: list[Any] = [processor] if processor else []
+        if processor is not None and self.config.no_repeat_chars >= 2:  # inside strings only: needs the grammar
+            processors.append(StringRepeatBlocker(self._vocab().pieces, self.config.no_repeat_chars, len(prompts)))
         started = time.perf_counter()
 
         def answer(row: int, new: list[int], latency: float) -> Generation:
@@ -275,7 +279,7 @@ class TransformersEngine:
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=plan.generation_config,
-                logits_processor=[processor] if processor else None,
+                logits_processor=processors or None,
                 stopping_criteria=criteria,
                 **cached,
             )
