@@ -26,6 +26,8 @@ ARBITERS = {"owner": 403, "colleague": 404, "outsider": 404, "admin": "ok", "oth
 SCHOOL_ADMIN_PAGE_MISSING = {**SCHOOL_ADMIN_PAGE, "admin": 404}
 # School and role administration: sysadmins only (tests/web/test_accounts.py covers the sysadmin).
 SYSADMIN_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": 403, "other_admin": 403}
+# A built-in rubric: every signed-in user may read it (a school's own: tests/web/test_small_fixes.py).
+EVERYONE = {"owner": "ok", "colleague": "ok", "outsider": "ok", "admin": "ok", "other_admin": "ok"}
 ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
 
 
@@ -91,6 +93,8 @@ PAGES = [
     Route("evaluations.progress", "GET", "/admin/evaluations/{ev}/progress.json", SCHOOL_ADMIN_PAGE),
     Route("evaluations.download", "GET", "/admin/evaluations/{ev}/download", SCHOOL_ADMIN_PAGE_MISSING),
     Route("rubrics.upload", "POST", "/rubrics", ADMINS_ONLY),
+    Route("rubrics.show", "GET", "/rubrics/gaokao-national@2024.1", EVERYONE),
+    Route("rubrics.download", "GET", "/rubrics/gaokao-national@2024.1/download", EVERYONE),
     Route("privacy.index", "GET", "/admin/privacy", ADMINS_ONLY),
     Route("adapters.index", "GET", "/admin/adapters", ADMINS_ONLY),
     Route("adapters.start", "POST", "/admin/adapters", ADMINS_ONLY, data={"rubric": "bogus"}),
@@ -142,6 +146,17 @@ API = [
     Route("api.essay", "GET", "/api/v1/essays/{e}", CLASS_SCOPE),
     Route("api.override", "POST", "/api/v1/essays/{e}/override", CLASS_SCOPE, json={"scores": {}}),
     Route("api.regrade", "POST", "/api/v1/essays/{e}/regrade", CLASS_SCOPE, mutating=True),
+    Route("reports_api.assignment_reports", "GET", "/api/v1/assignments/{a}/reports", CLASS_SCOPE),
+    Route("reports_api.request_assignment_report", "POST", "/api/v1/assignments/{a}/reports", CLASS_SCOPE,
+          mutating=True),
+    Route("reports_api.class_reports", "GET", "/api/v1/classes/{c}/reports", CLASS_SCOPE),
+    Route("reports_api.report", "GET", "/api/v1/reports/{cr}", CLASS_SCOPE),
+    Route("reports_api.report", "GET", "/api/v1/reports/{sr}", OWN_SCHOOL_ADMIN),
+    Route("reports_api.download", "GET", "/api/v1/reports/{cr}/download", CLASS_SCOPE),
+    Route("reports_api.download", "GET", "/api/v1/reports/{sr}/download", OWN_SCHOOL_ADMIN),
+    Route("reports_api.school_reports", "GET", "/api/v1/schools/{sa}/reports", OWN_SCHOOL_ADMIN),
+    Route("reports_api.request_school_report", "POST", "/api/v1/schools/{sa}/reports", OWN_SCHOOL_ADMIN,
+          mutating=True),
     Route("marking_api.double_marking", "GET", "/api/v1/assignments/{a}/double-marking", CLASS_SCOPE),
     Route("marking_api.double_marking", "POST", "/api/v1/assignments/{a}/double-marking", CLASS_SCOPE,
           json={"mode": "bogus"}),
