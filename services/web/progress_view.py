@@ -54,16 +54,19 @@ WORKBOOK_STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": 
 def class_workbook_json(
     session: Session, assignment_id: int, download_url: Callable[[int], str]
 ) -> dict[str, Any] | None:
-    """The assignment's newest class workbook job (made by itself when grading finishes), with its download link once
-    the file is written; None before there is one."""
-    jobs = recent_class_jobs(session, assignment_id, limit=1)
+    """The assignment's class workbook as the progress page shows it (made by itself when grading finishes): the
+    newest job's state, and the link to the newest written file — which stays offered while a newer job (the one
+    that adds the training plans) is still being built; None before there is a job."""
+    jobs = recent_class_jobs(session, assignment_id, limit=10)
     if not jobs:
         return None
-    job = jobs[0]
-    ready = job.status == "done" and bool(job.file_path)
+    latest = jobs[0]
+    written = next((job for job in jobs if job.status == "done" and job.file_path), None)
     return {
-        "job_id": job.id, "status": str(job.status), "status_name": WORKBOOK_STATUS_NAMES.get(job.status, job.status),
-        "ready": ready, "download_url": download_url(job.id) if ready else None,
+        "job_id": latest.id, "status": str(latest.status),
+        "status_name": WORKBOOK_STATUS_NAMES.get(latest.status, latest.status),
+        "ready": written is not None, "download_url": download_url(written.id) if written is not None else None,
+        "updating": written is not None and written is not latest and latest.status in ("queued", "running"),
     }
 
 

@@ -72,7 +72,8 @@
   // The class workbook is made by itself once grading ends: its link appears here when the file is written.
   function renderWorkbook(w) {
     var link = document.getElementById("workbook-link");
-    text("workbook-state", w ? w.status_name : "全部评完后自动生成");
+    text("workbook-state", !w ? "全部评完后自动生成" :
+      (w.updating ? "已完成（正在生成加入训练计划的新版本，完成后链接自动更新）" : w.status_name));
     if (!link) { return; }
     if (w && w.ready && w.download_url) {
       link.href = w.download_url;
@@ -85,7 +86,8 @@
   // Polling goes on after grading until the workbook is ready or has failed.
   function settled(p) {
     if (!(p.total && p.finished)) { return false; }
-    return Boolean(p.workbook) && (p.workbook.ready || p.workbook.status === "failed");
+    var w = p.workbook;
+    return Boolean(w) && ((w.ready && !w.updating) || w.status === "failed");
   }
 
   function poll() {
