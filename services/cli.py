@@ -219,6 +219,7 @@ def up() -> None:
     ]
     click.echo(f"阅卷已启动: http://{settings.web_host}:{settings.web_port}/")
     click.echo(f"数据目录: {settings.data_dir.resolve()}  (数据库 {_safe_url(settings.resolved_database_url())})")
+    click.echo("没有可加载的模型时网页照常可用：管理员在页面顶部看到如何提供模型，作文在队列中等待，模型就绪后自动评分。")
     click.echo("按 Ctrl-C 停止。")
     stopping = False
 
