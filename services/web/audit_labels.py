@@ -56,6 +56,16 @@ ACTION_LABELS: dict[str, str] = {
     "adapter.promote": "启用适配器",
     "adapter.rollback": "回退适配器",
     "adapter.delete": "删除适配器",
+    "student.access_set": "设置学生使用权限",
+    "student.code_issued": "发放学生登录码",
+    "student.code_revoked": "收回学生登录码",
+    "student.code_redeemed": "学生使用登录码",
+    "student.code_refused": "学生登录码被拒绝",
+    "chat.ask": "写作助手提问",
+    "chat.session_closed": "结束写作助手对话",
+    "chat.material_added": "添加写作助手素材",
+    "chat.material_removed": "删除写作助手素材",
+    "chat.word_added": "添加屏蔽词",
     "privacy.export": "导出个人数据",
     "privacy.erase": "彻底删除个人数据",
     "retention.purge": "到期数据清理",
@@ -64,6 +74,7 @@ ACTION_LABELS: dict[str, str] = {
 OBJECT_LABELS: dict[str, str] = {
     "essay": "作文", "assignment": "作业", "classroom": "班级", "student": "学生", "user": "用户", "report": "报表",
     "school": "学校", "grade": "评分", "rubric": "评分标准", "eval": "评测", "adapter": "适配器", "upload": "上传",
+    "chat_session": "写作助手对话", "chat_material": "写作助手素材",
 }
 
 
