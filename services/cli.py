@@ -151,6 +151,7 @@ def user_token(username: str, days: int | None) -> None:
 
     from shared import audit
     from shared.accounts import issue_api_token
+    from shared.clock import local_text, people_zone
     from shared.models import User, make_engine, make_session_factory, transaction
     from shared.models.org import username_key
 
@@ -165,8 +166,9 @@ def user_token(username: str, days: int | None) -> None:
         audit.record(session, "user.api_token", actor="cli", object_type="user", object_id=account.id,
                      expires_at=expires.isoformat() if expires else None)
     engine.dispose()
+    until = local_text(expires, people_zone(settings.timezone), "%Y-%m-%d %H:%M") if expires else "—"
     click.echo(f"{account.username} 的新 API 令牌（只显示这一次，旧令牌已失效；"
-               f"有效期至 {expires:%Y-%m-%d %H:%M} UTC）：")
+               f"有效期至 {until}，{settings.timezone} 时间）：")
     click.echo(token)
 
 
@@ -192,7 +194,7 @@ def web(host: str | None, port: int | None, server: str, workers: int, threads: 
 
 
 @main.command()
-@click.option("--queues", default="gpu", show_default=True, help="Comma-separated: gpu, reports.")
+@click.option("--queues", default="gpu", show_default=True, help="Comma-separated: gpu (serves chat too), reports.")
 @click.option("--hostname", default=None, help="Celery node name (default: yuejuan-<queues>@host).")
 def worker(queues: str, hostname: str | None) -> None:
     """Run workers: one process per visible GPU for the gpu queue, one process on CPU."""
