@@ -138,6 +138,35 @@ _ENGLISH_RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# Sentence rules: an attack the patterns above miss still talks about its score. A sentence that speaks of grading,
+# the grader or this essay together with a score (_GRADING_TALK with _SCORE_WORD or _TOP_SCORE) is flagged. A sentence that names a top score or deductions outright (_TOP_SCORE: 满分, 60分, 扣分) is not flagged —
+# real essays do that (0.4% of them) — but is never shown to the model (``strip_score_talk``).
+_SENTENCE_END = re.compile(r"[。！？!?\n；;]")
+_TOP_SCORE = re.compile(
+    r"满分|最高分|最高档|最高等级|一类(?:文|卷|上|下|作文)|一等(?:文|卷|上|下)|不要扣|(?<!折)不扣|别扣|免扣|扣分"
+    r"|(?<![\d.])(?:60|六十|五十[五六七八九]|5[5-9])分|(?<![\d.])\d{1,2}/(?:20|60)(?!\d)"
+    r"|full\s*marks|perfect\s*score|maximum|highest|\bpoints?\b|deduct|\bscore\b|\bgrade\b|\bmarks\b"
+)
+_GRADING_TALK = re.compile(
+    r"评分|给分|打分|判分|得分|分数|总分|评语|总评|阅卷|评卷|判卷|改卷|考官|复评|评定|认定|判定|定为|评为|判为|系统"
+    r"|(?<![a-z])ai(?![a-z])|人工智能|模型|助手|score|total|rubric|grader|examiner|override"
+    rf"|{_THIS_ESSAY}|本卷|此卷|该卷|样卷|本篇|此篇"
+)
+_SCORE_WORD = re.compile(
+    r"一类|一等(?!奖)|上第|高第|高分|优秀|(?<![\d.])(?:60|六十|100)(?![\d.%])|\bmax\b|\btop\b|\bbest\b"
+)
+
+
+def _grading_talk(sentence: str) -> bool:
+    return any(_GRADING_TALK.search(form) and (_SCORE_WORD.search(form) or _TOP_SCORE.search(form))
+               for form in (_SPACING_RE.sub("", sentence), sentence))
+
+
+def _sentence_flags(folded: str) -> list[tuple[str, str]]:
+    return [("对评分的要求或声称", sentence) for sentence in _SENTENCE_END.split(folded.lower())
+            if _grading_talk(sentence)]
+
+
 def _excerpt(text: str, match: re.Match[str]) -> str:
     snippet = match.group().strip()
     return snippet if len(snippet) <= 30 else snippet[:29] + "…"
@@ -156,6 +185,11 @@ def detect_injection(text: str) -> list[str]:
             if match and label not in seen:
                 seen.add(label)
                 flags.append(f"{label}：“{_excerpt(haystack, match)}”")
+    for label, sentence in _sentence_flags(folded):
+        if label not in seen:
+            seen.add(label)
+            snippet = sentence.strip()
+            flags.append(f"{label}：“{snippet if len(snippet) <= 30 else snippet[:29] + '…'}”")
     if flags:
         # Labels only: the excerpts are essay text and may hold a name (logs outlive erasure).
         logger.info("injection flags: %s", [flag.partition("：")[0] for flag in flags])
@@ -191,6 +225,24 @@ def withhold_suspected(text: str) -> tuple[str, int]:
             # Keep the line break so paragraph counts and the title line stay where they were.
             if unit.endswith("\n"):
                 survivors.append("\n")
+            continue
+        survivors.append(unit)
+    return "".join(survivors), removed
+
+
+def strip_score_talk(text: str) -> tuple[str, int]:
+    """``text`` without the sentences that name a top score or deductions (满分, 60分, 扣分, full marks), and how
+    many went: applied to every essay before the model sees it, flagged or not, so an instruction the flags miss
+    cannot ask for its score in so many words. Line breaks stay where they were."""
+    survivors = []
+    removed = 0
+    for unit in _UNIT.findall(text):
+        if not unit:
+            continue
+        folded = unicodedata.normalize("NFKC", strip_invisible(unit)).lower()
+        if unit.strip() and (_TOP_SCORE.search(folded) or _TOP_SCORE.search(_SPACING_RE.sub("", folded))):
+            removed += 1
+            survivors.append("\n" if unit.endswith("\n") else "")
             continue
         survivors.append(unit)
     return "".join(survivors), removed

@@ -17,7 +17,7 @@ from typing import Any
 from services.worker.analysis import Analysis, analyse, merge_findings
 from services.worker.confidence import grade_confidence
 from services.worker.engine import Engine, Generation
-from services.worker.injection import withhold_suspected
+from services.worker.injection import strip_score_talk, withhold_suspected
 from services.worker.jobs import EssayJob, EssayOutcome, LocatedError
 from services.worker.locate import locate_quotes
 from services.worker.scoring import ScoreResult, compose_score, needs_model
@@ -126,10 +126,11 @@ def _prepare(index: int, job: EssayJob, extras: Sequence[str] = ()) -> _Prepared
     # Title and body are masked together so one person always gets one placeholder; extras (a training target's
     # texts) come after them, so the essay's placeholders are numbered as when it is masked alone.
     title, body = analysis.title, analysis.body
-    if analysis.injection_flags:
-        # What may instruct the grader never reaches the model; the score is withheld for review as well.
-        title = (withhold_suspected(title)[0].strip() or None) if title else None
-        body = withhold_suspected(body)[0]
+    # What may instruct the grader never reaches the model: for a flagged essay every suspected passage (its score
+    # is withheld for review as well), for any essay the sentences that name a top score or deductions.
+    withhold = withhold_suspected if analysis.injection_flags else strip_score_talk
+    title = (withhold(title)[0].strip() or None) if title else None
+    body = withhold(body)[0]
     joined = f"{title}\n{body}" if title else body
     masked = masker.mask(EXTRA_SEPARATOR.join([joined, *extras]))
     masked_text, *masked_extras = masked.text.split(EXTRA_SEPARATOR)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.injection import detect_injection
+from services.worker.injection import detect_injection, strip_score_talk
 from shared.textnorm import strip_invisible
 
 ACEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "essays-acea" / "data.json"
@@ -116,3 +116,11 @@ def test_strip_invisible(char: str) -> None:
 def test_strip_invisible_keeps_ordinary_text() -> None:
     text = "青春，是一首歌！\n　　Hello — “world”……"
     assert strip_invisible(text) == text
+
+
+def test_score_talk_is_kept_from_the_model_and_lines_stay() -> None:
+    text = "标题\n我爱读书。那次考试我得了满分。书是朋友！\n第二段。扣分也无妨。\n第三段"
+    stripped, removed = strip_score_talk(text)
+    assert (stripped, removed) == ("标题\n我爱读书。书是朋友！\n第二段。\n第三段", 2)
+    assert strip_score_talk("不折不扣的好人。60年前。一类人。") == ("不折不扣的好人。60年前。一类人。", 0)
+    assert detect_injection(text) == [], "naming a score is no flag by itself"

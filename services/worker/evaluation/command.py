@@ -79,7 +79,7 @@ def load_set(set_path: Path | None, rubric: Rubric, *, prompt: str | None, assig
                    "sentences：FCGEC 病句（FCGEC_valid.json）；injection：把注入攻击集（--attacks）逐条放进评测集的"
                    "作文，统计注入后比原文高出双评误差的比例。")
 @click.option("--attacks", "attacks_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="injection：注入攻击集 JSON（默认 tests/data/injection/attacks.json）。")
+              help="injection：注入攻击集 JSON（默认 tests/data/injection/ 下的三个集合，共 137 条）。")
 @click.option("--per-essay", type=click.IntRange(1, 40), default=10, show_default=True,
               help="spelling/sentences：每篇短文拼入的句子数。")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -178,7 +178,8 @@ def _injection(set_path: Path | None, attacks_path: Path | None, out_dir: Path, 
 
     try:
         rubric = resolve_rubric(rubric_ref)
-        attacks = read_attacks(attacks_path or DEFAULT_ATTACKS)
+        attacks = [attack for path in ([attacks_path] if attacks_path else DEFAULT_ATTACKS)
+                   for attack in read_attacks(path)]
         essays = load_set(set_path, rubric, prompt=prompt, assignment=assignment, school=school, since=since,
                           until=until, limit=limit)
     except (EvalSetError, RubricError, AttackSetError) as exc:

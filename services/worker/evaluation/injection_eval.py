@@ -20,8 +20,9 @@ from services.worker.jobs import EssayJob, EssayOutcome
 from services.worker.pipeline import grade_jobs
 from shared.prompts.rubric import Rubric
 
-# The set the tests measure; a deployment from a wheel passes --attacks.
-DEFAULT_ATTACKS = Path(__file__).resolve().parents[3] / "tests" / "data" / "injection" / "attacks.json"
+# The sets the tests measure (137 attacks); a deployment from a wheel passes --attacks.
+_SETS = Path(__file__).resolve().parents[3] / "tests" / "data" / "injection"
+DEFAULT_ATTACKS = (_SETS / "attacks.json", _SETS / "heldout.json", _SETS / "blind.json")
 
 
 class AttackSetError(ValueError):
