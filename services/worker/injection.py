@@ -139,8 +139,9 @@ _ENGLISH_RULES: list[tuple[str, re.Pattern[str]]] = [
 
 
 # Sentence rules: an attack the patterns above miss still talks about its score. A sentence that speaks of grading,
-# the grader or this essay together with a score (_GRADING_TALK with _SCORE_WORD or _TOP_SCORE) is flagged. A sentence that names a top score or deductions outright (_TOP_SCORE: 满分, 60分, 扣分) is not flagged —
-# real essays do that (0.4% of them) — but is never shown to the model (``strip_score_talk``).
+# the grader or this essay together with a score (_GRADING_TALK with _SCORE_WORD or _TOP_SCORE) is flagged. A
+# sentence that names a top score or deductions outright (_TOP_SCORE: 满分, 60分, 扣分) is not flagged — real
+# essays do that (0.4% of them) — but is never shown to the model (``strip_score_talk``).
 _SENTENCE_END = re.compile(r"[。！？!?\n；;]")
 _TOP_SCORE = re.compile(
     r"满分|最高分|最高档|最高等级|一类(?:文|卷|上|下|作文)|一等(?:文|卷|上|下)|不要扣|(?<!折)不扣|别扣|免扣|扣分"
