@@ -22,6 +22,7 @@ from services.web.access import (
 )
 from services.web.context import db
 from services.web.guards import actor, admin_required, login_required, user
+from services.web.numbers import ascii_int
 from services.web.review import ReviewError, parse_scores
 from services.web.views.assignments import rubric_or_none
 from shared.agreement_report import GROUPINGS, grouped, pairs_for, threshold_for
@@ -281,8 +282,8 @@ def leads(classroom_id: int) -> Any:
     classroom = get_classroom_or_404(session, user(), classroom_id)
     status = 200
     if request.method == "POST":
-        raw = request.form.get("user_id", "")
-        candidate = session.get(User, int(raw)) if raw.isdigit() else None
+        candidate_id = ascii_int(request.form.get("user_id", ""), minimum=1)
+        candidate = session.get(User, candidate_id) if candidate_id is not None else None
         if candidate is None or candidate.school_id != classroom.school_id or candidate.role != Role.teacher:
             flash("请选择本校的一位教师。", "error")
             status = 400
