@@ -141,13 +141,14 @@ def record_students(session: Session, adapter_id: int, student_ids: Collection[i
 
 
 def adapters_trained_on(session: Session, student_ids: Collection[int]) -> list[Adapter]:
-    """Adapters whose training data held an essay of one of these students (deleted ones left out)."""
+    """Adapters whose training data held an essay of one of these students (those without files left out:
+    deleted, cancelled, failed)."""
     if not student_ids:
         return []
     return list(session.scalars(
         select(Adapter).where(
             Adapter.id.in_(select(AdapterStudent.adapter_id).where(AdapterStudent.student_id.in_(list(student_ids)))),
-            Adapter.status != AdapterStatus.deleted,
+            Adapter.status.not_in([AdapterStatus.deleted, AdapterStatus.cancelled, AdapterStatus.failed]),
         ).order_by(Adapter.id)
     ))
 

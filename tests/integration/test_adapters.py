@@ -31,6 +31,7 @@ from shared.adapters import (
     adapter_path,
     adapters_dir,
     queue_adapter,
+    request_cancel,
     rollback,
 )
 from shared.models import (
@@ -209,6 +210,51 @@ def test_the_gate_refuses_a_worse_adapter_and_rollback_restores_what_was_active(
         promote(session, session.get(Adapter, trained.adapter_id), actor="admin")
 
 
+def test_a_cancel_stops_training_at_the_next_step_and_removes_its_files(trained: Trained) -> None:
+    with transaction(trained.sessions) as session:
+        adapter = queue_adapter(session, trained.school_id, RUBRIC, "2024.1", trained.config.model,
+                                TrainParams(max_steps=50, grad_accum=1, validation_fraction=0.34).as_json(),
+                                actor="test")
+        adapter_id, name = adapter.id, adapter.name
+
+    def cancel_after_two(step: int, _total: int, _loss: float) -> None:
+        if step == 2:
+            with transaction(trained.sessions) as session:
+                assert request_cancel(session, session.get(Adapter, adapter_id), actor="admin")
+
+    assert run_training_job(trained.sessions, trained.engine, adapter_id, config=trained.config,
+                            data_dir=trained.data_dir, token_budget=200_000, margin=MARGIN,
+                            progress=cancel_after_two) == {}
+    with trained.sessions() as session:
+        adapter = session.get(Adapter, adapter_id)
+        assert (adapter.status, adapter.step, adapter.total_steps) == (AdapterStatus.cancelled, 2, 50)
+        assert adapter.detail == "训练已取消。"
+        assert active_adapter(session, trained.school_id, RUBRIC).id == trained.adapter_id  # untouched
+    assert not adapter_path(trained.data_dir, name).exists()
+
+
+def test_train_command_names_the_bad_row_of_an_imported_table_and_creates_nothing(
+    trained: Trained, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from services.cli import main
+
+    table = tmp_path / "scores.csv"
+    table.write_text("编号,作文,内容,表达,发展等级\n1,读书使人明智。,15,14,12\n2,青春是一种心境。,15,,12\n",
+                     encoding="utf-8")
+    monkeypatch.setenv("YUEJUAN_DATABASE_URL", pg_url)
+    monkeypatch.setenv("YUEJUAN_MODEL", trained.config.model)
+    with trained.sessions() as session:
+        before = session.scalars(select(Adapter.id)).all()
+    result = CliRunner().invoke(main, ["train", "--school", str(trained.school_id), "--set", str(table),
+                                       "--prompt", "以读书为题"])
+    assert result.exit_code != 0
+    assert "scores.csv 第 3 行: 训练需要每个维度的分数，缺少 表达" in result.output
+    with trained.sessions() as session:
+        assert session.scalars(select(Adapter.id)).all() == before
+
+
 @pytest.mark.slow
 @pytest.mark.processes
 def test_a_worker_process_grades_the_schools_batches_with_its_adapter_and_no_other(
@@ -248,8 +294,8 @@ def test_erasing_a_student_lists_the_adapters_their_essays_trained(trained: Trai
     student_id = trained.student_ids[0]
     with trained.sessions() as session:
         expected = sorted(a.id for a in session.scalars(select(Adapter).where(
-            Adapter.school_id == trained.school_id, Adapter.status != AdapterStatus.deleted)))
-    assert len(expected) == 2
+            Adapter.school_id == trained.school_id, Adapter.status != AdapterStatus.cancelled)))
+    assert len(expected) == 2  # GOOD and WORSE; the cancelled one has no files to retrain or delete
     erased = erasure.erase(trained.sessions, trained.data_dir, "student", student_id, actor="admin")
     assert erased is not None and erased.adapter_ids == expected
     with trained.sessions() as session:
