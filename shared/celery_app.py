@@ -9,7 +9,7 @@ from kombu import Exchange, Queue
 from shared.file_modes import make_private_dir
 from shared.queueing import PRIORITY_STEPS
 from shared.settings import Settings, load_settings
-from shared.tasks import GPU_QUEUE, REPORTS_QUEUE
+from shared.tasks import CHAT_QUEUE, GPU_QUEUE, REPORTS_QUEUE
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -42,11 +42,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_queues=[
             Queue(GPU_QUEUE, Exchange(GPU_QUEUE, type="direct"), routing_key=GPU_QUEUE),
             Queue(REPORTS_QUEUE, Exchange(REPORTS_QUEUE, type="direct"), routing_key=REPORTS_QUEUE),
+            Queue(CHAT_QUEUE, Exchange(CHAT_QUEUE, type="direct"), routing_key=CHAT_QUEUE),
         ],
         task_default_queue=GPU_QUEUE,
         task_routes={
             "grading.*": {"queue": GPU_QUEUE}, "reports.*": {"queue": REPORTS_QUEUE},
-            "maintenance.*": {"queue": REPORTS_QUEUE},
+            "maintenance.*": {"queue": REPORTS_QUEUE}, "chat.*": {"queue": CHAT_QUEUE},
         },
         worker_hijack_root_logger=False,
         worker_proc_alive_timeout=900,  # a large model loads in worker_process_init

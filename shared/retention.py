@@ -17,7 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import audit
 from shared.erasure import Erased, erase_essays, erase_report_jobs, flush_deleted_pages
-from shared.models import Assignment, Essay, EssayStatus, ReportJob, TrainingPlan, abandoned_claim, transaction
+from shared.models import (
+    Assignment,
+    ChatSession,
+    ChatTurn,
+    Essay,
+    EssayStatus,
+    ReportJob,
+    TrainingPlan,
+    abandoned_claim,
+    transaction,
+)
 from shared.models.base import utcnow
 from shared.storage import remove_stored_files
 from shared.upload_previews import sweep_previews
@@ -44,6 +54,11 @@ def purge_expired(session: Session, cutoff: datetime) -> Erased:
     ))
     result = session.execute(delete(TrainingPlan).where(TrainingPlan.created_at < cutoff))
     purged.counts["training_plans"] += result.rowcount or 0
+    # Student chats: a conversation idle since before the cutoff goes with its turns (questions and answers).
+    idle = select(ChatSession.id).where(ChatSession.last_active_at < cutoff)
+    purged.counts["chat_turns"] += session.execute(delete(ChatTurn).where(ChatTurn.session_id.in_(idle))).rowcount or 0
+    purged.counts["chat_sessions"] += session.execute(
+        delete(ChatSession).where(ChatSession.last_active_at < cutoff)).rowcount or 0
     erase_report_jobs(session, purged, ReportJob.created_at < cutoff)
     empty = ~exists().where(Essay.assignment_id == Assignment.id)
     stale = list(session.scalars(select(Assignment.id).where(Assignment.created_at < cutoff, empty)))

@@ -23,6 +23,8 @@ def classroom_scope(user: User) -> ColumnElement[bool]:
         return true()
     if user.role == Role.school_admin:
         return Classroom.school_id == user.school_id if user.school_id is not None else false()
+    if user.role == Role.student:
+        return false()  # a student reaches their own records through services/web/views/student.py only
     return Classroom.teacher_id == user.id
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.web.context import db
 from shared.accounts import token_expired
-from shared.models import User
+from shared.models import Role, User
 from shared.security import hash_api_token
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def authenticate() -> Any:
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         return _unauthorized("缺少 API 令牌：请使用 Authorization: Bearer <令牌>。")
     account = db().scalar(select(User).where(User.api_token_hash == hash_api_token(token)))
-    if account is None or not account.is_active:
+    if account is None or not account.is_active or account.role == Role.student:  # students have no API
         return _unauthorized("API 令牌无效或已被撤销。")
     if token_expired(account):
         return _unauthorized("API 令牌已过期：请在“账户”页面重新生成（轮换）令牌。")

@@ -61,7 +61,9 @@ ACTION_LABELS: dict[str, str] = {
     "student.code_revoked": "收回学生登录码",
     "student.code_redeemed": "学生使用登录码",
     "student.code_refused": "学生登录码被拒绝",
+    "student.access_set": "设置学生端开放范围",
     "chat.ask": "写作助手提问",
+    "chat.answer": "写作助手回答",
     "chat.session_closed": "结束写作助手对话",
     "chat.material_added": "添加写作助手素材",
     "chat.material_removed": "删除写作助手素材",
@@ -74,7 +76,7 @@ ACTION_LABELS: dict[str, str] = {
 OBJECT_LABELS: dict[str, str] = {
     "essay": "作文", "assignment": "作业", "classroom": "班级", "student": "学生", "user": "用户", "report": "报表",
     "school": "学校", "grade": "评分", "rubric": "评分标准", "eval": "评测", "adapter": "适配器", "upload": "上传",
-    "chat_session": "写作助手对话", "chat_material": "写作助手素材",
+    "chat_session": "写作助手对话", "chat_material": "写作助手素材", "chat_turn": "写作助手问答",
 }
 
 

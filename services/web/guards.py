@@ -69,6 +69,40 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+# What a signed-in student may open: their own pages, signing out, their account's password, static files.
+STUDENT_BLUEPRINTS = frozenset({"student"})
+STUDENT_ENDPOINTS = frozenset({"static", "health.healthz", "auth.login", "auth.logout", "auth.account",
+                               "auth.change_password"})
+
+
+def keep_students_to_their_pages() -> Any:
+    """Before each page request: a student account reaches nothing of the teachers' (403); the home page sends it
+    to its own."""
+    account = g.get("user")
+    if account is None or account.role != Role.student:
+        return None
+    if request.blueprint in STUDENT_BLUEPRINTS or request.endpoint in STUDENT_ENDPOINTS:
+        return None
+    if request.endpoint in ("classes.home", "classes.index"):
+        return redirect(url_for("student.home"))
+    abort(403)
+
+
+def student_required(view: F) -> F:
+    """Student accounts only (anyone else signed in gets 403); the view reads ``g.user.student_id``."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        account = g.get("user")
+        if account is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if account.role != Role.student or account.student_id is None:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 def admin_required(view: F) -> F:
     """School admins and sysadmins only; a teacher gets 403."""
 

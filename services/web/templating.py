@@ -12,7 +12,7 @@ from services.web.access import is_admin
 from services.web.times import shown_time
 from shared.models import Role
 
-ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员"}
+ROLE_NAMES = {Role.teacher: "教师", Role.school_admin: "学校管理员", Role.sysadmin: "系统管理员", Role.student: "学生"}
 
 
 def local_time(moment: datetime | None) -> str:

@@ -38,10 +38,10 @@ def default_hostname(queues: list[str]) -> str:
 
 def run_workers(settings: Settings, queues: list[str], hostname: str | None) -> int:
     """Run the workers for `queues` and return an exit code."""
-    unknown = set(queues) - {"gpu", "reports"}
+    unknown = set(queues) - {"gpu", "reports", "chat"}
     if unknown or not queues:
-        raise SystemExit(f"unknown queue(s): {', '.join(sorted(unknown)) or '(none)'}; use gpu and/or reports")
-    gpus = visible_gpu_ids(settings) if "gpu" in queues else []
+        raise SystemExit(f"unknown queue(s): {', '.join(sorted(unknown)) or '(none)'}; use gpu, reports and/or chat")
+    gpus = visible_gpu_ids(settings) if "gpu" in queues or "chat" in queues else []
     if len(gpus) <= 1:
         from services.worker.process import run_worker_process
 
