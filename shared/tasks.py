@@ -10,6 +10,9 @@ import enum
 # Queues: model work (grading, training plans, evaluation) on `gpu`; workbooks and housekeeping on `reports`.
 GPU_QUEUE = "gpu"
 REPORTS_QUEUE = "reports"
+# Student chat turns: consumed by every grading worker, listed before `gpu`, so a turn is taken between batches
+# rather than behind a whole class (README "Student Q&A").
+CHAT_QUEUE = "chat"
 
 GRADE_TASK = "grading.grade_batch"
 TRAINING_PLANS_TASK = "grading.training_plans"
@@ -17,6 +20,7 @@ EVAL_TASK = "grading.evaluate"
 TRAIN_ADAPTER_TASK = "grading.train_adapter"
 CLASS_WORKBOOK_TASK = "reports.class_workbook"
 SCHOOL_WORKBOOK_TASK = "reports.school_workbook"
+CHAT_TASK = "chat.answer_turn"
 PURGE_TASK = "maintenance.purge_expired"
 SWEEP_TASK = "maintenance.requeue_stale"
 

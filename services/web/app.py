@@ -37,7 +37,7 @@ def _wire(app: Flask, settings: Settings) -> None:
     """Security, errors, the per-request user and database session, template helpers and blueprints."""
     from services.web.context import close_db
     from services.web.errors import init_errors
-    from services.web.guards import load_session_user
+    from services.web.guards import keep_students_to_their_pages, load_session_user
     from services.web.network import init_network
     from services.web.numbers import init_numbers
     from services.web.security import init_security
@@ -61,6 +61,8 @@ def _wire(app: Flask, settings: Settings) -> None:
         reports,
         reports_api,
         rubrics,
+        student,
+        student_admin,
         uploads,
     )
 
@@ -70,7 +72,9 @@ def _wire(app: Flask, settings: Settings) -> None:
     init_errors(app)
     init_templating(app)
     app.before_request(load_session_user)
+    app.before_request(keep_students_to_their_pages)
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
-                   rubrics, api, reports_api, accounts, feedback, marking, marking_api, adapters):
+                   rubrics, api, reports_api, accounts, feedback, marking, marking_api, adapters,
+                   student, student_admin):
         app.register_blueprint(module.bp)

@@ -20,6 +20,7 @@ from services.worker.batch import (
     open_batch,
     recover_claim,
 )
+from services.worker.chat.task import register_chat_tasks
 from services.worker.evaluation.job import register_eval_tasks
 from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
@@ -49,6 +50,7 @@ def register_tasks(app: Celery) -> None:
     register_report_tasks(app)
     register_training_tasks(app)
     register_maintenance_tasks(app)
+    register_chat_tasks(app)
 
 
 def run_grade_batch(app: Celery, essay_ids: list[int], *, token: str, is_retry: bool) -> dict[str, int]:

@@ -28,6 +28,9 @@ SCHOOL_ADMIN_PAGE_MISSING = {**SCHOOL_ADMIN_PAGE, "admin": 404}
 SYSADMIN_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": 403, "other_admin": 403}
 # A built-in rubric: every signed-in user may read it (a school's own: tests/web/test_small_fixes.py).
 EVERYONE = {"owner": "ok", "colleague": "ok", "outsider": "ok", "admin": "ok", "other_admin": "ok"}
+# Deleting a material that does not exist: 404 for the owner too, and for the others before anything is looked up.
+CLASS_SCOPE_NOTHING_THERE = {**CLASS_SCOPE, "owner": 404, "admin": 404}
+STUDENTS_ONLY = {"owner": 403, "colleague": 403, "outsider": 403, "admin": 403, "other_admin": 403}
 ORDER = ("colleague", "outsider", "other_admin", "admin", "owner")
 
 
@@ -131,6 +134,23 @@ PAGES = [
     Route("marking.threshold", "POST", "/agreement/threshold", ADMINS_ONLY, data={"threshold": "x"}),
     Route("marking.leads", "GET", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE),
     Route("marking.leads", "POST", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE, data={"user_id": ""}),
+    # Students online and the chat (teacher side); students themselves: tests/web/test_student_chat.py.
+    Route("student_admin.settings_page", "GET", "/classes/{c}/students-online", CLASS_SCOPE),
+    Route("student_admin.save_access", "POST", "/classes/{c}/students-online", CLASS_SCOPE, mutating=True),
+    Route("student_admin.create_code", "POST", "/classes/{c}/students/{s}/code", CLASS_SCOPE, mutating=True),
+    Route("student_admin.revoke_code", "POST", "/classes/{c}/students/{s}/code/revoke", CLASS_SCOPE, mutating=True),
+    Route("student_admin.upload_material", "POST", "/classes/{c}/chat-materials", CLASS_SCOPE),
+    Route("student_admin.delete_material", "POST", "/classes/{c}/chat-materials/0/delete", CLASS_SCOPE_NOTHING_THERE),
+    Route("student_admin.add_word", "POST", "/classes/{c}/chat-words", CLASS_SCOPE, data={"word": ""}),
+    Route("student_admin.analytics", "GET", "/classes/{c}/chat-analytics", CLASS_SCOPE),
+    # A student's own pages: no teacher, admin or sysadmin reaches them (403), whatever the object.
+    Route("student.home", "GET", "/student", STUDENTS_ONLY),
+    Route("student.essay", "GET", "/student/essays/{e}", STUDENTS_ONLY),
+    Route("student.chat", "GET", "/student/chat", STUDENTS_ONLY),
+    Route("student.ask_question", "POST", "/student/chat/ask", STUDENTS_ONLY, data={"question": "作文开头怎么写"}),
+    Route("student.new_chat", "POST", "/student/chat/new", STUDENTS_ONLY),
+    Route("student.turn_state", "GET", "/student/chat/turns/1", STUDENTS_ONLY),
+    Route("student.stream", "GET", "/student/chat/turns/1/stream", STUDENTS_ONLY),
 ]
 
 API = [
@@ -169,7 +189,7 @@ API = [
 UNSCOPED = {
     "static", "health.healthz", "metrics.metrics", "auth.login", "auth.logout", "auth.account", "auth.create_token",
     "auth.revoke_token", "auth.change_password", "classes.home", "classes.index", "classes.new", "classes.template",
-    "rubrics.index",
+    "rubrics.index", "student.join",
     "api.openapi", "api.me", "api.list_classes", "api.create_class",
     "marking.queue", "marking.agreement", "marking_api.marking_queue", "marking_api.agreement",
 }
