@@ -63,6 +63,8 @@ def _wire(app: Flask, settings: Settings) -> None:
         rubrics,
         student,
         student_admin,
+        teaching,
+        teaching_api,
         uploads,
     )
 
@@ -76,5 +78,5 @@ def _wire(app: Flask, settings: Settings) -> None:
     app.teardown_appcontext(close_db)
     for module in (health, metrics, auth, classes, assignments, uploads, essays, reports, admin, evaluations, privacy,
                    rubrics, api, reports_api, accounts, feedback, marking, marking_api, adapters,
-                   student, student_admin):
+                   student, student_admin, teaching, teaching_api):
         app.register_blueprint(module.bp)

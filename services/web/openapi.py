@@ -228,6 +228,10 @@ def openapi_document() -> dict[str, Any]:
     }
     paths.update(_marking_paths(conflict))
     paths.update(_report_paths())
+    from services.web.openapi_teaching import SCHEMAS as TEACHING_SCHEMAS
+    from services.web.openapi_teaching import teaching_paths
+
+    paths.update(teaching_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "阅卷 Yuejuan API", "version": API_VERSION,
@@ -237,7 +241,8 @@ def openapi_document() -> dict[str, Any]:
                                 "响应为 UTF-8 JSON；时间为带时区偏移的 ISO 8601（YUEJUAN_TIMEZONE，默认 +08:00）。"},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": {**SCHEMAS, **TEACHING_SCHEMAS}},
         "paths": paths,
     }
 

@@ -26,6 +26,7 @@ from services.worker.lease import lease_kept
 from services.worker.maintenance import register_maintenance_tasks
 from services.worker.plans.tasks import register_plan_tasks
 from services.worker.reports.tasks import register_report_tasks
+from services.worker.teaching.tasks import register_teaching_tasks
 from services.worker.training.tasks import register_training_tasks
 from shared.adapters import adapters_dir
 from shared.queueing import GRADE_TASK
@@ -48,6 +49,7 @@ def register_tasks(app: Celery) -> None:
     register_plan_tasks(app)
     register_eval_tasks(app)
     register_report_tasks(app)
+    register_teaching_tasks(app)
     register_training_tasks(app)
     register_maintenance_tasks(app)
     register_chat_tasks(app)

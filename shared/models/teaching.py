@@ -47,6 +47,7 @@ class MaterialPick(CreatedAtMixin, Base):
     cache_key: Mapped[str] = mapped_column(String(64), unique=True)
     # The school whose own entries were among the candidates (None: the shipped library only).
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    prompt_text: Mapped[str] = mapped_column(Text)
     angle: Mapped[dict[str, Any]] = mapped_column(default=dict)
     candidates: Mapped[list[Any]] = mapped_column(default=list)  # entry ids, best retrieved first
     status: Mapped[JobStatus] = mapped_column(_STATUS, default=JobStatus.queued)

@@ -17,13 +17,19 @@ from services.web.upload_store import save_preview
 from shared.models import (
     Adapter,
     AdapterStatus,
+    AssignmentTopic,
     Classroom,
     EssayStatus,
     EvalJob,
     JobStatus,
+    LessonPlan,
+    LessonPlanVersion,
+    MaterialPick,
     ReportJob,
     Role,
     School,
+    SchoolMaterial,
+    TopicAnalysis,
     User,
     transaction,
 )
@@ -74,6 +80,9 @@ class World:
     tokens: dict[str, str]
     eval_job: int = 0
     adapter: int = 0  # a trained (not active) LoRA adapter of school A, no files
+    topic_analysis: int = 0  # the assignment's 立意 analysis (done)
+    lesson_plan: int = 0  # a 教案 of the assignment (done, one version)
+    school_material: int = 0  # a 素材 entry of school A
 
     def user_id(self, key: str) -> int:
         return self.users[key]
@@ -96,6 +105,38 @@ def _add_reading(session: Session, essay_id: int, errors: list[ErrorSpec]) -> No
         evidence={"content": ["读书使人明智"], "expression": [], "development": ["腹有诗书气自华"]},
         model_name="tiny",
     )
+
+
+TEACHING_ANGLES = [
+    {"thesis": f"读书是{word}的根基", "theme": "读书与思考", "keywords": ["读书", word], "relation": "回应材料中的读书",
+     "off_topic": "只写读书方法"}
+    for word in ("成长", "思考", "创造")
+]
+LESSON_CONTENT = {
+    "objectives": ["学会对比论证", "修改病句"], "key_points": ["对比论证"], "difficulties": ["论据与论点挂钩"],
+    "steps": [{"name": "导入", "minutes": 5, "activity": "展示病例"},
+              {"name": "讲授", "minutes": 20, "activity": "对比"},
+              {"name": "练习", "minutes": 15, "activity": "修改"}],
+    "activities": ["小组互评"], "examples": [{"original": "眼晴", "revised": "眼睛", "note": "错别字"}],
+    "homework": ["改写一段"],
+}
+
+
+def _add_teaching(session: Session, tag: str, assignment_id: int, school_id: int, owner: int) -> tuple[int, int, int]:
+    """A done 立意 analysis for the assignment, a done 教案 with one version, and one 素材 entry of the school."""
+    analysis = TopicAnalysis(cache_key=f"world-{tag}", prompt_text="题", rubric_ref="gaokao-national",
+                             rubric_version="2024.1", status=JobStatus.done, angles=TEACHING_ANGLES)
+    session.add(analysis)
+    session.flush()
+    session.add(AssignmentTopic(assignment_id=assignment_id, analysis_id=analysis.id))
+    plan = LessonPlan(school_id=school_id, assignment_id=assignment_id, created_by=owner, goal="对比论证",
+                      status=JobStatus.done)
+    plan.versions = [LessonPlanVersion(version=1, content=LESSON_CONTENT, source="model")]
+    material = SchoolMaterial(school_id=school_id, kind="case", title=f"本校事例-{tag}", themes=["青春成长"],
+                              summary="本校学生的事例。", origin="校史", source="校史馆资料")
+    session.add_all([plan, material])
+    session.flush()
+    return analysis.id, plan.id, material.id
 
 
 def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: Path) -> World:
@@ -145,13 +186,14 @@ def build_world(sessions: sessionmaker[Session], password_hash: str, data_dir: P
                           card={}, losses=[], step=0, total_steps=0, cancel_requested=False)
         session.add(adapter)
         session.flush()
+        analysis, plan, material = _add_teaching(session, tag, assignment.id, school_a.id, users["owner"].id)
         world = World(
             tag=tag, school_a=school_a.id, school_b=school_b.id, users={k: u.id for k, u in users.items()},
             usernames={k: u.username for k, u in users.items()}, classroom=classroom.id,
             classroom_b=classroom_b.id, students=[s.id for s in students], assignment=assignment.id,
             assignment_b=assignment_b.id, essay=essay.id, flagged_essay=flagged.id, class_report=class_report.id,
             school_report=school_report.id, upload_token="", tokens=tokens, eval_job=eval_job.id,
-            adapter=adapter.id,
+            adapter=adapter.id, topic_analysis=analysis, lesson_plan=plan, school_material=material,
         )
     preview = EssayPreview(items=[PreviewItem(source="王五.txt", student_id=world.students[2], student_name="王五",
                                               title="读书的意义", text=ESSAY_TEXT, char_count=len(ESSAY_TEXT))])
@@ -165,6 +207,12 @@ def destroy_world(sessions: sessionmaker[Session], world: World) -> None:
     schools = [world.school_a, world.school_b]
     with transaction(sessions) as session:
         session.execute(delete(ReportJob).where(ReportJob.school_id.in_(schools)))
+        # 立意 and 素材 caches the world's assignments made (the page tests request them too).
+        assignments = [world.assignment, world.assignment_b]
+        used = session.scalars(select(AssignmentTopic).where(AssignmentTopic.assignment_id.in_(assignments))).all()
+        analyses = [t.analysis_id for t in used if t.analysis_id]
+        session.execute(delete(TopicAnalysis).where(TopicAnalysis.id.in_(analyses)))
+        session.execute(delete(MaterialPick).where(MaterialPick.id.in_([t.pick_id for t in used if t.pick_id])))
         session.execute(delete(Classroom).where(Classroom.school_id.in_(schools)))
         user_ids = list(world.users.values())
         user_ids += session.scalars(select(User.id).where(User.school_id.in_(schools))).all()

@@ -52,8 +52,14 @@ class Route:
         return text.format(
             c=world.classroom, s=world.students[2], a=world.assignment, e=world.essay, f=world.flagged_essay,
             t=world.upload_token, cr=world.class_report, sr=world.school_report, sa=world.school_a,
-            ev=world.eval_job, u=world.users["colleague"], ad=world.adapter,
+            ev=world.eval_job, u=world.users["colleague"], ad=world.adapter, lp=world.lesson_plan,
+            m=world.school_material,
         )
+
+    def filled_json(self, world: World) -> dict[str, Any] | None:
+        if self.json is None:
+            return None
+        return {key: self.fill(value, world) if isinstance(value, str) else value for key, value in self.json.items()}
 
 
 PAGES = [
@@ -134,6 +140,20 @@ PAGES = [
     Route("marking.threshold", "POST", "/agreement/threshold", ADMINS_ONLY, data={"threshold": "x"}),
     Route("marking.leads", "GET", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE),
     Route("marking.leads", "POST", "/classes/{c}/leads", SCHOOL_ADMIN_PAGE, data={"user_id": ""}),
+    # 备课 (issue 20): an assignment's 题目解析 and its 教案 follow the class; school 素材 are the school admin's.
+    Route("teaching.topic", "GET", "/assignments/{a}/topic", CLASS_SCOPE),
+    Route("teaching.topic_status", "GET", "/assignments/{a}/topic.json", CLASS_SCOPE),
+    Route("teaching.analyse", "POST", "/assignments/{a}/topic", CLASS_SCOPE),
+    Route("teaching.edit_angles", "POST", "/assignments/{a}/topic/angles", CLASS_SCOPE, data={"thesis-0": ""}),
+    Route("teaching.choose", "POST", "/assignments/{a}/topic/choice", CLASS_SCOPE, data={"angle": "9"}),
+    Route("teaching.topic_docx_download", "GET", "/assignments/{a}/topic.docx", CLASS_SCOPE),
+    Route("teaching.add_material", "POST", "/admin/materials", ADMINS_ONLY, data={"title": ""}),
+    Route("teaching.delete_material", "POST", "/admin/materials/{m}/delete", SCHOOL_ADMIN_PAGE, mutating=True),
+    Route("teaching.create_plan", "POST", "/lesson-plans", CLASS_SCOPE, data={"assignment_id": "{a}", "goal": ""}),
+    Route("teaching.lesson", "GET", "/lesson-plans/{lp}", CLASS_SCOPE),
+    Route("teaching.lesson_status", "GET", "/lesson-plans/{lp}/status.json", CLASS_SCOPE),
+    Route("teaching.save_plan", "POST", "/lesson-plans/{lp}", CLASS_SCOPE, data={"objectives": ""}),
+    Route("teaching.lesson_docx_download", "GET", "/lesson-plans/{lp}/plan.docx", CLASS_SCOPE),
     # Students online and the chat (teacher side); students themselves: tests/web/test_student_chat.py.
     Route("student_admin.settings_page", "GET", "/classes/{c}/students-online", CLASS_SCOPE),
     Route("student_admin.save_access", "POST", "/classes/{c}/students-online", CLASS_SCOPE, mutating=True),
@@ -184,6 +204,17 @@ API = [
     Route("marking_api.arbitration", "POST", "/api/v1/essays/{e}/arbitration", ARBITERS, json={"scores": {}}),
     Route("marking_api.calibration", "GET", "/api/v1/assignments/{a}/calibration", CLASS_SCOPE),
     Route("marking_api.calibration", "POST", "/api/v1/assignments/{a}/calibration", CLASS_SCOPE),
+    Route("teaching_api.get_topic", "GET", "/api/v1/assignments/{a}/topic", CLASS_SCOPE),
+    Route("teaching_api.request_topic", "POST", "/api/v1/assignments/{a}/topic", CLASS_SCOPE),
+    Route("teaching_api.edit_topic_angles", "POST", "/api/v1/assignments/{a}/topic/angles", CLASS_SCOPE,
+          json={"angles": []}),
+    Route("teaching_api.choose_topic_angle", "POST", "/api/v1/assignments/{a}/topic/choice", CLASS_SCOPE,
+          json={"angle": 9}),
+    Route("teaching_api.create_lesson_plan", "POST", "/api/v1/lesson-plans", CLASS_SCOPE,
+          json={"assignment_id": "{a}"}),
+    Route("teaching_api.get_lesson_plan", "GET", "/api/v1/lesson-plans/{lp}", CLASS_SCOPE),
+    Route("teaching_api.add_lesson_version", "POST", "/api/v1/lesson-plans/{lp}/versions", CLASS_SCOPE,
+          json={"content": {}}),
 ]
 # Routes with no object to scope: every signed-in user may use them (their content is scoped by query).
 UNSCOPED = {
@@ -192,6 +223,7 @@ UNSCOPED = {
     "rubrics.index", "student.join",
     "api.openapi", "api.me", "api.list_classes", "api.create_class",
     "marking.queue", "marking.agreement", "marking_api.marking_queue", "marking_api.agreement",
+    "teaching.materials", "teaching.lessons", "teaching_api.search_materials",
 }
 
 
@@ -202,7 +234,7 @@ def _call(app: Flask, world: World, route: Route, key: str) -> int:
         headers = {"Authorization": f"Bearer {world.tokens[key]}"}
         if route.method == "GET":
             return client.get(url, headers=headers).status_code
-        return client.post(url, headers=headers, json=route.json).status_code
+        return client.post(url, headers=headers, json=route.filled_json(world)).status_code
     client = client_as(app, world.users[key])
     if route.method == "GET":
         return client.get(url).status_code
