@@ -196,6 +196,7 @@ def test_the_gate_refuses_a_worse_adapter_and_rollback_restores_what_was_active(
         assert "未启用" in (worse.detail or "")
         active = active_adapter(session, trained.school_id, RUBRIC)
         assert active is not None and active.id == trained.adapter_id
+    assert worse.name not in trained.engine._adapters.loaded  # measured, refused, unloaded
 
     with transaction(trained.sessions) as session:
         assert rollback(session, trained.school_id, RUBRIC, actor="admin") is None  # the base model alone again

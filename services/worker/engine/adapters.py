@@ -48,6 +48,17 @@ class AdapterSlots:
             self.active = name
         return name
 
+    def drop(self, name: str) -> bool:
+        """Unload an adapter that will not be used again (one the gate refused, or deleted); True if it was loaded."""
+        if name not in self.loaded:
+            return False
+        if self.active == name:
+            self._off()
+        self.model.delete_adapter(name)
+        del self.loaded[name]
+        logger.info("unloaded adapter %s (%s loaded)", name, len(self.loaded))
+        return True
+
     def _off(self) -> None:
         if self.active is not None:
             self.model.disable_adapters()

@@ -161,6 +161,10 @@ class TransformersEngine:
         base model alone (None); returns the adapter now on (``AdapterSlots.use``)."""
         return self._adapters.use(name, path)
 
+    def drop_adapter(self, name: str) -> bool:
+        """Unload an adapter no batch will ask for again (``AdapterSlots.drop``)."""
+        return self._adapters.drop(name)
+
     def prepare(self, schema: dict[str, Any]) -> None:
         """Compile the schema's grammar now (seconds for a Qwen vocabulary) rather than in the first batch."""
         self._plan(schema, constrained=True)

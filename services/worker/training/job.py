@@ -137,6 +137,8 @@ def run_training_job(
         if decision.promote:
             promote(session, adapter, actor="worker", figures={"candidate": decision.candidate,
                                                                "incumbent": decision.incumbent})
+    if not decision.promote and hasattr(engine, "drop_adapter"):
+        engine.drop_adapter(name)  # measured, refused: no batch will ask for it
     logger.info("adapter %s: %s", name, decision.reason())
     return card
 
