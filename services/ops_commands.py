@@ -85,6 +85,9 @@ def delete(target: str, object_id: int, yes: bool) -> None:
         raise click.ClickException(f"没有编号为 {object_id} 的 {target}")
     summary = "，".join(f"{table} {count}" for table, count in sorted(erased.counts.items()) if count)
     click.echo(f"已删除 {target} {object_id}：{summary}")
+    if erased.adapter_ids:
+        ids = "、".join(str(adapter_id) for adapter_id in erased.adapter_ids)
+        click.echo(f"这些作文曾用于训练模型适配器（编号 {ids}），请重新训练或在“模型适配”页删除。")
 
 
 @click.group()
