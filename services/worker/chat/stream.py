@@ -15,6 +15,7 @@ from typing import Any
 # Called with the whole answer so far; returns False to stop generating.
 TextCallback = Callable[[str], bool]
 REPETITION_PENALTY = 1.1  # free text, unlike the schema-bound grading answers, drifts into loops without it
+NO_REPEAT_NGRAM = 8  # no run of 8 tokens (about ten characters) is generated twice: loops end, quotes stay
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def stream_with_transformers(engine: Any, messages: Sequence[dict[str, str]], *,
         output = engine.model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
             do_sample=False, num_beams=1, temperature=1.0, top_p=1.0, top_k=50, repetition_penalty=REPETITION_PENALTY,
+            no_repeat_ngram_size=NO_REPEAT_NGRAM,
             eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
             streamer=_Streamer(), stopping_criteria=StoppingCriteriaList([_Stop()]),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
@@ -19,6 +20,7 @@ from shared.chat.policy import builtin_blocked_words, chat_policy
 from shared.chat.wordfilter import WordFilter
 from shared.models import BlockedWord, ChatTurn, Classroom, TurnStatus, transaction
 from shared.models.base import utcnow
+from shared.settings import Settings
 from shared.tasks import CHAT_TASK
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ def register_chat_tasks(app: Celery) -> None:
     @app.task(name=CHAT_TASK, bind=True)
     def answer_turn(self: Task, turn_id: int) -> dict[str, Any]:
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        return run_chat_turn(runtime.sessions(), runtime.engine, turn_id, redelivered=redelivered)
+        return run_chat_turn(runtime.sessions(), runtime.engine, turn_id, runtime.settings(), redelivered=redelivered)
 
 
 class AnswerWriter:
@@ -89,12 +91,12 @@ def _finish(sessions: sessionmaker[Session], turn_id: int, status: TurnStatus, *
                      status=str(status), new_tokens=new_tokens, **details)
 
 
-def run_chat_turn(sessions: sessionmaker[Session], engine_of: Any, turn_id: int, *,
+def run_chat_turn(sessions: sessionmaker[Session], engine_of: Callable[[], Any], turn_id: int, settings: Settings, *,
                   redelivered: bool = False) -> dict[str, Any]:
+    """Answer one turn; ``engine_of`` gives the loaded engine (raising when this worker has none)."""
     if not _claim(sessions, turn_id, redelivered):
         return {"turn": turn_id, "skipped": True}
     policy = chat_policy()
-    settings = runtime.settings()
     try:
         engine = engine_of()
         with sessions() as session:
