@@ -44,6 +44,8 @@ def test_a_teacher_lists_requests_and_downloads_class_workbooks(
     }
     assert [j["id"] for j in api("get", f"/classes/{world.classroom}/reports").json["reports"]] == [world.class_report]
     assert api("get", f"/reports/{world.class_report}").json == job
+    progress = api("get", f"/assignments/{world.assignment}/progress").json["workbook"]
+    assert (progress["ready"], progress["download_url"]) == (True, f"/api/v1/reports/{world.class_report}/download")
     download = api("get", f"/reports/{world.class_report}/download")
     assert download.status_code == 200 and download.data == b"PK fake class workbook"
     assert "attachment" in download.headers["Content-Disposition"]

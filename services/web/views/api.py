@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -184,7 +184,12 @@ def create_class_assignment(classroom_id: int) -> Any:
 
 
 def _progress(session: Session, assignment_id: int) -> dict[str, Any]:
-    return progress_json(session, assignment_id, admin=is_admin(user()), lost_after_s=settings().worker_lost_after_s)
+    return progress_json(session, assignment_id, admin=is_admin(user()), lost_after_s=settings().worker_lost_after_s,
+                         download_url=_workbook_url)
+
+
+def _workbook_url(job_id: int) -> str:
+    return url_for("reports_api.download", job_id=job_id)
 
 
 @bp.get("/assignments/<int:assignment_id>")
