@@ -4,7 +4,6 @@ relays it to the browser), stop at a blocked word, and audit the outcome."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,6 @@ from shared.tasks import CHAT_TASK
 
 logger = logging.getLogger(__name__)
 
-WRITE_EVERY_S = 0.05  # the answer's row is updated at most this often while tokens arrive
 ANSWER_ACTION = "chat.answer"
 
 
@@ -45,7 +43,6 @@ class AnswerWriter:
         self.hold = max((len(w) for w in words.words), default=1) - 1
         self.written = ""
         self.blocked: str | None = None
-        self._last_write = 0.0
 
     def on_text(self, text: str) -> bool:
         hit = self.words.first_hit(text)
@@ -54,7 +51,7 @@ class AnswerWriter:
             self._write(text[:hit.start])
             return False
         safe = text[: max(0, len(text) - self.hold)]
-        if len(safe) > len(self.written) and time.monotonic() - self._last_write >= WRITE_EVERY_S:
+        if len(safe) > len(self.written):
             self._write(safe)
         return True
 
@@ -62,7 +59,6 @@ class AnswerWriter:
         with transaction(self.sessions) as session:
             session.execute(update(ChatTurn).where(ChatTurn.id == self.turn_id).values(answer=text))
         self.written = text
-        self._last_write = time.monotonic()
 
 
 def _school_words(session: Session, classroom_id: int) -> WordFilter:
