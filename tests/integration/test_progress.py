@@ -21,7 +21,13 @@ def test_throughput_is_essays_over_the_time_spent_on_them() -> None:
     # One batch of 6 claimed at once, finished one by one over 3 minutes; then idle (not counted).
     finishes = [(start, start + timedelta(seconds=30 * k)) for k in range(1, 7)]
     assert throughput(finishes) == 2.0
-    assert throughput([]) is None
+    assert throughput([]) is None and throughput([], in_flight=5) is None
+    # A batched engine's first answer: 100 s after the claim, five more of its batch still in flight. Over the span
+    # that is 0.6 a minute; the batch moves at 5 / (100 s) = 3 a minute.
+    first = [(start, start + timedelta(seconds=100))]
+    assert throughput(first) == 0.6
+    assert throughput(first, in_flight=5) == 3.0
+    assert throughput(finishes, in_flight=1) == 2.0  # one essay in flight, 105 s a piece: the span measure is larger
     assert eta_seconds(remaining=4, ahead=6, rate=2.0) == 300
     assert eta_seconds(remaining=0, ahead=6, rate=None) == 0
     assert eta_seconds(remaining=3, ahead=0, rate=None) is None
