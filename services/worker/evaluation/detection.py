@@ -343,6 +343,7 @@ def grade_sentences(engine: Engine, task: Task, sentences: Sequence[LabelledSent
                     ) -> list[DetectionRow]:
     """Pack ``sentences`` into essays, grade them in the production batches and map the findings back."""
     from services.worker.evaluation.runner import _in_batches
+    from services.worker.pipeline import grade_jobs
 
     essays = pack_sentences([s.text for s in sentences], per_essay)
     jobs = essay_jobs(essays, rubric_id, rubric_version, required_length)
@@ -354,5 +355,5 @@ def grade_sentences(engine: Engine, task: Task, sentences: Sequence[LabelledSent
         if progress is not None:
             progress(done, len(jobs))
 
-    outcomes = _in_batches(engine, jobs, token_budget, tick)
+    outcomes = _in_batches(grade_jobs, engine, jobs, token_budget, tick)
     return detection_rows(task, sentences, essays, [outcomes[i] for i in range(len(jobs))])
