@@ -100,3 +100,5 @@ def test_the_platforms_teacher_final_grades_are_a_set(db_sessions: sessionmaker[
     assert essay.key == f"essay-{overridden}" and essay.text == "甲。"
     assert essay.scores == {"content": 15, "expression": 15, "development": 14, "total": 44}
     assert essay.key != f"essay-{queued}", "not graded: not in the set"
+    assert sorted(essay.person_names) == ["学生000", "学生001", "学生002"], "the class roster is masked, as in grading"
+    assert essay.school_names and essay.school_names[0].startswith("测试中学")

@@ -142,17 +142,21 @@ def teacher_final_set(
         query = query.where(Essay.assignment_id == assignment_id)
     if school_id is not None:
         query = query.join(Classroom, Assignment.classroom_id == Classroom.id).where(Classroom.school_id == school_id)
+    from services.worker.store import load_jobs  # the names to mask, exactly as a grading task loads them
+
     rows = session.execute(query.order_by(Essay.id)).all()
     grades = latest_teacher_grades(session, [essay.id for essay, _ in rows])
+    kept = [(essay, assignment, grade) for essay, assignment in rows
+            if (grade := grades.get(essay.id)) is not None
+            and not (since and grade.created_at < since) and not (until and grade.created_at >= until)]
+    jobs = {job.essay_id: job for job in load_jobs(session, [essay.id for essay, _, _ in kept])}
     essays = []
-    for essay, assignment in rows:
-        grade = grades.get(essay.id)
-        if grade is None or (since and grade.created_at < since) or (until and grade.created_at >= until):
-            continue
+    for essay, assignment, grade in kept:
         scores = {key: int(value) for key, value in (grade.dimension_scores or {}).items()} | {TOTAL: grade.total}
         essays.append(LabelledEssay(
             key=f"essay-{essay.id}", text=essay.text, prompt=assignment.prompt_text, genre=assignment.genre,
             required_length=assignment.required_length, scores=scores,
+            person_names=jobs[essay.id].person_names, school_names=jobs[essay.id].school_names,
         ))
     return essays
 
