@@ -56,7 +56,6 @@ ACTION_LABELS: dict[str, str] = {
     "adapter.promote": "启用适配器",
     "adapter.rollback": "回退适配器",
     "adapter.delete": "删除适配器",
-    "student.access_set": "设置学生使用权限",
     "student.code_issued": "发放学生登录码",
     "student.code_revoked": "收回学生登录码",
     "student.code_redeemed": "学生使用登录码",
@@ -68,6 +67,15 @@ ACTION_LABELS: dict[str, str] = {
     "chat.material_added": "添加写作助手素材",
     "chat.material_removed": "删除写作助手素材",
     "chat.word_added": "添加屏蔽词",
+    "teaching.analyse": "审题立意分析",
+    "teaching.edit_angles": "修改立意角度",
+    "teaching.choose_angle": "选定立意角度",
+    "teaching.lesson_request": "生成教案",
+    "teaching.lesson_edit": "修改教案",
+    "teaching.lesson_download": "下载教案",
+    "teaching.topic_download": "下载审题分析",
+    "teaching.material_add": "添加教学素材",
+    "teaching.material_delete": "删除教学素材",
     "privacy.export": "导出个人数据",
     "privacy.erase": "彻底删除个人数据",
     "retention.purge": "到期数据清理",
@@ -77,6 +85,7 @@ OBJECT_LABELS: dict[str, str] = {
     "essay": "作文", "assignment": "作业", "classroom": "班级", "student": "学生", "user": "用户", "report": "报表",
     "school": "学校", "grade": "评分", "rubric": "评分标准", "eval": "评测", "adapter": "适配器", "upload": "上传",
     "chat_session": "写作助手对话", "chat_material": "写作助手素材", "chat_turn": "写作助手问答",
+    "lesson_plan": "教案", "school_material": "教学素材",
 }
 
 
