@@ -345,8 +345,8 @@ def compare_engines(args: argparse.Namespace, model_dir: Path, scratch: Path) ->
                 engine.generate_json(conversations[:1], schema)  # warm-up
                 keep(_engine_run(engine, conversations, schema,
                                  {"engine": "llamacpp", "threads": threads, "parallel": parallel}))
-                if (threads, parallel) == (max(int(t) for t in args.threads.split(",")),
-                                           max(int(p) for p in args.parallel.split(","))):
+                if args.free_every_setting or (threads, parallel) == (
+                        max(int(t) for t in args.threads.split(",")), max(int(p) for p in args.parallel.split(","))):
                     free = _engine_run(engine, conversations, schema,
                                        {"engine": "llamacpp", "threads": threads, "parallel": parallel}, False)
                     keep(free)
@@ -395,6 +395,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallel", default="1,2,4", help="llama.cpp parallel slots to try (with --engines)")
     parser.add_argument("--torch-threads", default="1,2", help="torch threads to try (with --engines)")
     parser.add_argument("--gguf-quant", default="q8_0", help="weights type of the GGUF made for llama.cpp")
+    parser.add_argument("--free-every-setting", action="store_true",
+                        help="llama.cpp without its grammar at every setting, not only the largest")
     return parser.parse_args(argv)
 
 

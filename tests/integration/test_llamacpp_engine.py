@@ -92,9 +92,10 @@ def test_every_answer_is_schema_valid_json(engine: LlamaCppEngine) -> None:
 def test_input_order_is_restored(engine: LlamaCppEngine) -> None:
     """By prompt length (each conversation has its own); the texts are not compared: llama.cpp's arithmetic depends on
     which slots decode together, and the tiny random model has near-ties that flip (README)."""
-    forward = engine.generate_json(CONVERSATIONS, GRADING_SCHEMA)
-    backward = engine.generate_json(CONVERSATIONS[::-1], GRADING_SCHEMA)
-    assert len({g.prompt_tokens for g in forward}) == len(CONVERSATIONS)
+    conversations = CONVERSATIONS[:6]
+    forward = engine.generate_json(conversations, GRADING_SCHEMA)
+    backward = engine.generate_json(conversations[::-1], GRADING_SCHEMA)
+    assert len({g.prompt_tokens for g in forward}) == len(conversations)
     assert [g.prompt_tokens for g in backward] == [g.prompt_tokens for g in forward][::-1]
 
 
@@ -103,7 +104,7 @@ def test_real_length_essays_are_graded(engine: LlamaCppEngine) -> None:
     jobs = [
         EssayJob(essay_id=i, text=text, assignment_prompt="以“读书”为题写一篇议论文。", genre="议论文",
                  required_length=800, rubric_id="gaokao-national")
-        for i, text in enumerate(make_essays(3, seed=41))
+        for i, text in enumerate(make_essays(2, seed=41))
     ]
     outcomes = grade_jobs(engine, jobs)  # type: ignore[arg-type]
     for outcome in outcomes:
