@@ -208,7 +208,10 @@ class LlamaCppEngine:
         try:
             generation = self._complete(prompt, grammar, budget)
             if grammar is not None and not generation.finished:
-                narrowed = fit_schema_to_budget(schema, budget)
+                try:
+                    narrowed = fit_schema_to_budget(schema, budget)
+                except ValueError:  # an unbounded schema: nothing narrower is known to fit
+                    narrowed = None
                 if narrowed is None:
                     return generation
                 logger.info("answer reached %s tokens unclosed: generating it again under a narrowed schema", budget)
