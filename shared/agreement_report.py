@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.clock import in_zone, people_zone
 from shared.models import AgreementSetting, Assignment, Classroom, Essay, Grade, GradeSource
 from shared.prompts.rubric import RubricError, resolve_rubric
 from shared.rater_agreement import mean_bias, quadratic_weighted_kappa
@@ -54,7 +56,7 @@ class Figures:
         return self.qwk is not None and self.qwk < threshold
 
 
-def pairs_for(session: Session, assignment_ids: Sequence[int]) -> list[Pair]:
+def pairs_for(session: Session, assignment_ids: Sequence[int], zone: tzinfo | None = None) -> list[Pair]:
     """Every second reading of the given assignments with the model reading it was compared with."""
     if not assignment_ids:
         return []
@@ -92,7 +94,8 @@ def pairs_for(session: Session, assignment_ids: Sequence[int]) -> list[Pair]:
         classroom = classrooms[assignment.classroom_id]
         pairs.append(Pair(
             essay_id, assignment.id, assignment.title, classroom.id, classroom.name,
-            second.created_at.strftime("%Y-%m"), model[-1].total, second.total, tolerance, max_total,
+            in_zone(second.created_at, zone or people_zone()).strftime("%Y-%m"), model[-1].total, second.total,
+            tolerance, max_total,
             any(g.reading in ARBITRATION_READINGS for g in grades),
         ))
     return pairs

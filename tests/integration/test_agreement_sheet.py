@@ -67,3 +67,22 @@ def test_agreement_sheets_recompute_from_the_readings(pg_sessions: sessionmaker[
     school = load_workbook(school_path)[AGREEMENT_SHEET]
     assert _row(school, "全部")[1:7] == overall[1:7]
     assert [row[1] for row in rows_after(school, ["按作业"])] == [3]
+
+
+def test_months_are_counted_in_the_zone_people_read(pg_sessions: sessionmaker[Session], schools: list[int]) -> None:
+    """A second reading at 20:00 UTC on 31 January is on 1 February in Beijing: its month is 2026-02 there."""
+    from zoneinfo import ZoneInfo
+
+    from shared.agreement_report import pairs_for
+
+    fixture = make_class(pg_sessions, ["读书" * 300], tag=uuid.uuid4().hex[:6])
+    schools.append(fixture.school_id)
+    evening = datetime(2026, 1, 31, 20, 0, tzinfo=UTC)
+    with transaction(pg_sessions) as session:
+        add_grade(session, fixture.essay_ids[0], (15, 14, 10), created_at=evening - timedelta(hours=1))
+        add_grade(session, fixture.essay_ids[0], (16, 15, 10), version=2, source=GradeSource.teacher,
+                  reading="second", mark_graded=False, created_by=fixture.teacher_id, created_at=evening)
+    with pg_sessions() as session:
+        (beijing,) = pairs_for(session, [fixture.assignment_id])
+        (utc,) = pairs_for(session, [fixture.assignment_id], ZoneInfo("UTC"))
+    assert (beijing.month, utc.month) == ("2026-02", "2026-01")

@@ -24,6 +24,7 @@ from services.web.context import db
 from services.web.guards import actor, admin_required, login_required, user
 from services.web.numbers import ascii_int
 from services.web.review import ReviewError, parse_scores
+from services.web.times import person_zone
 from services.web.views.assignments import rubric_or_none
 from shared.agreement_report import GROUPINGS, grouped, pairs_for, threshold_for
 from shared.models import (
@@ -239,7 +240,7 @@ def visible_assignment_ids(session: Session, account: User) -> list[int]:
 def agreement() -> Any:
     session = db()
     account = user()
-    pairs = pairs_for(session, visible_assignment_ids(session, account))
+    pairs = pairs_for(session, visible_assignment_ids(session, account), person_zone())
     threshold = threshold_for(session, account.school_id)
     tables = [(title, grouped(pairs, by)) for by, (title, _key) in GROUPINGS.items()]
     return render_template("marking/agreement.html", tables=tables, threshold=threshold,

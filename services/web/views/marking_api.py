@@ -16,6 +16,7 @@ from services.web.api_auth import authenticate
 from services.web.context import db
 from services.web.guards import actor, user
 from services.web.review import ReviewError, parse_scores
+from services.web.times import api_time, person_zone
 from services.web.views.assignments import rubric_or_none
 from services.web.views.marking import RACE, essay_for_arbiter, visible_assignment_ids
 from shared.agreement_report import GROUPINGS, Figures, grouped, pairs_for, threshold_for
@@ -48,7 +49,7 @@ def _settings_json(assignment: Assignment) -> dict[str, Any]:
 
 def _reading_json(grade: Grade) -> dict[str, Any]:
     return {"version": grade.version, "reading": grade.reading or "model", "source": str(grade.source),
-            "created_by": grade.created_by, "created_at": grade.created_at.isoformat(),
+            "created_by": grade.created_by, "created_at": api_time(grade.created_at),
             "dimension_scores": grade.dimension_scores, "total": grade.total}
 
 
@@ -172,7 +173,7 @@ def _figures_json(f: Figures, threshold: float) -> dict[str, Any]:
 def agreement() -> Any:
     session = db()
     account = user()
-    pairs = pairs_for(session, visible_assignment_ids(session, account))
+    pairs = pairs_for(session, visible_assignment_ids(session, account), person_zone())
     threshold = threshold_for(session, account.school_id)
     return jsonify(threshold=threshold, **{
         by: [_figures_json(f, threshold) for f in grouped(pairs, by)] for by in GROUPINGS

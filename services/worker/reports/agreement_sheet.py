@@ -5,6 +5,7 @@ the model grades of low confidence."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import tzinfo
 
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -56,9 +57,9 @@ def _low_confidence_rows(session: Session, sheet: SheetBuffer, assignment_ids: S
 
 
 def add_agreement_sheet(wb: Workbook, session: Session, assignment_ids: Sequence[int], school_id: int | None, *,
-                        per_essay: bool) -> None:
+                        per_essay: bool, zone: tzinfo | None = None) -> None:
     """One sheet: the overall figures, then by assignment, class and month; with ``per_essay`` every pair too."""
-    pairs = pairs_for(session, assignment_ids)
+    pairs = pairs_for(session, assignment_ids, zone)  # months as people count them
     threshold = threshold_for(session, school_id)
     sheet = SheetBuffer(add_sheet(wb, AGREEMENT_SHEET))
     sheet.add(["模型一评与教师二评的一致性"], TITLE, measure=False)

@@ -373,7 +373,7 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path, *, zo
     _students_sheet(wb, view, roster, figures)
     _errors_sheet(wb, view, roster)
     _plans_sheet(wb, roster, plans, planned, zone)
-    add_agreement_sheet(wb, session, [assignment_id], info.school_id, per_essay=True)
+    add_agreement_sheet(wb, session, [assignment_id], info.school_id, per_essay=True, zone=zone)
     save_atomically(wb, path)
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)

@@ -361,7 +361,8 @@ def build_school_workbook(session: Session, school_id: int, path: Path, *, zone:
     _trend_sheet(wb, school)
     _assignments_sheet(wb, school)
     _errors_sheet(wb, school)
-    add_agreement_sheet(wb, session, [a.id for a in school.assignments], school_id, per_essay=False)
+    add_agreement_sheet(wb, session, [a.id for a in school.assignments], school_id, per_essay=False,
+                        zone=school.zone)
     save_atomically(wb, path)
     logger.info("school workbook for school %s: %s classes, %s assignments -> %s", school_id,
                 len(school.classrooms), len(school.assignments), path)
