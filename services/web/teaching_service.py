@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jsonschema
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
+from shared.clock import as_utc
 from shared.models import (
     Assignment,
     AssignmentTopic,
@@ -37,6 +39,14 @@ logger = logging.getLogger(__name__)
 BROKER_DOWN = "暂时无法连接任务队列，请稍后重试。"
 STATUS_NAMES = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
 GOAL_MAX = 200
+# A task unfinished this long after it was sent is gone (past the default task time limit, 1800 s, with margin);
+# the pages pass YUEJUAN_TASK_TIME_LIMIT_S plus the same margin (``stale_after``).
+STALE_MARGIN_S = 300
+STALE_AFTER_S = 1800 + STALE_MARGIN_S
+
+
+def stale_after(task_time_limit_s: int) -> int:
+    return task_time_limit_s + STALE_MARGIN_S
 
 
 class TeachingError(ValueError):
@@ -59,22 +69,26 @@ def _send(sender: Any, task: str, row: TopicAnalysis | MaterialPick | LessonPlan
     return True
 
 
-def _cached(session: Session, model: type[TopicAnalysis] | type[MaterialPick], key: str,
-            make: Any) -> tuple[Any, bool]:
+def _cached(session: Session, model: type[TopicAnalysis] | type[MaterialPick], key: str, make: Any,
+            stale_after_s: int) -> tuple[Any, bool]:
     """The row under ``key``, created when missing (a concurrent twin wins the unique key); True when it needs a
-    model call (new, or failed before)."""
+    model call: new, failed before, or unfinished ``stale_after_s`` after its task was sent (the task's time limit
+    has passed: its worker is gone)."""
     row = session.scalar(select(model).where(model.cache_key == key))
     if row is None:
         try:
             with session.begin_nested():
                 row = make()
+                row.requested_at = utcnow()
                 session.add(row)
         except IntegrityError:
             row = session.scalar(select(model).where(model.cache_key == key))
             return row, False
         return row, True
-    if row.status == JobStatus.failed:
-        row.status, row.error = JobStatus.queued, None
+    stale = (row.status in (JobStatus.queued, JobStatus.running) and row.requested_at is not None
+             and as_utc(row.requested_at) < utcnow() - timedelta(seconds=stale_after_s))
+    if row.status == JobStatus.failed or stale:
+        row.status, row.error, row.requested_at = JobStatus.queued, None, utcnow()
         return row, True
     return row, False
 
@@ -87,13 +101,13 @@ def topic_of(session: Session, assignment: Assignment) -> AssignmentTopic:
     return topic
 
 
-def request_analysis(session: Session, actor: Actor, sender: Any, assignment: Assignment) -> Requested:
-    """The assignment's 立意 analysis: the cached one for its prompt and rubric, else a new task. The caller
-    commits."""
+def request_analysis(session: Session, actor: Actor, sender: Any, assignment: Assignment, *,
+                     stale_after_s: int = STALE_AFTER_S) -> Requested:
+    """The assignment's 立意 analysis: the cached one for its prompt and rubric, else a new task."""
     key = analysis_key(assignment.prompt_text, assignment.rubric_id, assignment.rubric_version)
     analysis, needs_model = _cached(session, TopicAnalysis, key, lambda: TopicAnalysis(
         cache_key=key, prompt_text=assignment.prompt_text, rubric_ref=assignment.rubric_id,
-        rubric_version=assignment.rubric_version))
+        rubric_version=assignment.rubric_version), stale_after_s)
     session.flush()
     topic = topic_of(session, assignment)
     if topic.analysis_id != analysis.id:
@@ -163,7 +177,7 @@ def save_angles(session: Session, actor: Actor, account: User, assignment: Assig
 
 
 def choose_angle(session: Session, actor: Actor, sender: Any, account: User, assignment: Assignment,
-                 index: int) -> Requested:
+                 index: int, *, stale_after_s: int = STALE_AFTER_S) -> Requested:
     """Choose an angle and ask for its 素材: entries retrieved now (the library and the school's own), the model's
     choice among them cached by angle, candidates and library version."""
     topic = session.get(AssignmentTopic, assignment.id)
@@ -180,7 +194,7 @@ def choose_angle(session: Session, actor: Actor, sender: Any, account: User, ass
                  " ".join(assignment.prompt_text.split()))
     pick, needs_model = _cached(session, MaterialPick, key, lambda: MaterialPick(
         cache_key=key, school_id=school_id if own else None, prompt_text=assignment.prompt_text, angle=angle,
-        candidates=candidates))
+        candidates=candidates), stale_after_s)
     session.flush()
     topic.chosen, topic.pick_id, topic.updated_by, topic.updated_at = index, pick.id, account.id, utcnow()
     actor.record(session, "teaching.choose_angle", object_type="assignment", object_id=assignment.id, angle=index,

@@ -34,6 +34,8 @@ class TopicAnalysis(CreatedAtMixin, Base):
     angles: Mapped[list[Any]] = mapped_column(default=list)  # [{thesis, keywords, relation, off_topic}] safest first
     model_name: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
+    # When a task was last sent for it: a row still unfinished long after (its worker died) may be sent again.
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -54,6 +56,7 @@ class MaterialPick(CreatedAtMixin, Base):
     picks: Mapped[list[Any]] = mapped_column(default=list)  # [{id, usage}]
     model_name: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 from typing import Any
 
 from docx import Document
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import AssignmentTopic, LessonPlan, LessonPlanVersion, SchoolMaterial, TopicAnalysis
+from shared.models.base import utcnow
 from shared.prompts.material_library import load_library
 from shared.tasks import LESSON_PLAN_TASK, MATERIAL_PICKS_TASK, TOPIC_ANGLES_TASK
 from tests.factories.world import TEACHING_ANGLES, World
@@ -63,13 +65,21 @@ def test_analysing_sends_one_task_per_prompt_and_rubric(app: Flask, world: World
     with sessions() as session:
         mine, theirs = (session.get(AssignmentTopic, a) for a in (world.assignment, world.assignment_b))
         assert mine.analysis_id == theirs.analysis_id == tasks.sent[0][1][0]
+        # Running since before the task time limit (30 min by default): its worker is gone, a request resends it.
+        analysis = session.get(TopicAnalysis, mine.analysis_id)
+        analysis.status, analysis.requested_at = "running", utcnow() - timedelta(seconds=1800 + 301)
+        session.commit()
+    assert client.post(f"/assignments/{world.assignment}/topic", data=form()).status_code == 303
+    assert tasks.names() == [TOPIC_ANGLES_TASK, TOPIC_ANGLES_TASK]
+    with sessions() as session:
+        assert session.get(TopicAnalysis, mine.analysis_id).status == "queued"
         session.get(TopicAnalysis, mine.analysis_id).status = "done"
         session.get(TopicAnalysis, mine.analysis_id).angles = TEACHING_ANGLES
         session.commit()
     response = _api(app, world, "owner", "post", f"/assignments/{world.assignment}/topic")
     assert response.status_code == 200 and [a["thesis"] for a in response.json["angles"]] == [
         a["thesis"] for a in TEACHING_ANGLES]
-    assert tasks.names() == [TOPIC_ANGLES_TASK]
+    assert tasks.names() == [TOPIC_ANGLES_TASK, TOPIC_ANGLES_TASK]
 
 
 def test_edited_angles_are_checked_and_kept_for_this_assignment_only(app: Flask, world: World,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.web.access import classroom_scope, get_assignment_or_404, get_school_or_404, is_admin, school_scope
-from services.web.context import db, task_sender
+from services.web.context import db, settings, task_sender
 from services.web.guards import actor, admin_required, login_required, user
 from services.web.numbers import ascii_int
 from services.web.teaching_docx import lesson_docx, rank_name, topic_docx
@@ -29,6 +29,7 @@ from services.web.teaching_service import (
     save_angles,
     save_lesson,
     split_words,
+    stale_after,
 )
 from shared.material_search import search
 from shared.models import (
@@ -123,7 +124,8 @@ def topic_status(assignment_id: int) -> Any:
 def analyse(assignment_id: int) -> Any:
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
-    requested = request_analysis(session, actor(), task_sender(), assignment)
+    requested = request_analysis(session, actor(), task_sender(), assignment,
+                                 stale_after_s=stale_after(settings().task_time_limit_s))
     data = topic_json(session, assignment)
     if data["status"] == "failed":
         flash(data["error"] or "生成失败。", "error")
@@ -168,7 +170,8 @@ def choose(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(session, user(), assignment_id)
     index = ascii_int(request.form.get("angle", ""))
     try:
-        choose_angle(session, actor(), task_sender(), user(), assignment, -1 if index is None else index)
+        choose_angle(session, actor(), task_sender(), user(), assignment, -1 if index is None else index,
+                     stale_after_s=stale_after(settings().task_time_limit_s))
     except TeachingError as exc:
         flash(str(exc), "error")
     return redirect(url_for("teaching.topic", assignment_id=assignment.id, _anchor="materials"), 303)

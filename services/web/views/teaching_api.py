@@ -10,7 +10,7 @@ from flask import Blueprint, abort, jsonify, request, url_for
 
 from services.web.access import get_assignment_or_404
 from services.web.api_auth import authenticate
-from services.web.context import db, task_sender
+from services.web.context import db, settings, task_sender
 from services.web.guards import actor, user
 from services.web.numbers import ascii_int
 from services.web.teaching_service import (
@@ -21,6 +21,7 @@ from services.web.teaching_service import (
     request_lesson,
     save_angles,
     save_lesson,
+    stale_after,
 )
 from services.web.views.teaching import get_plan_or_404, plan_json, topic_json
 from shared.material_search import search
@@ -60,7 +61,8 @@ def request_topic(assignment_id: int) -> Any:
     """200 with the cached angles when this prompt and rubric were analysed before; 202 while a task writes them."""
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
-    request_analysis(session, actor(), task_sender(), assignment)
+    request_analysis(session, actor(), task_sender(), assignment,
+                                 stale_after_s=stale_after(settings().task_time_limit_s))
     data = topic_json(session, assignment)
     if data["status"] == "failed":
         return jsonify(data), 503
@@ -87,7 +89,8 @@ def choose_topic_angle(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(session, user(), assignment_id)
     index = ascii_int(_body().get("angle"))
     try:
-        choose_angle(session, actor(), task_sender(), user(), assignment, -1 if index is None else index)
+        choose_angle(session, actor(), task_sender(), user(), assignment, -1 if index is None else index,
+                     stale_after_s=stale_after(settings().task_time_limit_s))
     except TeachingError as exc:
         return _refused(exc)
     data = topic_json(session, assignment)
