@@ -28,10 +28,10 @@ from shared.models import (
     User,
 )
 from shared.models.base import utcnow
-from shared.prompts.material_library import KINDS, THEMES, Material, load_library
+from shared.prompts.material_library import KINDS, SCHOOL_PREFIX, THEMES, Material, check_duplicates, load_library
 from shared.prompts.teaching import ANGLE, LESSON_SCHEMA, MAX_ANGLES, analysis_key, digest
 from shared.tasks import LESSON_PLAN_TASK, MATERIAL_PICKS_TASK, TOPIC_ANGLES_TASK
-from shared.teaching import candidates_for, find_entries
+from shared.teaching import candidates_for, find_entries, school_entries
 from shared.teaching_facts import class_facts
 
 logger = logging.getLogger(__name__)
@@ -263,22 +263,16 @@ def save_lesson(session: Session, actor: Actor, account: User, plan: LessonPlan,
 
 def add_school_material(session: Session, actor: Actor, account: User, school_id: int,
                         form: dict[str, Any]) -> SchoolMaterial:
-    """A school's own entry, validated like a library entry (and not a repeat of one)."""
-    from shared.prompts.material_library import SCHOOL_PREFIX, check_duplicates
-
-    themes = [t for t in form.get("themes") or [] if t]
+    """A school's own entry, validated like a library entry (and not a repeat of one or of the school's)."""
     values = {key: " ".join(str(form.get(key) or "").split()) for key in
               ("kind", "title", "text", "summary", "origin", "source")}
     try:
-        entry = Material(id=f"{SCHOOL_PREFIX}new", themes=tuple(themes), **values)
+        entry = Material(id=f"{SCHOOL_PREFIX}new", themes=tuple(t for t in form.get("themes") or [] if t), **values)
     except ValueError as exc:
         raise TeachingError(_material_problem(exc)) from exc
     existing = [(f"素材库 {e.id}", e) for e in load_library().entries]
-    existing += [(f"本校素材 {row.title}", Material(id=f"{SCHOOL_PREFIX}{row.id}", kind=row.kind, title=row.title,
-                                                 text=row.text, themes=tuple(row.themes), summary=row.summary,
-                                                 origin=row.origin, source=row.source))
-                 for row in session.scalars(select(SchoolMaterial).where(SchoolMaterial.school_id == school_id))]
-    problems = check_duplicates([*existing, ("新条目", entry.model_copy(update={"id": f"{SCHOOL_PREFIX}new-entry"}))])
+    existing += [(f"本校素材 {e.title}", e) for e in school_entries(session, school_id)]
+    problems = check_duplicates([*existing, ("新条目", entry)])
     if problems:
         raise TeachingError("与已有素材重复：" + "；".join(problems))
     row = SchoolMaterial(school_id=school_id, kind=entry.kind, title=entry.title, text=entry.text,
