@@ -103,3 +103,22 @@ def test_a_school_entry_joins_the_search() -> None:
                    summary="校友退休后回乡植树造林。", origin="校史", source="校史馆")
     hits = search(load_library().with_school([own]), "校友 植树", themes=["人与自然"], limit=3)
     assert hits[0].entry.id == "school-7"
+
+
+def test_training_plan_exercises_name_library_entries_with_their_sources(tmp_path: Path) -> None:
+    from services.worker.plans.catalog import CATALOG_PATH, CatalogError, load_catalog
+
+    catalog = load_catalog()
+    named = [e for exercises in catalog.dimensions.values() for e in exercises if e.materials]
+    assert [e.title for e in named] == ["素材积累与化用"]
+    stored = named[0].filled("发展等级", "").as_json()
+    library = load_library()
+    assert [m["id"] for m in stored["materials"]] == list(named[0].materials)
+    for material in stored["materials"]:
+        entry = library.get(material["id"])
+        assert material == {"id": entry.id, "title": entry.title, "origin": entry.origin, "source": entry.source}
+    assert "materials" not in catalog.error_types["错别字"][0].as_json()
+    broken = tmp_path / "exercises.yaml"
+    broken.write_text(CATALOG_PATH.read_text(encoding="utf-8").replace("saihanba", "no-such-entry"), encoding="utf-8")
+    with pytest.raises(CatalogError, match="素材积累与化用：no-such-entry"):
+        load_catalog(broken)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.prompts.material_library import load_library
 from shared.prompts.rubric import RUBRIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -26,13 +28,25 @@ class Exercise(BaseModel):
 
     title: str = Field(min_length=1)
     detail: str = Field(min_length=1)
+    # 素材 library entries (shared/prompts/materials) the exercise names; checked against the library on load.
+    materials: tuple[str, ...] = ()
 
     def filled(self, name: str, examples: str) -> Exercise:
         """The exercise with ``{name}`` and ``{examples}`` filled in (plain replacement: data may hold braces)."""
         def fill(text: str) -> str:
             return text.replace("{name}", name).replace("{examples}", examples).rstrip("：: ")
 
-        return Exercise(title=fill(self.title), detail=fill(self.detail))
+        return Exercise(title=fill(self.title), detail=fill(self.detail), materials=self.materials)
+
+    def as_json(self) -> dict[str, Any]:
+        """Title and detail, and each named 素材 with its title, origin and source from the library."""
+        library = load_library()
+        entries = [entry for entry in (library.get(i) for i in self.materials) if entry is not None]
+        data: dict[str, Any] = {"title": self.title, "detail": self.detail}
+        if entries:
+            data["materials"] = [{"id": e.id, "title": e.title, "origin": e.origin, "source": e.source}
+                                 for e in entries]
+        return data
 
 
 class ExerciseCatalog(BaseModel):
@@ -56,5 +70,11 @@ def load_catalog(path: Path = CATALOG_PATH) -> ExerciseCatalog:
         catalog = ExerciseCatalog.model_validate(data)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise CatalogError(f"练习目录 {path} 无效：{exc}") from exc
+    library = load_library()
+    unknown = [f"{exercise.title}：{material}"
+               for exercises in (*catalog.dimensions.values(), *catalog.error_types.values())
+               for exercise in exercises for material in exercise.materials if library.get(material) is None]
+    if unknown:
+        raise CatalogError(f"练习目录 {path} 引用了素材库中没有的条目：{'；'.join(unknown)}")
     logger.debug("loaded exercise catalog %s from %s", catalog.version, path)
     return catalog

@@ -91,7 +91,7 @@ class FocusArea:
     def as_json(self, catalog_version: str) -> dict[str, Any]:
         return {
             "kind": self.kind, "key": self.key, "label": self.label, "reason": self.reason,
-            "exercises": [{"title": e.title, "detail": e.detail} for e in self.exercises],
+            "exercises": [e.as_json() for e in self.exercises],
             "examples": list(self.examples), "goal": self.goal, "catalog_version": catalog_version,
         }
 
