@@ -12,7 +12,6 @@ from services.web.access import get_classroom_or_404, get_student_or_404
 from services.web.chat_admin import (
     add_blocked_word,
     add_material,
-    class_analytics,
     class_materials,
     read_material,
     remove_material,
@@ -29,6 +28,7 @@ from services.web.student_accounts import (
     set_student_access,
     student_access,
 )
+from shared.chat.analytics import class_analytics
 from shared.models import Classroom, Student, User
 
 bp = Blueprint("student_admin", __name__)
@@ -143,4 +143,4 @@ def add_word(classroom_id: int) -> Any:
 def analytics(classroom_id: int) -> Any:
     classroom = _classroom(classroom_id)
     return render_template("student_admin/analytics.html", classroom=classroom,
-                           stats=class_analytics(db(), classroom))
+                           stats=class_analytics(db(), classroom.id))

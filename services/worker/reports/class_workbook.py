@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.worker.reports.agreement_sheet import add_agreement_sheet
 from services.worker.reports.charts import ROWS_PER_CHART, add_series, bar_chart
+from services.worker.reports.chat_sheet import add_chat_sheet
 from services.worker.reports.excel import (
     BAND_FILLS,
     BOLD,
@@ -374,6 +375,7 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path, *, zo
     _errors_sheet(wb, view, roster)
     _plans_sheet(wb, roster, plans, planned, zone)
     add_agreement_sheet(wb, session, [assignment_id], info.school_id, per_essay=True, zone=zone)
+    add_chat_sheet(wb, session, info.classroom_id, zone)
     save_atomically(wb, path)
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)
