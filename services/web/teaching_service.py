@@ -69,7 +69,7 @@ def _send(sender: Any, task: str, row: TopicAnalysis | MaterialPick | LessonPlan
     return True
 
 
-def _cached(session: Session, model: type[TopicAnalysis] | type[MaterialPick], key: str, make: Any,
+def cached_row(session: Session, model: type[TopicAnalysis] | type[MaterialPick], key: str, make: Any,
             stale_after_s: int) -> tuple[Any, bool]:
     """The row under ``key``, created when missing (a concurrent twin wins the unique key); True when it needs a
     model call: new, failed before, or unfinished ``stale_after_s`` after its task was sent (the task's time limit
@@ -105,7 +105,7 @@ def request_analysis(session: Session, actor: Actor, sender: Any, assignment: As
                      stale_after_s: int = STALE_AFTER_S) -> Requested:
     """The assignment's 立意 analysis: the cached one for its prompt and rubric, else a new task."""
     key = analysis_key(assignment.prompt_text, assignment.rubric_id, assignment.rubric_version)
-    analysis, needs_model = _cached(session, TopicAnalysis, key, lambda: TopicAnalysis(
+    analysis, needs_model = cached_row(session, TopicAnalysis, key, lambda: TopicAnalysis(
         cache_key=key, prompt_text=assignment.prompt_text, rubric_ref=assignment.rubric_id,
         rubric_version=assignment.rubric_version), stale_after_s)
     session.flush()
@@ -192,7 +192,7 @@ def choose_angle(session: Session, actor: Actor, sender: Any, account: User, ass
     own = any(c.startswith("school-") for c in candidates)
     key = digest("picks", load_library().version, school_id if own else None, angle, candidates,
                  " ".join(assignment.prompt_text.split()))
-    pick, needs_model = _cached(session, MaterialPick, key, lambda: MaterialPick(
+    pick, needs_model = cached_row(session, MaterialPick, key, lambda: MaterialPick(
         cache_key=key, school_id=school_id if own else None, prompt_text=assignment.prompt_text, angle=angle,
         candidates=candidates), stale_after_s)
     session.flush()
