@@ -61,6 +61,8 @@ ACTION_LABELS: dict[str, str] = {
     "student.code_redeemed": "学生使用登录码",
     "student.code_refused": "学生登录码被拒绝",
     "student.access_set": "设置学生端开放范围",
+    "student.account_disabled": "停用学生账号",
+    "student.account_enabled": "恢复学生账号",
     "chat.ask": "写作助手提问",
     "chat.answer": "写作助手回答",
     "chat.session_closed": "结束写作助手对话",

@@ -104,3 +104,16 @@ def redeem_code(session: Session, who: Actor, code: str, username: str, password
     session.flush()
     who.record(session, "student.code_redeemed", object_type="student", object_id=student.id, user_id=account.id)
     return account
+
+
+def set_account_active(session: Session, who: Actor, student: Student, active: bool) -> User | None:
+    """Stop (or allow again) the student's sign-in; stopping ends every session at once. None: no account yet."""
+    account = session.scalar(select(User).where(User.student_id == student.id))
+    if account is None:
+        return None
+    if account.is_active != active:
+        account.is_active = active
+        end_sessions(account)
+        who.record(session, "student.account_enabled" if active else "student.account_disabled",
+                   object_type="student", object_id=student.id, user_id=account.id)
+    return account

@@ -159,6 +159,9 @@ PAGES = [
     Route("student_admin.save_access", "POST", "/classes/{c}/students-online", CLASS_SCOPE, mutating=True),
     Route("student_admin.create_code", "POST", "/classes/{c}/students/{s}/code", CLASS_SCOPE, mutating=True),
     Route("student_admin.revoke_code", "POST", "/classes/{c}/students/{s}/code/revoke", CLASS_SCOPE, mutating=True),
+    # The world's students have no account: 404 for the owner too (tests/web/test_student_chat.py covers one that has).
+    Route("student_admin.set_account", "POST", "/classes/{c}/students/{s}/account", CLASS_SCOPE_NOTHING_THERE,
+          data={"active": "0"}),
     Route("student_admin.upload_material", "POST", "/classes/{c}/chat-materials", CLASS_SCOPE),
     Route("student_admin.delete_material", "POST", "/classes/{c}/chat-materials/0/delete", CLASS_SCOPE_NOTHING_THERE),
     Route("student_admin.add_word", "POST", "/classes/{c}/chat-words", CLASS_SCOPE, data={"word": ""}),

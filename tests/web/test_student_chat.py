@@ -243,3 +243,24 @@ def test_analytics_counts_questions_per_student_and_topic(
     assert "赌博的作文素材" in html.split('id="blocked"')[1]
     for key in ("colleague", "outsider", "other_admin"):
         assert client_as(app, world.users[key]).get(f"/classes/{world.classroom}/chat-analytics").status_code == 404
+
+
+def test_the_teacher_stops_and_restores_a_student_account(app: Flask, world: World, students: Students,
+                                                          sessions: sessionmaker[Session]) -> None:
+    zhang = client_as(app, students.zhang)
+    assert zhang.get("/student").status_code == 200
+    url = f"/classes/{world.classroom}/students/{world.students[0]}/account"
+    assert client_as(app, world.users["outsider"]).post(url, data=form(active="0")).status_code == 404
+    assert client_as(app, world.users["owner"]).post(url, data=form(active="0")).status_code == 302
+    assert zhang.get("/student").status_code == 302  # signed out: the session no longer matches
+    with sessions() as session:
+        assert session.get(User, students.zhang).is_active is False
+    login = app.test_client()
+    with login.session_transaction() as sess:
+        sess["csrf"] = "test-csrf-token-0123456789"
+    refused = login.post("/login", data=form(username=f"zhang-{world.tag}", password=STUDENT_PASSWORD))
+    assert refused.status_code == 401
+    assert client_as(app, world.users["owner"]).post(url, data=form(active="1")).status_code == 302
+    allowed = login.post("/login", data=form(username=f"zhang-{world.tag}", password=STUDENT_PASSWORD))
+    assert allowed.status_code == 302
+    assert client_as(app, students.zhang).get("/student").status_code == 200

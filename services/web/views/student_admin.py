@@ -25,6 +25,7 @@ from services.web.student_accounts import (
     issue_code,
     live_code_students,
     revoke_codes,
+    set_account_active,
     set_student_access,
     student_access,
 )
@@ -91,6 +92,20 @@ def revoke_code(classroom_id: int, student_id: int) -> Any:
     count = revoke_codes(session, actor(), student)
     session.commit()
     flash(f"已作废 {student.name} 的 {count} 个未使用的登录码。", "ok")
+    return redirect(url_for("student_admin.settings_page", classroom_id=classroom.id))
+
+
+@bp.post("/classes/<int:classroom_id>/students/<int:student_id>/account")
+@login_required
+def set_account(classroom_id: int, student_id: int) -> Any:
+    classroom = _classroom(classroom_id)
+    session = db()
+    student = get_student_or_404(session, user(), classroom, student_id)
+    active = request.form.get("active") == "1"
+    if set_account_active(session, actor(), student, active) is None:
+        abort(404)
+    session.commit()
+    flash(f"已{'恢复' if active else '停用'} {student.name} 的学生账号。", "ok")
     return redirect(url_for("student_admin.settings_page", classroom_id=classroom.id))
 
 
