@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from shared import audit
-from shared.models import Assignment, AuditLog, Essay, Grade, Student, TrainingPlan
+from shared.models import Assignment, AuditLog, ChatTurn, Essay, Grade, Student, TrainingPlan, User
 from shared.models.base import utcnow
 
 EXPORT_FORMAT = "yuejuan-student-export"
@@ -90,6 +90,8 @@ def export_student(session: Session, student_id: int) -> dict[str, Any] | None:
         select(TrainingPlan).where(TrainingPlan.student_id == student_id).order_by(TrainingPlan.created_at)
     ).all()
     essay_ids = [essay.id for essay, _ in essays]
+    account = session.scalar(select(User).where(User.student_id == student_id))
+    turns = session.scalars(select(ChatTurn).where(ChatTurn.student_id == student_id).order_by(ChatTurn.id)).all()
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -102,6 +104,12 @@ def export_student(session: Session, student_id: int) -> dict[str, Any] | None:
         "essays": [_essay(essay, assignment) for essay, assignment in essays],
         "training_plans": [
             _row(plan, ("id", "essay_ids", "focus_areas", "narrative", "model_name", "created_at")) for plan in plans
+        ],
+        # The student's own account and what they asked the writing assistant (README "Student Q&A").
+        "account": _row(account, ("username", "is_active", "created_at")) if account else None,
+        "chat_turns": [
+            _row(turn, ("id", "session_id", "question", "answer", "status", "notice", "topic", "sources",
+                        "created_at", "finished_at")) for turn in turns
         ],
         "audit": [
             _row(row, ("id", "at", "actor", "action", "object_type", "object_id", "details"))

@@ -264,3 +264,14 @@ def test_the_teacher_stops_and_restores_a_student_account(app: Flask, world: Wor
     allowed = login.post("/login", data=form(username=f"zhang-{world.tag}", password=STUDENT_PASSWORD))
     assert allowed.status_code == 302
     assert client_as(app, students.zhang).get("/student").status_code == 200
+
+
+def test_the_personal_data_export_holds_the_account_and_the_chat(
+    app: Flask, world: World, students: Students, sessions: sessionmaker[Session], tasks: TaskRecorder,
+) -> None:
+    _open(sessions, world.classroom, grades=False, chat=True)
+    client_as(app, students.zhang).post("/student/chat/ask", data=form(question="作文开头怎么写"))
+    export = client_as(app, world.users["admin"]).get(f"/admin/students/{world.students[0]}/export")
+    data = json.loads(export.get_data())
+    assert data["account"]["username"] == f"zhang-{world.tag}"
+    assert [(t["question"], t["status"]) for t in data["chat_turns"]] == [("作文开头怎么写", "queued")]
