@@ -8,6 +8,9 @@
   var streamUrl = form.getAttribute("data-stream-url");
   var FINISHED = { done: true, blocked: true, refused: true, failed: true };
 
+  // Offsets are counted in code points, as the server counts them (an emoji is one, not two UTF-16 units).
+  function points(text) { return Array.from(text); }
+
   function urlFor(template, id) { return template.replace(/\/0(\/|$)/, "/" + id + "$1"); }
 
   function el(tag, cls, text) {
@@ -37,10 +40,10 @@
   function follow(box) {
     var id = box.getAttribute("data-turn");
     var answer = box.querySelector(".answer");
-    var source = new EventSource(urlFor(streamUrl, id) + "?from=" + answer.textContent.length);
+    var source = new EventSource(urlFor(streamUrl, id) + "?from=" + points(answer.textContent).length);
     source.addEventListener("token", function (event) {
       var piece = JSON.parse(event.data);
-      answer.textContent = answer.textContent.slice(0, piece.offset) + piece.text;
+      answer.textContent = points(answer.textContent).slice(0, piece.offset).join("") + piece.text;
       if (!FINISHED[box.getAttribute("data-status")]) { box.setAttribute("data-status", "streaming"); }
     });
     source.addEventListener("done", function (event) {
