@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         description="Inside a string of an answer, the model may not copy again a run of this many characters it "
         "already wrote in that string (a looping model); 0 or 1: off.",
     )
+    quotes_from_essay: bool = Field(
+        default=True, description="The model's quotations (evidence, an error's original text) can only be passages "
+        "of the essay it was shown (the transformers engine).",
+    )
     max_essay_chars: int = Field(default=6000, ge=100)
     adapter_promotion_margin: float = Field(
         default=0.02, ge=0.0, le=1.0,

@@ -6,6 +6,7 @@ parse → unmask → map quoted errors to offsets → compose the score with ban
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ class _Prepared:
     messages: list[dict[str, str]] | None
     masked_extras: tuple[str, ...] = ()
     adapter: str | None = None  # the LoRA adapter this essay is graded with (None: the base model)
+    shown: tuple[str, ...] = ()  # the title and body as the prompt shows them: what a quotation may quote
 
 
 def grade_jobs(
@@ -91,16 +93,28 @@ def grade_jobs(
             for item in items:
                 item.adapter = switched_on  # None if its files were gone: the grade must not claim it
         conversations = [item.messages for item in items]
+        options: dict[str, Any] = {}
+        if _takes_quotes(engine):  # quotations can only be the essay's own text
+            options["quotes"] = [item.shown for item in items]
         if streams:
             def answered(position: int, generation: Generation, items: list[_Prepared] = items) -> None:
                 settle(items[position].index, _finish(items[position], generation, *names))
 
-            generations = engine.generate_json(conversations, answer_schema(rubric), on_answer=answered)  # type: ignore[call-arg, arg-type]
+            generations = engine.generate_json(conversations, answer_schema(rubric), on_answer=answered,  # type: ignore[call-arg, arg-type]
+                                               **options)
         else:
-            generations = engine.generate_json(conversations, answer_schema(rubric))  # type: ignore[arg-type]
+            generations = engine.generate_json(conversations, answer_schema(rubric), **options)  # type: ignore[arg-type]
         for item, generation in zip(items, generations, strict=True):
             settle(item.index, _finish(item, generation, *names))
     return [outcomes[i] for i in range(len(jobs))]
+
+
+def _takes_quotes(engine: Engine) -> bool:
+    """Whether the engine's generate_json keeps quotations to given texts (``quotes``; the transformers engine)."""
+    try:
+        return "quotes" in inspect.signature(engine.generate_json).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _names(engine: Engine) -> tuple[str, str]:
@@ -145,7 +159,8 @@ def _prepare(index: int, job: EssayJob, extras: Sequence[str] = ()) -> _Prepared
             required_length=job.required_length, title=masked_title, body=masked_body,
             facts=analysis.facts(),
         )
-    return _Prepared(index, job, rubric, analysis, masked.mapping, messages, tuple(masked_extras))
+    return _Prepared(index, job, rubric, analysis, masked.mapping, messages, tuple(masked_extras),
+                     shown=tuple(text for text in (masked_title, masked_body) if text))
 
 
 def _finish(item: _Prepared, generation: Generation, model_name: str | None, engine_name: str | None) -> EssayOutcome:

@@ -40,6 +40,7 @@ class EngineConfig:
     threads: int | None = None  # CPU threads (llama.cpp); None: the cores this process may use
     parallel: int | None = None  # essays decoded at once (llama.cpp's slots); None: the engine's measured default
     no_repeat_chars: int = 6  # inside a JSON string, no run of this many characters copied again; 0: off
+    quotes_from_essay: bool = True  # evidence and errors' originals only continue passages of the essay
 
     @classmethod
     def from_settings(cls, settings: Settings, *, cuda_available: bool | None = None) -> EngineConfig:
@@ -62,6 +63,7 @@ class EngineConfig:
             threads=settings.cpu_threads,
             parallel=settings.parallel_slots,
             no_repeat_chars=settings.no_repeat_chars,
+            quotes_from_essay=settings.quotes_from_essay,
         )
 
 

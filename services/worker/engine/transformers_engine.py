@@ -26,6 +26,7 @@ from services.worker.engine.adapters import AdapterSlots
 from services.worker.engine.grammar import GrammarProcessor, Plan, Vocabulary, json_schema_grammar, tokenizer_info
 from services.worker.engine.interface import AnswerCallback, Conversation, EngineConfig, Generation, is_deadline
 from services.worker.engine.loading import load_pretrained
+from services.worker.engine.quotes import QuoteConstrainer, quote_sources
 from services.worker.engine.repetition import StringRepeatBlocker
 from services.worker.engine.schema_bounds import closing_reserve, max_tokens_for_schema
 
@@ -98,6 +99,7 @@ class TransformersEngine:
         # Set for one generate_json call: its on_answer, and the conversation index of each row of the running batch.
         self._on_answer: AnswerCallback | None = None
         self._reporting_rows: list[int] | None = None
+        self._quote_sources: list[bytes] | None = None  # per conversation of the current generate_json call
         eos = model.generation_config.eos_token_id
         eos_ids = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
         self.stop_ids = sorted(eos_ids)
@@ -173,7 +175,7 @@ class TransformersEngine:
 
     def generate_json(
         self, conversations: Sequence[Conversation], schema: dict[str, Any], *, constrained: bool = True,
-        on_answer: AnswerCallback | None = None,
+        on_answer: AnswerCallback | None = None, quotes: Sequence[Sequence[str]] | None = None,
     ) -> list[Generation]:
         """Answer each conversation with JSON valid under ``schema``, in input order.
 
@@ -182,6 +184,8 @@ class TransformersEngine:
         ``on_answer(index, generation)`` is called during generation for each conversation whose answer reached its
         stop token, as it does (an answer cut off by the token limit is only returned). A batch retried in halves
         after a failure may report a conversation twice: the first report stands.
+        ``quotes[i]`` are the texts conversation i may quote: its answer's quotation strings (evidence, an error's
+        original) can only continue a passage of them (``quotes.QuoteConstrainer``; off with quotes_from_essay).
         """
         if not conversations:
             return []
@@ -195,12 +199,16 @@ class TransformersEngine:
         started = time.perf_counter()
         batches = list(self._batches(prompts, plan.max_new_tokens))
         self._on_answer = on_answer
+        self._quote_sources = (
+            [quote_sources(texts) for texts in quotes] if quotes is not None and self.config.quotes_from_essay
+            else None
+        )
         try:
             for batch in batches:
                 for index, generation in zip(batch, self._generate_isolating(batch, prompts, plan), strict=True):
                     results[index] = generation
         finally:
-            self._on_answer, self._reporting_rows = None, None
+            self._on_answer, self._reporting_rows, self._quote_sources = None, None, None
         logger.info(
             "generated %s answers in %s batches in %.1f s (%s failed)",
             len(prompts),
@@ -256,6 +264,9 @@ class TransformersEngine:
         if plan.grammar is not None:
             processor = GrammarProcessor(plan, self._vocab(), self._batch_matcher, len(prompts))
         processors: list[Any] = [processor] if processor else []
+        sources, rows = self._quote_sources, self._reporting_rows
+        if processor is not None and sources is not None and rows is not None and len(rows) == len(prompts):
+            processors.append(QuoteConstrainer(self._vocab().pieces, [sources[i] for i in rows]))
         if processor is not None and self.config.no_repeat_chars >= 2:  # inside strings only: needs the grammar
             processors.append(StringRepeatBlocker(self._vocab().pieces, self.config.no_repeat_chars, len(prompts)))
         started = time.perf_counter()

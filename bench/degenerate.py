@@ -1,8 +1,10 @@
-"""Degenerate answers with and without repeat blocking inside answer strings, graded through the production pipeline.
+"""Degenerate answers with and without the decode-time defences, graded through the production pipeline.
 
-    python bench/repetition.py [--model DIR] [--set ../shared/data/essays-acea] [--limit 8] [--chars 0,6]
+    python bench/degenerate.py [--model DIR] [--set ../shared/data/essays-acea] [--limit 8]
 
-Each ``--chars`` setting (``YUEJUAN_NO_REPEAT_CHARS``; 0 is off) grades the same essays with ``grade_set`` (the
+Three settings grade the same essays: neither defence; repeat blocking inside answer strings
+(``YUEJUAN_NO_REPEAT_CHARS=6``); and that plus quotations kept to the essay's text (``YUEJUAN_QUOTES_FROM_ESSAY``).
+Each grades with ``grade_set`` (the
 ``yuejuan eval`` path: masking, prompt, constrained decoding, scoring) and counts the answers that
 ``services/worker/evaluation/quality.py`` calls degenerate (a phrase repeated in a 评语 or evidence, a 评语 copying
 the instructions, evidence that is not a quotation), by kind, with failures and generated tokens. Without
@@ -38,7 +40,6 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--set", dest="set_dir", type=Path, default=DEFAULT_SET)
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--chars", default="0,6", help="settings of no_repeat_chars to compare")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     args = parser.parse_args()
 
@@ -53,21 +54,22 @@ def main() -> None:
         base = TransformersEngine.load(EngineConfig(model=str(model_dir), device="cpu",
                                                     max_new_tokens=args.max_new_tokens))
         figures: dict[str, Any] = {}
-        for chars in (int(value) for value in args.chars.split(",")):
-            engine = TransformersEngine(dataclasses.replace(base.config, no_repeat_chars=chars), base.model,
-                                        base.tokenizer, base.device, base.dtype)
+        for name, chars, quotes in (("off", 0, False), ("no_repeat", 6, False), ("no_repeat+quotes", 6, True)):
+            config = dataclasses.replace(base.config, no_repeat_chars=chars, quotes_from_essay=quotes)
+            engine = TransformersEngine(config, base.model, base.tokenizer, base.device, base.dtype)
             rows = grade_set(engine, essays, rubric, base.config.batch_token_budget, repeat=False, alone=False)
             kinds = Counter(kind for row in rows for kind in row.degenerate)
             graded = [row for row in rows if row.model["failure"] is None]
-            figures[str(chars)] = {
+            figures[name] = {
                 "degenerate": sum(1 for row in rows if row.degenerate), "by_kind": dict(kinds),
                 "failed": len(rows) - len(graded),
+                "dropped_quotes": sum(row.model["dropped_quotes"] for row in graded),
                 "generated_tokens_mean": round(sum(r.model["generated_tokens"] for r in graded) / len(graded), 1)
                 if graded else None,
             }
-            print(f"no_repeat_chars={chars}: {figures[str(chars)]}", flush=True)
+            print(f"{name}: {figures[name]}", flush=True)
     print(json.dumps({"essays": len(essays), "model": str(args.model or "tiny random qwen2"),
-                      "no_repeat_chars": figures}, ensure_ascii=False))
+                      "settings": figures}, ensure_ascii=False))
 
 
 if __name__ == "__main__":
