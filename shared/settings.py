@@ -102,14 +102,17 @@ class Settings(BaseSettings):
         default=365, ge=0, description="Essays, grades and reports older than this are purged; 0 keeps them."
     )
     chat_idle_minutes: int = Field(
-        default=30, ge=1, description="A student's chat session idle this long is closed; the next question starts anew."
+        default=30, ge=1,
+        description="A student's chat session idle this long is closed; the next question starts anew.",
     )
     chat_questions_per_hour: int = Field(default=30, ge=1, description="Questions one student may ask per hour.")
     chat_max_new_tokens: int = Field(default=256, ge=8, description="Longest chat answer, in tokens.")
     chat_context_tokens: int = Field(
         default=2048, ge=256, description="Prompt budget of a chat turn: sources, then history, newest turns kept."
     )
-    student_code_days: int = Field(default=14, ge=1, description="A student's one-time sign-up code expires after this.")
+    student_code_days: int = Field(
+        default=14, ge=1, description="A student's one-time sign-up code expires after this many days."
+    )
     max_grading_attempts: int = Field(default=3, ge=1)
     task_time_limit_s: int = Field(default=1800, ge=5, description="Hard limit for one grading batch.")
     broker_visibility_timeout_s: int = Field(
