@@ -275,3 +275,37 @@ def test_the_personal_data_export_holds_the_account_and_the_chat(
     data = json.loads(export.get_data())
     assert data["account"]["username"] == f"zhang-{world.tag}"
     assert [(t["question"], t["status"]) for t in data["chat_turns"]] == [("作文开头怎么写", "queued")]
+
+
+def test_an_idle_conversation_closes_and_a_new_one_starts(
+    app: Flask, world: World, students: Students, sessions: sessionmaker[Session], tasks: TaskRecorder,
+) -> None:
+    from datetime import timedelta
+
+    from shared.models import ChatSession
+    from shared.models.base import utcnow
+
+    _open(sessions, world.classroom, grades=False, chat=True)
+    zhang = client_as(app, students.zhang)
+    first = zhang.post("/student/chat/ask", data=form(question="作文开头怎么写")).json["id"]
+    second = zhang.post("/student/chat/ask", data=form(question="作文结尾怎么写")).json["id"]
+    with transaction(sessions) as session:
+        turns = [session.get(ChatTurn, first), session.get(ChatTurn, second)]
+        assert turns[0].session_id == turns[1].session_id
+        idle = utcnow() - timedelta(minutes=app_settings(app).chat_idle_minutes + 1)
+        session.get(ChatSession, turns[0].session_id).last_active_at = idle
+    assert "作文开头怎么写" not in zhang.get("/student/chat").get_data(as_text=True)  # closed: not shown
+    third = zhang.post("/student/chat/ask", data=form(question="论据怎么选")).json["id"]
+    assert zhang.post("/student/chat/new", data=form()).status_code == 302
+    fourth = zhang.post("/student/chat/ask", data=form(question="标点怎么用")).json["id"]
+    with sessions() as session:
+        chats = [session.get(ChatTurn, i).session_id for i in (first, third, fourth)]
+    assert len(set(chats)) == 3  # idle, then 开始新对话: a new conversation each time
+    page = zhang.get("/student/chat").get_data(as_text=True)
+    assert "标点怎么用" in page and "论据怎么选" not in page
+
+
+def app_settings(app: Flask):  # type: ignore[no-untyped-def]
+    from services.web.state import app_state
+
+    return app_state(app).settings

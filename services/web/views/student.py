@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, stream_with_context, url_for
@@ -127,7 +128,8 @@ def new_chat() -> Any:
     student = _chat_student()
     current = current_session(session, student.id, settings().chat_idle_minutes, create=False)
     if current is not None:
-        current.last_active_at = utcnow().replace(year=2000)
+        # Just past the idle time: closed now, and purged with the retention rules like any idle conversation.
+        current.last_active_at = utcnow() - timedelta(minutes=settings().chat_idle_minutes, seconds=1)
         actor().record(session, "chat.session_closed", object_type="chat_session", object_id=current.id)
         session.commit()
     return redirect(url_for("student.chat"))
