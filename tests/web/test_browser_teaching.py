@@ -1,6 +1,6 @@
 """备课 in a real browser (issue 20): headless Debian chromium against the web app in its own process and a gpu
 worker with the tiny model. A teacher opens a graded assignment, generates 立意, picks one, gets 素材 from the
-library, generates a 教案 from the class's errors and downloads it as .docx (PostgreSQL + the Redis test db)."""
+library, generates a 教案 from the class's errors and downloads it as .docx (PostgreSQL, a Redis of its own)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from shared.prompts.material_library import load_library
 from shared.prompts.teaching import LESSON_SECTIONS
 from shared.security import hash_password
 from tests.factories import add_assignment, add_classroom, add_essay, add_grade, add_school, add_students, add_user
-from tests.processes import ManagedProcess, free_port, wait_for, worker_env, worker_process
+from tests.processes import ManagedProcess, PrivateRedis, free_port, wait_for, worker_env, worker_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -87,7 +87,7 @@ def _healthy(url: str) -> bool:
 
 
 def test_teacher_prepares_a_lesson_in_the_browser(
-    pg_url: str, redis_url: str, tiny_model_dir: Path, graded_class: GradedClass, tmp_path: Path,
+    pg_url: str, private_redis: PrivateRedis, tiny_model_dir: Path, graded_class: GradedClass, tmp_path: Path,
     pg_sessions: sessionmaker[Session],
 ) -> None:
     import playwright.sync_api as playwright_api
@@ -97,10 +97,8 @@ def test_teacher_prepares_a_lesson_in_the_browser(
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()  # no stale tasks from earlier tests for this worker
-    env_settings = {"database_url": pg_url, "broker_url": redis_url, "data_dir": str(tmp_path / "data")}
+    # A broker of the test's own: no other test's worker may take these tasks, nor this worker theirs.
+    env_settings = {"database_url": pg_url, "broker_url": private_redis.url, "data_dir": str(tmp_path / "data")}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     web = ManagedProcess(
