@@ -197,3 +197,18 @@ def test_the_writer_holds_back_what_could_start_a_blocked_word(db_sessions: sess
     assert writer.blocked == "赌博游戏" and writer.written == "好的，我们来谈"
     with db_sessions() as session:
         assert session.get(ChatTurn, turn_id).answer == "好的，我们来谈"
+
+
+def test_the_llamacpp_engine_streams_and_stops_when_asked(tiny_gguf: Path) -> None:
+    from services.worker.chat.stream import stream_answer
+    from services.worker.engine.llamacpp_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine.load(EngineConfig(model=str(tiny_gguf), threads=1, parallel=1))
+    messages = [{"role": "user", "content": "议论文怎么写"}]
+    seen: list[str] = []
+    full = stream_answer(engine, messages, max_new_tokens=16, on_text=lambda text: seen.append(text) is None)
+    assert full.new_tokens == 16 and len(seen) > 1 and seen[-1] == full.text and not full.stopped
+    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:], strict=False))
+    cut: list[str] = []
+    stopped = stream_answer(engine, messages, max_new_tokens=16, on_text=lambda text: cut.append(text) or len(cut) < 3)
+    assert stopped.stopped and len(cut) == 3 and stopped.text == cut[-1]

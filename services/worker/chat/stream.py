@@ -2,7 +2,8 @@
 callback can stop generation (a blocked word, a deadline).
 
 An engine may provide its own ``stream_chat(messages, max_new_tokens=, on_text=)``; otherwise the transformers
-engine's model and tokenizer are driven here with ``generate`` and a streamer.
+engine's model and tokenizer are driven here with ``generate`` and a streamer, and the llama.cpp engine's server
+with a streamed completion request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def stream_answer(engine: Any, messages: Sequence[dict[str, str]], *, max_new_to
     custom = getattr(engine, "stream_chat", None)
     if custom is not None:
         return custom(messages, max_new_tokens=max_new_tokens, on_text=on_text)
+    if hasattr(engine, "server") and hasattr(engine, "render"):
+        return stream_with_llamacpp(engine, messages, max_new_tokens=max_new_tokens, on_text=on_text)
     return stream_with_transformers(engine, messages, max_new_tokens=max_new_tokens, on_text=on_text)
 
 
@@ -95,3 +98,35 @@ def stream_with_transformers(engine: Any, messages: Sequence[dict[str, str]], *,
     new_tokens = int(output.shape[1] - input_ids.shape[1])
     return StreamResult(state["text"], int(input_ids.shape[1]), new_tokens, state["stop"], state["first"],
                         time.perf_counter() - started)
+
+
+def stream_with_llamacpp(engine: Any, messages: Sequence[dict[str, str]], *, max_new_tokens: int,
+                         on_text: TextCallback) -> StreamResult:
+    """One streamed, greedy completion from the llama.cpp engine's in-process server; the callback of
+    ``handle_completions`` returns True to stop it."""
+    started = time.perf_counter()
+    state: dict[str, Any] = {"text": "", "stop": False, "first": None, "usage": {}, "error": None}
+
+    def on_chunk(chunk: dict[str, Any]) -> bool:
+        if "error" in chunk:
+            state["error"] = chunk["error"]
+            return True
+        state["usage"] = chunk.get("usage") or state["usage"]
+        piece = "".join(choice.get("text", "") for choice in chunk.get("choices", []))
+        if not piece:
+            return False
+        state["text"] += piece
+        if state["first"] is None:
+            state["first"] = time.perf_counter() - started
+        if not on_text(state["text"]):
+            state["stop"] = True
+        return bool(state["stop"])
+
+    request = {"prompt": engine.render(list(messages)), "n_predict": max_new_tokens, "temperature": 0.0, "top_k": 1,
+               "repeat_penalty": REPETITION_PENALTY, "cache_prompt": True, "stream": True}
+    engine.server.handle_completions(request, on_chunk)
+    if state["error"] is not None:
+        raise RuntimeError(f"llama.cpp: {state['error']}")
+    usage = state["usage"]
+    return StreamResult(state["text"], int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                        state["stop"], state["first"], time.perf_counter() - started)
