@@ -20,7 +20,7 @@ from shared.worker_health import classify_workers
 
 logger = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "reports")
+QUEUES = ("gpu", "reports", "chat")
 LATENCY_BUCKETS_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 THROUGHPUT_WINDOW = timedelta(minutes=15)
 AUDIT_COUNTERS = {

@@ -80,3 +80,27 @@ def test_a_grading_worker_takes_chat_first() -> None:
 def test_the_chat_task_routes_to_the_chat_queue() -> None:
     app = make_celery(Settings(broker_url="memory://"))
     assert app.amqp.router.route({}, CHAT_TASK)["queue"].name == CHAT_QUEUE
+
+
+# A small hand-made set: passages of a 讲义 and questions a student would ask, each with the passage that answers it.
+HANDOUT = [
+    "审题立意：材料作文先找出材料的核心概念和关系，立意要紧扣材料，不能脱离材料另起炉灶。",
+    "开头的写法：开门见山直接亮出中心论点；也可以引用名言、设问或描写场景引出论点，但不宜铺垫过长。",
+    "分论点要并列或层进，每段开头用一句话概括分论点，段内再用事例和道理论证。",
+    "论据的选择：事例要真实典型，最好新颖，避免人人都用的司马迁、爱迪生；道理论据引用要准确。",
+    "结尾要呼应开头，总结全文并升华主题，可以联系现实、发出号召，切忌草草收尾或另起新意。",
+    "标点符号：中文用全角标点，引号用“”，省略号用六个点……，书名用书名号《》。",
+    "常见错别字：“再接再励”应为“再接再厉”，“迫不及待”不写作“迫不急待”，“眼睛”不写作“眼晴”。",
+    "语言表达：多用短句，恰当运用比喻、排比、对偶等修辞，避免口语化和空洞的套话。",
+]
+QUESTIONS = [
+    ("材料作文怎么立意才不跑题？", 0), ("作文开头可以怎么写？", 1), ("分论点怎么安排？", 2),
+    ("论据选什么事例好？", 3), ("结尾怎么写才能升华主题？", 4), ("引号和省略号怎么用？", 5),
+    ("我老把眼睛写成眼晴，还有哪些常见错别字？", 6), ("怎样让语言表达更有文采，用哪些修辞？", 7),
+]
+
+
+def test_bm25_over_jieba_finds_the_answering_passage_of_the_hand_made_set() -> None:
+    passages = [tokenize(text) for text in HANDOUT]
+    top1 = [top_matches(tokenize(question), passages, 1) for question, _ in QUESTIONS]
+    assert top1 == [[expected] for _, expected in QUESTIONS]
