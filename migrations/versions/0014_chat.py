@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column('grades_open', sa.Boolean(), nullable=False),
         sa.Column('chat_open', sa.Boolean(), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(['classroom_id'], ['classrooms.id'], name=op.f('fk_student_access_classroom_id_classrooms'),
-                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['classroom_id'], ['classrooms.id'],
+                                name=op.f('fk_student_access_classroom_id_classrooms'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('classroom_id', name=op.f('pk_student_access')),
     )
     op.create_table(
