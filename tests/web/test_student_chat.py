@@ -113,7 +113,9 @@ def test_a_student_never_reaches_teacher_pages_or_the_api(app: Flask, world: Wor
         assert zhang.get(url).status_code == 403, url
     assert zhang.post("/account/token", data=form()).status_code == 403
     assert zhang.get("/classes").status_code == 302  # home goes to the student's own page
-    assert zhang.get("/account").status_code == 200
+    account = zhang.get("/account")
+    assert account.status_code == 200 and "修改密码" in account.get_data(as_text=True)
+    assert "API 令牌" not in account.get_data(as_text=True)
 
 
 def test_teachers_never_reach_student_pages(app: Flask, world: World, students: Students) -> None:
