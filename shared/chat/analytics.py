@@ -16,7 +16,7 @@ from shared.models import ChatTurn, Student, TurnStatus
 class ChatAnalytics:
     per_student: list[tuple[Student, int]]  # every roster student with their question count, most first
     per_topic: list[tuple[str, int]]
-    per_day: list[tuple[str, int]]
+    per_day: list[tuple[str, int, str]]  # day (UTC), questions, "topic n、topic n" most first
     most_asked: list[tuple[str, int]]
     never_asked: list[Student]
     blocked: list[ChatTurn] = field(default_factory=list)  # blocked, refused and failed turns, newest first
@@ -32,11 +32,14 @@ def class_analytics(session: Session, classroom_id: int, *, top: int = 10) -> Ch
     counts = Counter(turn.student_id for turn in turns)
     per_student = sorted(((s, counts[s.id]) for s in students), key=lambda pair: -pair[1])
     questions = Counter(" ".join(turn.question.split()) for turn in turns)
-    days = Counter(turn.created_at.date().isoformat() for turn in turns)
+    days: dict[str, Counter[str]] = {}
+    for turn in turns:
+        days.setdefault(turn.created_at.date().isoformat(), Counter())[turn.topic] += 1
     return ChatAnalytics(
         per_student=per_student,
         per_topic=Counter(turn.topic for turn in turns).most_common(),
-        per_day=sorted(days.items()),
+        per_day=[(day, sum(topics.values()), "、".join(f"{t} {n}" for t, n in topics.most_common()))
+                 for day, topics in sorted(days.items())],
         most_asked=questions.most_common(top),
         never_asked=[s for s in students if not counts[s.id]],
         blocked=[t for t in turns if t.status in (TurnStatus.blocked, TurnStatus.refused, TurnStatus.failed)],

@@ -79,6 +79,7 @@ def test_the_class_workbook_sheet_lists_what_the_class_asked(db_sessions: sessio
     assert rows[1] == ["共 3 个问题（含被拦截和拒答的）；从未提问：李四"]
     assert ["01", "张三", 3] in rows and ["02", "李四", 0] in rows
     assert ["结构布局", 2] in rows and ["开头怎么写", 2] in rows
+    assert [utcnow().date().isoformat(), 3, "结构布局 2、其他 1"] in rows
     blocked = next(r for r in rows if len(r) == 4 and r[1] == "张三")
     assert blocked[2] == "=1+1 赌博" and blocked[3] == "已拦截：已拦截"  # a string cell, not a formula
     with transaction(db_sessions) as session:

@@ -242,6 +242,8 @@ def test_analytics_counts_questions_per_student_and_topic(
     assert "从未提问：王五" in html
     assert re.search(r"<td>作文开头怎么写</td><td class=\"num\">2</td>", html)
     assert re.search(r"<td>结构布局</td><td class=\"num\">2</td>", html)
+    today = html.split('id="per-day"')[1]
+    assert re.search(r"<td class=\"num\">4</td><td>结构布局 2、字词标点 1、论证素材 1</td>", today)
     assert "赌博的作文素材" in html.split('id="blocked"')[1]
     for key in ("colleague", "outsider", "other_admin"):
         assert client_as(app, world.users[key]).get(f"/classes/{world.classroom}/chat-analytics").status_code == 404

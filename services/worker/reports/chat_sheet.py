@@ -33,9 +33,9 @@ def add_chat_sheet(wb: Workbook, session: Session, classroom_id: int, zone: tzin
     for topic, count in stats.per_topic:
         sheet.add([topic, count])
     sheet.blank()
-    sheet.add(["日期（UTC）", "提问数"], HEADER)
-    for day, count in stats.per_day:
-        sheet.add([day, count])
+    sheet.add(["日期（UTC）", "提问数", "其中按话题"], HEADER)
+    for day, count, topics in stats.per_day:
+        sheet.add([day, count, topics])
     sheet.blank()
     sheet.add(["问得最多的问题", "次数"], HEADER)
     for question, count in stats.most_asked:
