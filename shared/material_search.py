@@ -1,24 +1,22 @@
 """Retrieval over the 素材 library: jieba segmentation and Okapi BM25, narrowed by theme.
 
-A small BM25 of our own rather than rank-bm25: the corpus is a few hundred short entries, the scoring is a dozen
-lines, and it needs no numpy in the web process. jieba's search mode also yields the sub-words of long words
-(科学家 → 科学, 学家), so a prompt's 科学 finds an entry about a 科学家.
+A small BM25 of our own rather than rank-bm25 (the one the chat's retrieval uses, ``shared.chat.retrieval``): the
+corpus is a few hundred short entries, the scoring is a dozen lines, and it needs no numpy in the web process.
+jieba's search mode also yields the sub-words of long words (科学家 → 科学, 学家), so a prompt's 科学 finds an entry
+about a 科学家.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.chat.retrieval import bm25_scores
 from shared.prompts.material_library import Material
 
-K1 = 1.5
-B = 0.75
 _WORD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 # Words that say nothing about a topic; the prompt's boilerplate (要求、写一篇文章) must not steer retrieval.
 _STOPWORD_TEXT = (
@@ -53,28 +51,6 @@ class Hit:
     score: float
 
 
-def bm25_scores(documents: Sequence[Sequence[str]], query: Iterable[str]) -> list[float]:
-    """Okapi BM25 of each tokenised document for the query (idf with +1 inside the log: never negative)."""
-    count = len(documents)
-    if not count:
-        return []
-    average = sum(len(doc) for doc in documents) / count or 1.0
-    frequencies = [Counter(doc) for doc in documents]
-    terms = set(query)
-    containing = {term: sum(1 for freq in frequencies if term in freq) for term in terms}
-    scores = []
-    for doc, freq in zip(documents, frequencies, strict=True):
-        score = 0.0
-        for term in terms:
-            tf = freq.get(term, 0)
-            if not tf:
-                continue
-            idf = math.log((count - containing[term] + 0.5) / (containing[term] + 0.5) + 1)
-            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(doc) / average))
-        scores.append(score)
-    return scores
-
-
 def search(entries: Sequence[Material], query: str, *, themes: Sequence[str] = (), limit: int = 12,
            kinds: Sequence[str] = ()) -> list[Hit]:
     """Entries for the query's words, best first, among those tagged with any of ``themes`` (all entries when no
@@ -84,6 +60,6 @@ def search(entries: Sequence[Material], query: str, *, themes: Sequence[str] = (
         themed = [e for e in pool if set(e.themes) & set(themes)]
         pool = themed or pool
     query_tokens = tokens(query) if query.strip() else []
-    scores = bm25_scores([_entry_tokens(e.searchable()) for e in pool], query_tokens) if query_tokens else []
+    scores = bm25_scores(query_tokens, [_entry_tokens(e.searchable()) for e in pool]) if query_tokens else []
     ranked = sorted(range(len(pool)), key=lambda i: (-(scores[i] if scores else 0.0), i))
     return [Hit(pool[i], round(scores[i], 4) if scores else 0.0) for i in ranked[:limit]]

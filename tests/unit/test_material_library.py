@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.material_search import bm25_scores, search, tokens
+from shared.chat.retrieval import bm25_scores
+from shared.material_search import search, tokens
 from shared.prompts.material_library import THEMES, LibraryError, Material, check_duplicates, load_library
 
 GOOD = """\
@@ -75,7 +76,7 @@ def test_an_incomplete_entry_is_refused_naming_the_file_and_entry(tmp_path: Path
 
 def test_bm25_matches_a_hand_computed_score() -> None:
     documents = [["科技", "创新"], ["自然", "生态", "自然"], ["读书"]]
-    scores = bm25_scores(documents, ["自然"])
+    scores = bm25_scores(["自然"], documents)
     average = 6 / 3
     idf = math.log((3 - 1 + 0.5) / (1 + 0.5) + 1)
     expected = idf * 2 * 2.5 / (2 + 1.5 * (1 - 0.75 + 0.75 * 3 / average))
