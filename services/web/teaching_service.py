@@ -224,6 +224,8 @@ def request_lesson(session: Session, actor: Actor, sender: Any, account: User, g
     if school_id is None:
         raise TeachingError("系统管理员请从某次作业生成教案。")
     facts = class_facts(session, assignment) if assignment is not None else {}
+    if assignment is not None and not facts["essays"] and not goal:
+        raise TeachingError("这次作业还没有评完的作文：请填写教学目标，或等评分完成后再按本班的错误生成。")
     plan = LessonPlan(school_id=school_id, assignment_id=assignment.id if assignment else None,
                       created_by=account.id, goal=goal, facts=facts)
     session.add(plan)

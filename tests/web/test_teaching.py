@@ -160,6 +160,8 @@ def test_a_goal_only_lesson_plan_is_its_authors_and_a_new_version_is_checked(
     assert _api(app, world, "other_admin", "get", f"/lesson-plans/{plan_id}").status_code == 404
     assert _api(app, world, "admin", "get", f"/lesson-plans/{plan_id}").status_code == 200
     assert _api(app, world, "colleague", "post", "/lesson-plans", json={"goal": ""}).status_code == 400
+    ungraded = _api(app, world, "outsider", "post", "/lesson-plans", json={"assignment_id": world.assignment_b})
+    assert ungraded.status_code == 400 and "还没有评完的作文" in ungraded.json["error"]
     # The world's plan of the assignment: a form edit becomes version 2; a bad line is refused by number.
     owner = client_as(app, world.users["owner"])
     fields = {"objectives": "掌握对比论证\n能修改病句", "key_points": "对比论证", "difficulties": "论据与论点挂钩",
