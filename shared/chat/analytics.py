@@ -38,11 +38,16 @@ def class_analytics(session: Session, classroom_id: int, *, top: int = 10) -> Ch
     return ChatAnalytics(
         per_student=per_student,
         per_topic=Counter(turn.topic for turn in turns).most_common(),
-        per_day=[(day, sum(topics.values()), "、".join(f"{t} {n}" for t, n in topics.most_common()))
-                 for day, topics in sorted(days.items())],
+        per_day=[(day, sum(topics.values()), _breakdown(topics)) for day, topics in sorted(days.items())],
         most_asked=questions.most_common(top),
         never_asked=[s for s in students if not counts[s.id]],
         blocked=[t for t in turns if t.status in (TurnStatus.blocked, TurnStatus.refused, TurnStatus.failed)],
         total=len(turns),
         names={s.id: s.name for s in students},
     )
+
+
+def _breakdown(topics: Counter[str]) -> str:
+    """``结构布局 2、字词标点 1``: most asked first, ties in a fixed order."""
+    ordered = sorted(topics.items(), key=lambda item: (-item[1], item[0]))
+    return "、".join(f"{topic} {count}" for topic, count in ordered)
