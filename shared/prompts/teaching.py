@@ -38,7 +38,7 @@ ANGLE = _object({
 })
 ANGLES_SCHEMA: dict[str, Any] = _object({"angles": _list(ANGLE, MIN_ANGLES, MAX_ANGLES)})
 
-LESSON_SCHEMA: dict[str, Any] = _object({
+LESSON_PROPERTIES: dict[str, Any] = {
     "objectives": _list(_text(80), 2, 4),  # 教学目标
     "key_points": _list(_text(80), 1, 3),  # 重点
     "difficulties": _list(_text(80), 1, 3),  # 难点
@@ -47,9 +47,18 @@ LESSON_SCHEMA: dict[str, Any] = _object({
     "activities": _list(_text(120), 1, 3),  # 课堂活动
     "examples": _list(_object({"original": _text(100), "revised": _text(100), "note": _text(80)}), 1, 4),
     "homework": _list(_text(120), 1, 3),  # 作业
-})
+}
+LESSON_SCHEMA: dict[str, Any] = _object(LESSON_PROPERTIES)  # a whole 教案, as stored and as a teacher edits it
 LESSON_SECTIONS = (("objectives", "教学目标"), ("key_points", "教学重点"), ("difficulties", "教学难点"),
                    ("steps", "教学过程"), ("activities", "课堂活动"), ("examples", "例句与修改"), ("homework", "作业"))
+# The model writes a 教案 in two answers, so that each fits the engine's answer budget (YUEJUAN_MAX_NEW_TOKENS,
+# 1024 tokens by default) before the closing guard would cut its last sections to their shortest.
+LESSON_PARTS: tuple[tuple[str, ...], ...] = (("objectives", "key_points", "difficulties", "steps"),
+                                              ("activities", "examples", "homework"))
+
+
+def lesson_part_schema(part: int) -> dict[str, Any]:
+    return _object({key: LESSON_PROPERTIES[key] for key in LESSON_PARTS[part]})
 
 
 def picks_schema(candidate_ids: Sequence[str]) -> dict[str, Any]:
@@ -78,9 +87,9 @@ def angle_messages(prompt_text: str, *, rubric_name: str) -> list[dict[str, str]
         f"下面是一道作文题（评分标准：{rubric_name}）。\n"
         f"【作文题】\n{prompt_text.strip()}\n\n"
         f"请给出 {MIN_ANGLES} 到 {MAX_ANGLES} 个立意角度，按从最稳妥到最大胆排列。每个角度写：\n"
-        "thesis：一句话的中心论点；theme：从这些主题中选最贴近的一个：" + themes + "；\n"
-        "keywords：2 到 5 个关键词；relation：这个立意如何回应材料的核心；"
-        "off_topic：用这个立意时学生最常见的偏题方式。"
+        "thesis：一句话的中心论点（不超过 30 字）；theme：从这些主题中选最贴近的一个：" + themes + "；\n"
+        "keywords：2 到 5 个关键词；relation：这个立意如何回应材料的核心（不超过 60 字）；"
+        "off_topic：用这个立意时学生最常见的偏题方式（不超过 60 字）。"
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
@@ -99,13 +108,14 @@ def material_messages(prompt_text: str, angle: dict[str, Any], candidates: Seque
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def lesson_messages(goal: str, facts: dict[str, Any]) -> list[dict[str, str]]:
-    """A 40-minute lesson for the goal and/or the class's statistics (already masked in ``facts``)."""
+def lesson_messages(goal: str, facts: dict[str, Any], part: int) -> list[dict[str, str]]:
+    """Part ``part`` of a 40-minute lesson (``LESSON_PARTS``) for the goal and/or the class's statistics (already
+    masked in ``facts``)."""
     parts = []
     if goal.strip():
         parts.append(f"【教学目标方向】{goal.strip()}")
     if facts.get("assignment_title"):
-        parts.append(f"【作业】{facts['assignment_title']}（已批改 {facts.get('essays', 0)} 篇）\n"
+        parts.append(f"【本次作文】{facts['assignment_title']}（已批改 {facts.get('essays', 0)} 篇）\n"
                      f"【作文题】{facts.get('prompt_text', '')}")
     if facts.get("errors"):
         parts.append("【本班最常见的错误】" + "；".join(f"{e['type']} {e['count']} 处" for e in facts["errors"]))
@@ -116,9 +126,11 @@ def lesson_messages(goal: str, facts: dict[str, Any]) -> list[dict[str, str]]:
         parts.append("【本班病例（已隐去姓名）】\n" + "\n".join(
             f"- {e['type']}：{e['sentence']}" + (f"（建议：{e['suggestion']}）" if e.get("suggestion") else "")
             for e in facts["examples"]))
-    user = (
-        "\n".join(parts) + "\n\n请写一份 40 分钟的作文讲评或专题课教案：教学目标、教学重点、教学难点、"
-        "教学过程（每一步写名称、用时分钟数和师生活动，总时长约 40 分钟）、课堂活动、例句与修改"
-        "（优先使用上面的本班病例，写出原句、修改后的句子和修改说明）、作业。"
-    )
+    if part == 0:
+        task = ("请为一节 40 分钟的作文讲评或专题课写教案的前半部分：教学目标、教学重点、教学难点，以及教学过程"
+                "（每一步写名称、用时分钟数和师生活动，各步用时合计约 40 分钟）。每条简明扼要，不超过 60 字。")
+    else:
+        task = ("请为这节 40 分钟的课写教案的后半部分：课堂活动、例句与修改（优先使用上面的本班病例，写出原句、"
+                "修改后的句子和修改说明）、课后作业。每条简明扼要，不超过 60 字。")
+    user = "\n".join(parts) + "\n\n" + task
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

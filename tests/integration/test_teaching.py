@@ -44,7 +44,15 @@ from shared.models import (
 )
 from shared.prompts.material_library import THEMES, load_library
 from shared.prompts.rubric import resolve_rubric
-from shared.prompts.teaching import ANGLES_SCHEMA, LESSON_SCHEMA, LESSON_SECTIONS, MAX_PICKS, picks_schema
+from shared.prompts.teaching import (
+    ANGLES_SCHEMA,
+    LESSON_PARTS,
+    LESSON_SCHEMA,
+    LESSON_SECTIONS,
+    MAX_PICKS,
+    lesson_part_schema,
+    picks_schema,
+)
 from shared.tasks import LESSON_PLAN_TASK, MATERIAL_PICKS_TASK, TOPIC_ANGLES_TASK
 from shared.teaching import InvalidAnswer, checked_picks, find_entries
 from tests.factories import add_grade, make_class
@@ -251,7 +259,9 @@ def test_a_lesson_plan_from_the_class_errors_is_schema_valid_masked_versioned_an
         plan = request_lesson(session, ACTOR, worker, session.get(User, teacher_id), "掌握议论文对比论证",
                               session.get(Assignment, assignment_id))
         plan_id = plan.id
-    assert worker.sent == [LESSON_PLAN_TASK] and len(worker.engine.calls) == 1
+    # Two answers, the first half of the sections and the second, each under its own part of the schema.
+    assert worker.sent == [LESSON_PLAN_TASK] and worker.engine.calls == [lesson_part_schema(0), lesson_part_schema(1)]
+    assert [key for part in LESSON_PARTS for key in part] == [key for key, _ in LESSON_SECTIONS]
     with pg_sessions() as session:
         plan = session.get(LessonPlan, plan_id)
         assert plan.status == JobStatus.done, plan.error

@@ -20,9 +20,10 @@ from shared.models.base import utcnow
 from shared.prompts.rubric import RubricError, resolve_rubric
 from shared.prompts.teaching import (
     ANGLES_SCHEMA,
-    LESSON_SCHEMA,
+    LESSON_PARTS,
     angle_messages,
     lesson_messages,
+    lesson_part_schema,
     material_messages,
     picks_schema,
 )
@@ -143,7 +144,11 @@ def run_material_picks(sessions: sessionmaker[Session], engine: Engine, pick_id:
 
 def run_lesson_plan(sessions: sessionmaker[Session], engine: Engine, plan_id: int) -> int:
     def work(row: dict[str, Any]) -> dict[str, Any]:
-        content = checked_lesson(_answer(engine, lesson_messages(row["goal"], row["facts"] or {}), LESSON_SCHEMA))
+        content: dict[str, Any] = {}
+        for part in range(len(LESSON_PARTS)):  # two answers, each within the engine's answer budget
+            messages = lesson_messages(row["goal"], row["facts"] or {}, part)
+            content.update(_answer(engine, messages, lesson_part_schema(part)))
+        content = checked_lesson(content)
         return {"_content": content, "_created_by": row["created_by"]}
 
     def first_version(values: dict[str, Any]) -> list[object]:
