@@ -108,9 +108,10 @@ def material_messages(prompt_text: str, angle: dict[str, Any], candidates: Seque
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def lesson_messages(goal: str, facts: dict[str, Any], part: int) -> list[dict[str, str]]:
+def lesson_messages(goal: str, facts: dict[str, Any], part: int,
+                    written: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Part ``part`` of a 40-minute lesson (``LESSON_PARTS``) for the goal and/or the class's statistics (already
-    masked in ``facts``)."""
+    masked in ``facts``); the second part sees what the first ``written``, so the two agree."""
     parts = []
     if goal.strip():
         parts.append(f"【教学目标方向】{goal.strip()}")
@@ -126,6 +127,10 @@ def lesson_messages(goal: str, facts: dict[str, Any], part: int) -> list[dict[st
         parts.append("【本班病例（已隐去姓名）】\n" + "\n".join(
             f"- {e['type']}：{e['sentence']}" + (f"（建议：{e['suggestion']}）" if e.get("suggestion") else "")
             for e in facts["examples"]))
+    if written:
+        steps = "；".join(f"{s['name']}（{s['minutes']} 分钟）" for s in written.get("steps") or [])
+        parts.append(f"【已写好的前半部分】教学目标：{'；'.join(written.get('objectives') or [])}\n"
+                     f"教学重点：{'；'.join(written.get('key_points') or [])}\n教学过程：{steps}")
     if part == 0:
         task = ("请为一节 40 分钟的作文讲评或专题课写教案的前半部分：教学目标、教学重点、教学难点，以及教学过程"
                 "（每一步写名称、用时分钟数和师生活动，各步用时合计约 40 分钟）。每条简明扼要，不超过 60 字。")

@@ -34,7 +34,11 @@ def test_the_two_lesson_parts_make_up_the_whole_and_each_prompt_asks_for_its_own
     facts = {"assignment_title": "科技与孤独", "essays": 3, "errors": [{"type": "错别字", "count": 2, "essays": 2}],
              "weakest": {"key": "development", "name": "发展等级", "rate": 0.4},
              "examples": [{"type": "错别字", "sentence": "【姓名1】的字写错了", "suggestion": "改正"}]}
-    first, second = (lesson_messages("掌握对比论证", facts, part)[1]["content"] for part in (0, 1))
+    written = {"objectives": ["学会对比论证"], "key_points": ["正反对比"], "difficulties": ["论据挂钩"],
+               "steps": [{"name": "导入", "minutes": 5, "activity": "展示病例"}]}
+    first = lesson_messages("掌握对比论证", facts, 0)[1]["content"]
+    second = lesson_messages("掌握对比论证", facts, 1, written=written)[1]["content"]
+    assert "学会对比论证" in second and "导入（5 分钟）" in second and "已写好" not in first
     for text in (first, second):
         assert "掌握对比论证" in text and "错别字 2 处" in text and "发展等级（全班得分率 40%）" in text
         assert "【姓名1】的字写错了" in text

@@ -146,7 +146,7 @@ def run_lesson_plan(sessions: sessionmaker[Session], engine: Engine, plan_id: in
     def work(row: dict[str, Any]) -> dict[str, Any]:
         content: dict[str, Any] = {}
         for part in range(len(LESSON_PARTS)):  # two answers, each within the engine's answer budget
-            messages = lesson_messages(row["goal"], row["facts"] or {}, part)
+            messages = lesson_messages(row["goal"], row["facts"] or {}, part, written=content)
             content.update(_answer(engine, messages, lesson_part_schema(part)))
         content = checked_lesson(content)
         return {"_content": content, "_created_by": row["created_by"]}
