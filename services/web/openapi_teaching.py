@@ -8,6 +8,9 @@ from services.web.openapi import ASSIGNMENT_ID, INT, NULLABLE_STR, OBJ, STR, _id
 from shared.prompts.material_library import KINDS, THEMES
 from shared.prompts.teaching import ANGLE, LESSON_SCHEMA
 
+DOCX = {"description": "Word 文档", "content": {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": {
+        "schema": {"type": "string", "format": "binary"}}}}
 STATUS = {"type": "string", "enum": ["queued", "running", "done", "failed"], "nullable": True}
 MATERIAL = {"type": "object", "properties": {
     "id": STR, "kind": {"type": "string", "enum": list(KINDS)}, "title": STR, "text": STR,
@@ -58,6 +61,8 @@ def teaching_paths() -> dict[str, Any]:
             params=[ASSIGNMENT_ID], body=_json_body({"type": "object", "required": ["angle"],
                                                      "properties": {"angle": {"type": "integer", "minimum": 0}}}),
             extra={"202": _json(_ref("Topic"), "已排队")})},
+        "/assignments/{assignment_id}/topic.docx": {"get": _op(
+            "题目解析导出为 Word（写入审计日志）；尚未生成立意时 404", DOCX, params=[ASSIGNMENT_ID])},
         "/materials": {"get": _op("检索素材库（含本校素材）", _json({"type": "object", "properties": {
             "materials": {"type": "array", "items": _ref("Material")}}}, "素材"), params=query)},
         "/lesson-plans": {"post": _op(
@@ -67,6 +72,10 @@ def teaching_paths() -> dict[str, Any]:
             extra={"503": _json(_ref("LessonPlan"), "无法连接任务队列")})},
         "/lesson-plans/{plan_id}": {"get": _op("教案（最新版本）", _json(_ref("LessonPlan"), "教案"),
                                                params=[plan_id])},
+        "/lesson-plans/{plan_id}/docx": {"get": _op(
+            "教案导出为 Word（写入审计日志）；version 参数选版本，缺省为最新版", DOCX, params=[plan_id, {
+                "name": "version", "in": "query", "required": False, "description": "版本号",
+                "schema": {"type": "integer", "minimum": 1}}])},
         "/lesson-plans/{plan_id}/versions": {"post": _op(
             "保存修改后的教案为新版本", _json(_ref("LessonPlan"), "新版本"), code="201", params=[plan_id],
             body=_json_body({"type": "object", "required": ["content"],

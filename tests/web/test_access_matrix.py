@@ -216,6 +216,8 @@ API = [
     Route("teaching_api.create_lesson_plan", "POST", "/api/v1/lesson-plans", CLASS_SCOPE,
           json={"assignment_id": "{a}"}),
     Route("teaching_api.get_lesson_plan", "GET", "/api/v1/lesson-plans/{lp}", CLASS_SCOPE),
+    Route("teaching_api.topic_docx", "GET", "/api/v1/assignments/{a}/topic.docx", CLASS_SCOPE),
+    Route("teaching_api.lesson_plan_docx", "GET", "/api/v1/lesson-plans/{lp}/docx", CLASS_SCOPE),
     Route("teaching_api.add_lesson_version", "POST", "/api/v1/lesson-plans/{lp}/versions", CLASS_SCOPE,
           json={"content": {}}),
 ]

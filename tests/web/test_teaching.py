@@ -30,7 +30,7 @@ def _api(app: Flask, world: World, key: str, method: str, url: str, **kwargs: An
 def test_every_teaching_route_turns_anonymous_callers_away(app: Flask, world: World) -> None:
     client = client_as(app, None)  # a session with the CSRF token and nobody signed in
     rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint.split(".")[0] in ("teaching", "teaching_api")]
-    assert len(rules) == 23  # 15 pages, 8 API endpoints
+    assert len(rules) == 25  # 15 pages, 10 API endpoints
     for rule in rules:
         url = re.sub(r"<(?:int:)?(\w+)>", "1", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -184,3 +184,6 @@ def test_a_goal_only_lesson_plan_is_its_authors_and_a_new_version_is_checked(
     assert "第 1 版" in "\n".join(p.text for p in Document(io.BytesIO(old.data)).paragraphs)
     assert "改写第二段" in "\n".join(p.text for p in Document(io.BytesIO(new.data)).paragraphs)
     assert owner.get(f"/lesson-plans/{world.lesson_plan}/plan.docx?version=9").status_code == 404
+    api = _api(app, world, "owner", "get", f"/lesson-plans/{world.lesson_plan}/docx?version=2")
+    assert api.mimetype.endswith("wordprocessingml.document")
+    assert "改写第二段" in "\n".join(p.text for p in Document(io.BytesIO(api.data)).paragraphs)

@@ -180,6 +180,11 @@ def choose(assignment_id: int) -> Any:
 @bp.get("/assignments/<int:assignment_id>/topic.docx")
 @login_required
 def topic_docx_download(assignment_id: int) -> Any:
+    return send_topic_docx(assignment_id)
+
+
+def send_topic_docx(assignment_id: int) -> Response:
+    """The 题目解析 as Word (audited); 404 before any angle exists. Pages and API alike."""
     session = db()
     assignment = get_assignment_or_404(session, user(), assignment_id)
     topic_row = session.get(AssignmentTopic, assignment.id)
@@ -386,6 +391,11 @@ def save_plan(plan_id: int) -> Any:
 @bp.get("/lesson-plans/<int:plan_id>/plan.docx")
 @login_required
 def lesson_docx_download(plan_id: int) -> Any:
+    return send_lesson_docx(plan_id)
+
+
+def send_lesson_docx(plan_id: int) -> Response:
+    """A 教案 version (``?version=``, else the latest) as Word (audited); 404 before the first version."""
     session = db()
     plan = get_plan_or_404(session, user(), plan_id)
     version = _version(session, plan)

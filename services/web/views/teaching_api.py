@@ -23,7 +23,7 @@ from services.web.teaching_service import (
     save_lesson,
     stale_after,
 )
-from services.web.views.teaching import get_plan_or_404, plan_json, topic_json
+from services.web.views.teaching import get_plan_or_404, plan_json, send_lesson_docx, send_topic_docx, topic_json
 from shared.material_search import search
 from shared.prompts.material_library import KINDS, THEMES
 from shared.teaching import entries_for
@@ -97,6 +97,11 @@ def choose_topic_angle(assignment_id: int) -> Any:
     return jsonify(data), 200 if data["materials"] and data["materials"]["status"] == "done" else 202
 
 
+@bp.get("/assignments/<int:assignment_id>/topic.docx")
+def topic_docx(assignment_id: int) -> Any:
+    return send_topic_docx(assignment_id)
+
+
 @bp.get("/materials")
 def search_materials() -> Any:
     """The library and the caller's school's own entries, by key words (BM25) within a theme and a kind."""
@@ -155,3 +160,8 @@ def add_lesson_version(plan_id: int) -> Any:
         return _refused(exc)
     session.refresh(plan)
     return jsonify(plan_json(session, plan, version)), 201
+
+
+@bp.get("/lesson-plans/<int:plan_id>/docx")
+def lesson_plan_docx(plan_id: int) -> Any:
+    return send_lesson_docx(plan_id)
