@@ -27,6 +27,7 @@ from shared.models.chat import FINISHED
 bp = Blueprint("student", __name__)
 
 POLL_S = 0.15  # how often the stream looks at the answer the worker is appending to
+KEEPALIVE_S = 15
 STREAM_LIMIT_S = 300  # then the browser reconnects (EventSource does) and carries on from Last-Event-ID
 
 
@@ -166,7 +167,7 @@ def stream(turn_id: int) -> Any:
 
     def events() -> Iterator[str]:
         nonlocal offset
-        started = time.monotonic()
+        started = last_sent = time.monotonic()
         yield "retry: 1000\n\n"
         while True:
             with sessions() as session:
@@ -179,6 +180,10 @@ def stream(turn_id: int) -> Any:
                 yield f"id: {len(answer)}\n" + sse_event(
                     "token", json.dumps({"offset": offset, "text": answer[offset:]}, ensure_ascii=False))
                 offset = len(answer)
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent > KEEPALIVE_S:
+                yield ": waiting\n\n"  # a comment line: keeps proxies from closing a stream that waits for a batch
+                last_sent = time.monotonic()
             if status in FINISHED:
                 yield sse_event("done", json.dumps(state, ensure_ascii=False))
                 return
