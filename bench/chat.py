@@ -128,7 +128,7 @@ def ask_and_follow(sessions: Any, settings: Any, sender: Any, ids: dict[str, Any
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rates = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
-    return {"turns": len(rows), "ttft_s_median": statistics.median(r["ttft_s"] for r in rows),
+    return {"turns": len(rows), "ttft_s_median": round(statistics.median(r["ttft_s"] for r in rows), 3),
             "ttft_s_max": max(r["ttft_s"] for r in rows),
             "tokens_per_s_median": round(statistics.median(rates), 1) if rates else None}
 
