@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.clock import in_zone, people_zone
 from shared.models import ChatTurn, Student, TurnStatus
 
 
@@ -16,7 +18,7 @@ from shared.models import ChatTurn, Student, TurnStatus
 class ChatAnalytics:
     per_student: list[tuple[Student, int]]  # every roster student with their question count, most first
     per_topic: list[tuple[str, int]]
-    per_day: list[tuple[str, int, str]]  # day (UTC), questions, "topic n、topic n" most first
+    per_day: list[tuple[str, int, str]]  # day (in the zone people read), questions, "topic n、topic n" most first
     most_asked: list[tuple[str, int]]
     never_asked: list[Student]
     blocked: list[ChatTurn] = field(default_factory=list)  # blocked, refused and failed turns, newest first
@@ -24,7 +26,8 @@ class ChatAnalytics:
     names: dict[int, str] = field(default_factory=dict)  # student id → name
 
 
-def class_analytics(session: Session, classroom_id: int, *, top: int = 10) -> ChatAnalytics:
+def class_analytics(session: Session, classroom_id: int, *, top: int = 10,
+                    zone: tzinfo | None = None) -> ChatAnalytics:
     students = list(session.scalars(select(Student).where(Student.classroom_id == classroom_id)
                                     .order_by(Student.student_number, Student.name)))
     turns = list(session.scalars(select(ChatTurn).where(ChatTurn.classroom_id == classroom_id)
@@ -34,7 +37,8 @@ def class_analytics(session: Session, classroom_id: int, *, top: int = 10) -> Ch
     questions = Counter(" ".join(turn.question.split()) for turn in turns)
     days: dict[str, Counter[str]] = {}
     for turn in turns:
-        days.setdefault(turn.created_at.date().isoformat(), Counter())[turn.topic] += 1
+        day = in_zone(turn.created_at, zone or people_zone()).date().isoformat()
+        days.setdefault(day, Counter())[turn.topic] += 1
     return ChatAnalytics(
         per_student=per_student,
         per_topic=Counter(turn.topic for turn in turns).most_common(),

@@ -86,3 +86,33 @@ def test_the_class_workbook_sheet_lists_what_the_class_asked(db_sessions: sessio
         session.delete(session.get(Classroom, ids[1]))
         session.flush()
         session.delete(session.get(School, ids[0]))
+
+
+def test_questions_are_counted_on_the_day_people_read(db_sessions: sessionmaker[Session]) -> None:
+    """A question at 20:00 UTC on 31 January was asked on 1 February in Beijing."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from shared.chat.analytics import class_analytics
+
+    tag = uuid.uuid4().hex[:8]
+    evening = datetime(2026, 1, 31, 20, 0, tzinfo=UTC)
+    with transaction(db_sessions) as session:
+        school = add_school(session, f"时区中学-{tag}")
+        teacher = add_user(session, f"zone-{tag}", "吴老师", school_id=school.id)
+        classroom = add_classroom(session, school.id, teacher.id, f"高一-{tag}")
+        student = add_student(session, classroom.id, "张三", "01")
+        chat = ChatSession(student_id=student.id, created_at=evening, last_active_at=evening)
+        session.add(chat)
+        session.flush()
+        session.add(ChatTurn(session_id=chat.id, student_id=student.id, classroom_id=classroom.id, question="问题",
+                             answer="回答", status=TurnStatus.done, topic="其他", sources=[], new_tokens=2,
+                             created_at=evening))
+        classroom_id, school_id = classroom.id, school.id
+    with db_sessions() as session:
+        beijing = class_analytics(session, classroom_id)
+        utc = class_analytics(session, classroom_id, zone=ZoneInfo("UTC"))
+    assert [day for day, _, _ in beijing.per_day] == ["2026-02-01"]
+    assert [day for day, _, _ in utc.per_day] == ["2026-01-31"]
+    with transaction(db_sessions) as session:
+        session.delete(session.get(School, school_id))

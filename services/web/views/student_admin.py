@@ -29,6 +29,7 @@ from services.web.student_accounts import (
     set_student_access,
     student_access,
 )
+from services.web.times import person_zone
 from shared.chat.analytics import class_analytics
 from shared.models import Classroom, Student, User
 
@@ -158,4 +159,4 @@ def add_word(classroom_id: int) -> Any:
 def analytics(classroom_id: int) -> Any:
     classroom = _classroom(classroom_id)
     return render_template("student_admin/analytics.html", classroom=classroom,
-                           stats=class_analytics(db(), classroom.id))
+                           stats=class_analytics(db(), classroom.id, zone=person_zone()))

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.worker.reports.excel import HEADER, TITLE, SheetBuffer, add_sheet
 from shared.chat.analytics import class_analytics
+from shared.clock import in_zone
 
 CHAT_SHEET = "学生提问"
 OUTCOMES = {"blocked": "已拦截", "refused": "已拒答", "failed": "失败"}
@@ -17,7 +18,7 @@ OUTCOMES = {"blocked": "已拦截", "refused": "已拒答", "failed": "失败"}
 
 def add_chat_sheet(wb: Workbook, session: Session, classroom_id: int, zone: tzinfo) -> bool:
     """Write the sheet; False (and no sheet) when nobody in the class has asked yet."""
-    stats = class_analytics(session, classroom_id)
+    stats = class_analytics(session, classroom_id, zone=zone)
     if not stats.total:
         return False
     sheet = SheetBuffer(add_sheet(wb, CHAT_SHEET))
@@ -33,7 +34,7 @@ def add_chat_sheet(wb: Workbook, session: Session, classroom_id: int, zone: tzin
     for topic, count in stats.per_topic:
         sheet.add([topic, count])
     sheet.blank()
-    sheet.add(["日期（UTC）", "提问数", "其中按话题"], HEADER)
+    sheet.add(["日期", "提问数", "其中按话题"], HEADER)
     for day, count, topics in stats.per_day:
         sheet.add([day, count, topics])
     sheet.blank()
@@ -43,7 +44,7 @@ def add_chat_sheet(wb: Workbook, session: Session, classroom_id: int, zone: tzin
     sheet.blank()
     sheet.add(["时间", "学生", "被拦截、拒答或失败的问题", "结果"], HEADER)
     for turn in stats.blocked:
-        sheet.add([turn.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), stats.names.get(turn.student_id, ""),
+        sheet.add([in_zone(turn.created_at, zone).strftime("%Y-%m-%d %H:%M"), stats.names.get(turn.student_id, ""),
                    turn.question, f"{OUTCOMES.get(str(turn.status), str(turn.status))}：{turn.notice or ''}"])
     sheet.write()
     return True
