@@ -19,11 +19,13 @@ from services.worker.pipeline import grade_jobs
 from shared.models import Essay, EssayStatus
 from tests.essays import make_essays
 from tests.factories import make_class
+from tests.integration.test_quotes import _Opener
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> TransformersEngine:
-    return TransformersEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu"))
+    # One batch for the four essays, so the order they are reported in is the order they finished in.
+    return TransformersEngine.load(EngineConfig(model=str(tiny_model_dir), device="cpu", batch_token_budget=200_000))
 
 
 def _graded(sessions: sessionmaker[Session], assignment_id: int) -> int:
@@ -44,10 +46,15 @@ def test_each_essay_is_committed_as_its_answer_finishes(
     generating = [False]
     generate = engine.model.generate
 
-    def watched_generate(*args: object, **kwargs: object) -> object:
+    # The second and fourth essays are pushed to quote the essay (longer answers), so the answers end at
+    # different steps whatever the random weights prefer.
+    pieces = engine._vocab().pieces
+    opener = _Opener(pieces + (b"",) * (engine.model.config.vocab_size - len(pieces)), rows={1, 3})
+
+    def watched_generate(*args: object, logits_processor: list[object] | None = None, **kwargs: object) -> object:
         generating[0] = True
         try:
-            return generate(*args, **kwargs)
+            return generate(*args, logits_processor=[opener, *(logits_processor or [])], **kwargs)
         finally:
             generating[0] = False
 

@@ -46,14 +46,16 @@ class _Opener(LogitsProcessor):
     """Pushes the model to open a list with a string (`["`, or `[` then `"`) wherever the grammar lets it: it then has
     to quote something."""
 
-    def __init__(self, pieces: tuple[bytes, ...]) -> None:
-        self.pieces = pieces
+    def __init__(self, pieces: tuple[bytes, ...], rows: set[int] | None = None) -> None:
+        self.pieces, self.rows = pieces, rows  # rows: only these (None: all)
         self.opening = torch.tensor([1000.0 if re.fullmatch(rb'\s*\[\s*"?', piece) else 0.0 for piece in pieces])
         self.quote = torch.tensor([1000.0 if piece == b'"' else 0.0 for piece in pieces])
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         width = scores.shape[1]
         for row, last in enumerate(input_ids[:, -1].tolist()):
+            if self.rows is not None and row not in self.rows:
+                continue
             after_bracket = self.pieces[last].rstrip().endswith(b"[") if last < len(self.pieces) else False
             scores[row] += (self.quote if after_bracket else self.opening)[:width].to(scores.device)
         return scores
