@@ -111,7 +111,10 @@ def _graded_class(sessions: sessionmaker[Session], schools: list[int]) -> tuple[
         add_training_plan(
             session, fixture.student_ids[3], essay_ids=[e[3]], narrative="+该生表达尚可，=建议加强论证",
             focus_areas=[{"kind": "dimension", "key": "content", "label": "内容", "reason": "低于班级平均",
-                          "exercises": [{"title": "论证方法专项练习", "detail": "=1+1 写三段"}]}],
+                          "exercises": [{"title": "论证方法专项练习", "detail": "=1+1 写三段"},
+                                        {"title": "素材积累", "detail": "摘抄", "materials": [
+                                            {"id": "m1", "title": "苏轼贬谪黄州", "origin": "《宋史·苏轼传》",
+                                             "source": "中华书局点校本"}]}]}],
         )
     return fixture, extra.id
 
@@ -194,7 +197,8 @@ def test_class_workbook_figures_match_an_independent_computation(
     plans = wb["训练计划"]
     plan_rows = {row[1].value: row for row in plans.iter_rows(min_row=2)}
     assert plan_rows["李四"][2].value == "内容：低于班级平均"
-    assert plan_rows["李四"][6].value == "1. 论证方法专项练习：=1+1 写三段"
+    assert plan_rows["李四"][6].value == ("1. 论证方法专项练习：=1+1 写三段\n"
+                                         "2. 素材积累：摘抄（素材：《苏轼贬谪黄州》，《宋史·苏轼传》；中华书局点校本）")
     narrative = plan_rows["李四"][7]
     assert narrative.value == "+该生表达尚可，=建议加强论证" and narrative.data_type == "s"
     assert plan_rows["张三"][2].value == PLANS_PENDING  # graded, and no plan computed from the essay yet

@@ -313,3 +313,23 @@ def app_settings(app: Flask):  # type: ignore[no-untyped-def]
     from services.web.state import app_state
 
     return app_state(app).settings
+
+
+def test_a_student_reads_the_plan_with_its_exercises_and_the_cited_materials(
+    app: Flask, world: World, students: Students, sessions: sessionmaker[Session],
+) -> None:
+    from tests.factories import add_training_plan
+
+    material = {"id": "m1", "title": "苏轼贬谪黄州", "origin": "《宋史·苏轼传》", "source": "中华书局点校本"}
+    exercise = {"title": "素材积累与化用", "detail": "每周摘抄三则。", "materials": [material]}
+    area = {"kind": "dimension", "key": "development", "label": "发展等级", "reason": "低于全班 20 个百分点",
+            "goal": "下次达到 12 分", "exercises": [exercise]}
+    with transaction(sessions) as session:
+        add_training_plan(session, world.students[0], focus_areas=[area], narrative="多读多写。")
+    zhang = client_as(app, students.zhang)
+    assert 'id="my-plan"' not in zhang.get("/student").get_data(as_text=True), "shown with released grades only"
+    _open(sessions, world.classroom, grades=True, chat=False)
+    home = zhang.get("/student").get_data(as_text=True)
+    assert 'id="my-plan"' in home and "发展等级" in home and "素材积累与化用：每周摘抄三则。" in home
+    assert "素材《苏轼贬谪黄州》（《宋史·苏轼传》；中华书局点校本）" in home
+    assert "{&#39;" not in home and "{'" not in home, "no dictionary printed as text"

@@ -341,7 +341,8 @@ def _plans_sheet(
         focus = [f"{a.get('label', '')}：{a.get('reason', '')}" for a in areas[:MAX_FOCUS_COLUMNS]]
         focus += [None] * (MAX_FOCUS_COLUMNS - len(focus))
         exercises = [e for a in areas for e in a.get("exercises", []) if isinstance(e, dict)]
-        listing = "\n".join(f"{i}. {e.get('title', '')}：{e.get('detail', '')}" for i, e in enumerate(exercises, 1))
+        listing = "\n".join(f"{i}. {e.get('title', '')}：{e.get('detail', '')}{_materials_text(e)}"
+                            for i, e in enumerate(exercises, 1))
         sheet.add([row.student_number, row.name, *focus, listing, plan.narrative,
                    wall_time(plan.created_at, zone)], styles=wrap,
                   measure=False)
@@ -380,3 +381,10 @@ def build_class_workbook(session: Session, assignment_id: int, path: Path, *, zo
     logger.info("class workbook for assignment %s: %s essays, %s graded -> %s", assignment_id, figures.essays,
                 figures.graded, path)
     return path
+
+
+def _materials_text(exercise: dict[str, Any]) -> str:
+    """The 素材 an exercise names, as the library cites them: ``（素材：《…》，出处；来源）``."""
+    cited = [f"《{m.get('title', '')}》，{m.get('origin', '')}；{m.get('source', '')}"
+             for m in exercise.get("materials", []) if isinstance(m, dict)]
+    return f"（素材：{' / '.join(cited)}）" if cited else ""
