@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.worker import runtime, store
 from services.worker.batch import PROCESS_LOST, BatchRules, recover_claim
 from services.worker.reports.tasks import RETRY_MAX_DELAY_S
-from shared.models import Essay, EssayStatus, JobStatus, ReportJob
+from shared.models import ChatTurn, Essay, EssayStatus, JobStatus, ReportJob, TurnStatus
 from shared.models.base import utcnow
 from shared.queueing import TaskSender, enqueue_essays, essays_in_broker, task_args_in_broker
 from shared.retention import run_retention
 from shared.settings import Settings
-from shared.tasks import GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK, TASK_FOR_KIND
+from shared.tasks import CHAT_QUEUE, CHAT_TASK, GPU_QUEUE, PURGE_TASK, REPORTS_QUEUE, SWEEP_TASK, TASK_FOR_KIND
 from shared.upload_previews import sweep_previews
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run_sweep(
 ) -> dict[str, int]:
     """Recover claims whose lease ran out, then send again the stale queued essays that no task in the broker
     holds (first in line), and delete expired upload previews. Returns ``recovered`` (essays taken back),
-    ``resent`` (essays sent again), ``reports_resent`` and ``previews_expired``."""
+    ``resent`` (essays sent again), ``reports_resent``, ``chat_resent`` and ``previews_expired``."""
     now = now or utcnow()
     rules = BatchRules(max_attempts=settings.max_grading_attempts, token_budget=settings.batch_token_budget,
                        lease_s=settings.lease_s)
@@ -95,6 +95,7 @@ def run_sweep(
     # next upload or the nightly purge.
     return {"recovered": recovered, "resent": len(missing),
             "reports_resent": resend_lost_report_jobs(sender, sessions, settings, now),
+            "chat_resent": resend_lost_chat_turns(sender, sessions, settings, now),
             "previews_expired": sweep_previews(settings.data_dir, now=now.timestamp())}
 
 
@@ -124,4 +125,26 @@ def resend_lost_report_jobs(
     if lost:
         logger.warning("sending again %s queued report jobs that no task holds: %s", len(lost),
                        [job_id for job_id, _ in lost])
+    return len(lost)
+
+
+def resend_lost_chat_turns(
+    sender: TaskSender, sessions: sessionmaker[Session], settings: Settings, now: datetime
+) -> int:
+    """Send again the task of chat turns queued for ``stale_after_s`` that no task in the chat queue holds: the web
+    stores a turn before sending its task, so a broker away at that moment (or a wiped broker) left the student's
+    question 排队中 for good. The task claims its turn queued → streaming, so a turn is never answered twice."""
+    with sessions() as session:
+        waiting = session.scalars(select(ChatTurn.id).where(
+            ChatTurn.status == TurnStatus.queued, ChatTurn.created_at < now - timedelta(seconds=settings.stale_after_s)
+        )).all()
+    if not waiting:
+        return 0
+    held = {int(args[0]) for args in task_args_in_broker(
+        settings.resolved_broker_url(), CHAT_QUEUE, {CHAT_TASK}, delivered_within_s=settings.stale_after_s)}
+    lost = [turn_id for turn_id in waiting if turn_id not in held]
+    for turn_id in lost:
+        sender.send_task(CHAT_TASK, args=[turn_id])
+    if lost:
+        logger.warning("sending again %s queued chat turns that no task holds: %s", len(lost), lost)
     return len(lost)

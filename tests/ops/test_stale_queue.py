@@ -14,12 +14,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.worker import store
 from services.worker.maintenance import REQUEUE_TASK, beat_schedule, run_sweep
 from shared.celery_app import make_celery
-from shared.models import Essay, EssayStatus, JobStatus, make_engine, make_session_factory, transaction
+from shared.models import (
+    ChatSession,
+    ChatTurn,
+    Essay,
+    EssayStatus,
+    JobStatus,
+    TurnStatus,
+    make_engine,
+    make_session_factory,
+    transaction,
+)
 from shared.models.base import utcnow
 from shared.models.migrate import upgrade
 from shared.queueing import GRADE_TASK, PRIORITY_STEPS, essays_in_broker, task_args_in_broker
 from shared.settings import Settings
-from shared.tasks import CLASS_WORKBOOK_TASK, GPU_QUEUE, REPORTS_QUEUE, ReportKind
+from shared.tasks import CHAT_QUEUE, CHAT_TASK, CLASS_WORKBOOK_TASK, GPU_QUEUE, REPORTS_QUEUE, ReportKind
 from shared.upload_previews import PREVIEW_TTL_S
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.factories import make_class, make_report_job
@@ -55,6 +65,22 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
                                   assignment_id=fixture.assignment_id,
                                   created_at=utcnow() + timedelta(seconds=settings.lease_s))  # just before the sweep
     celery.send_task(CLASS_WORKBOOK_TASK, args=[jobs["waiting"]])
+    # Chat turns: one whose task was never sent (the broker was away when the student asked), one whose task
+    # waits, one answered, one just asked.
+    with transaction(sessions) as session:
+        chat = ChatSession(student_id=fixture.student_ids[0], last_active_at=long_ago)
+        session.add(chat)
+        session.flush()
+        turns = {}
+        for name, status, asked in (("lost", TurnStatus.queued, long_ago), ("waiting", TurnStatus.queued, long_ago),
+                                    ("done", TurnStatus.done, long_ago),
+                                    ("new", TurnStatus.queued, utcnow() + timedelta(seconds=settings.lease_s))):
+            turn = ChatTurn(session_id=chat.id, student_id=fixture.student_ids[0], classroom_id=fixture.classroom_id,
+                            question="怎样写好开头？", status=status, created_at=asked)
+            session.add(turn)
+            session.flush()
+            turns[name] = turn.id
+    celery.send_task(CHAT_TASK, args=[turns["waiting"]])
     later = utcnow() + timedelta(seconds=settings.lease_s + 1)
     store.renew_lease(sessions, "live-task", settings.lease_s * 10)
     with transaction(sessions) as session:  # uploaded a moment before the sweep runs
@@ -71,7 +97,7 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
 
     counts = run_sweep(celery, sessions, settings, now=later)
 
-    assert counts == {"recovered": 3, "resent": 1, "reports_resent": 1, "previews_expired": 1}
+    assert counts == {"recovered": 3, "resent": 1, "reports_resent": 1, "chat_resent": 1, "previews_expired": 1}
     assert not expired.exists() and pending.exists()
     in_broker = essays_in_broker(settings.resolved_broker_url(), GPU_QUEUE, delivered_within_s=60)
     assert {stranded, held, dead_a, dead_b, dead_alone} <= in_broker
@@ -83,9 +109,11 @@ def _sweep_scenario(sessions: sessionmaker[Session], settings: Settings, tag: st
     sent_reports = task_args_in_broker(settings.resolved_broker_url(), REPORTS_QUEUE, {CLASS_WORKBOOK_TASK},
                                        delivered_within_s=60)
     assert sorted(args[0] for args in sent_reports) == sorted([jobs["lost"], jobs["waiting"]])
+    sent_turns = task_args_in_broker(settings.resolved_broker_url(), CHAT_QUEUE, {CHAT_TASK}, delivered_within_s=60)
+    assert sorted(args[0] for args in sent_turns) == sorted([turns["lost"], turns["waiting"]])
     # A second sweep finds everything held by a task: nothing is sent twice.
     assert run_sweep(celery, sessions, settings, now=later) == {"recovered": 0, "resent": 0, "reports_resent": 0,
-                                                                "previews_expired": 0}
+                                                                "chat_resent": 0, "previews_expired": 0}
 
 
 def test_sweep_on_the_embedded_broker(sqlite_url: str, tmp_path: Path) -> None:
