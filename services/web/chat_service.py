@@ -3,6 +3,7 @@ audited, and sent to the chat queue by name. The answer is written by a worker (
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -18,6 +19,8 @@ from shared.tasks import CHAT_TASK
 
 MAX_QUESTION_CHARS = 500
 ASK_ACTION = "chat.ask"
+
+logger = logging.getLogger(__name__)
 
 
 class QuestionRejected(ValueError):
@@ -79,7 +82,10 @@ def ask(session: Session, who: Actor, student: Student, school_id: int | None, q
     who.record(session, ASK_ACTION, object_type="chat_turn", object_id=turn.id, **details)
     if turn.status == TurnStatus.queued:
         session.commit()  # the worker must find the row
-        sender.send_task(CHAT_TASK, args=[turn.id])  # type: ignore[attr-defined]
+        try:
+            sender.send_task(CHAT_TASK, args=[turn.id])  # type: ignore[attr-defined]
+        except Exception:  # the broker is away: the sweep sends the stored turn once it answers again
+            logger.exception("could not send chat turn %s; the sweep will send it again", turn.id)
     return turn
 
 

@@ -333,3 +333,24 @@ def test_a_student_reads_the_plan_with_its_exercises_and_the_cited_materials(
     assert 'id="my-plan"' in home and "发展等级" in home and "素材积累与化用：每周摘抄三则。" in home
     assert "素材《苏轼贬谪黄州》（《宋史·苏轼传》；中华书局点校本）" in home
     assert "{&#39;" not in home and "{'" not in home, "no dictionary printed as text"
+
+
+def test_a_question_asked_while_the_broker_is_away_is_kept_for_the_sweep(
+    app: Flask, world: World, students: Students, sessions: sessionmaker[Session],
+) -> None:
+    from services.web.state import app_state
+
+    class BrokerAway:
+        def send_task(self, *_args: object, **_kwargs: object) -> None:
+            raise ConnectionError("redis is away")
+
+    _open(sessions, world.classroom, grades=True, chat=True)
+    state = app_state(app)
+    recorder, state.sender = state.sender, BrokerAway()
+    try:
+        asked = client_as(app, students.zhang).post("/student/chat/ask", data=form(question="议论文结尾怎么写？"))
+    finally:
+        state.sender = recorder
+    assert asked.status_code == 201 and asked.json["status"] == "queued", "stored; the sweep sends it later"
+    with sessions() as session:
+        assert session.get(ChatTurn, asked.json["id"]).status == "queued"
