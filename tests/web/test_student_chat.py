@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -354,3 +355,53 @@ def test_a_question_asked_while_the_broker_is_away_is_kept_for_the_sweep(
     assert asked.status_code == 201 and asked.json["status"] == "queued", "stored; the sweep sends it later"
     with sessions() as session:
         assert session.get(ChatTurn, asked.json["id"]).status == "queued"
+
+
+def _pdf(pages: list[str]) -> bytes:
+    """A PDF with one line of Chinese text a page (reportlab's STSong-Light, as the feedback sheets use)."""
+    from io import BytesIO
+
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    out = BytesIO()
+    document = canvas.Canvas(out)
+    for line in pages:
+        document.setFont("STSong-Light", 12)
+        if line:
+            document.drawString(72, 720, line)
+        document.showPage()
+    document.save()
+    return out.getvalue()
+
+
+def test_a_pdf_material_is_read_in_the_sandbox_and_bad_ones_are_named(
+    app: Flask, world: World, sessions: sessionmaker[Session],
+) -> None:
+    from io import BytesIO
+
+    from services.web.ingest.pdf_reader import MAX_PDF_PAGES
+
+    owner = client_as(app, world.users["owner"])
+    url = f"/classes/{world.classroom}/chat-materials"
+
+    def upload(data: bytes, name: str) -> Any:
+        return owner.post(url, data=form(file=(BytesIO(data), name)), content_type="multipart/form-data")
+
+    assert upload(_pdf(["议论文的论据要典型、真实。", "结尾要呼应开头。"]), "论据讲义.pdf").status_code == 302
+    scanned = upload(_pdf(["", ""]), "扫描件.pdf")
+    assert scanned.status_code == 400 and "扫描件.pdf" in scanned.get_data(as_text=True)
+    assert "没有可提取的文字" in scanned.get_data(as_text=True)
+    too_long = upload(_pdf([""] * (MAX_PDF_PAGES + 1)), "太长.pdf")
+    assert too_long.status_code == 400 and f"超过 {MAX_PDF_PAGES} 页的上限" in too_long.get_data(as_text=True)
+    broken = upload(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n%%EOF", "坏文件.pdf")
+    assert broken.status_code == 400 and "坏文件.pdf" in broken.get_data(as_text=True)
+    with sessions() as session:
+        material = session.scalars(select(ChatMaterial).where(ChatMaterial.classroom_id == world.classroom,
+                                                              ChatMaterial.title == "论据讲义")).one()
+        chunks = session.scalars(select(ChatChunk).where(ChatChunk.material_id == material.id)).all()
+        assert "论据要典型" in " ".join(c.text for c in chunks) and "呼应开头" in " ".join(c.text for c in chunks)
+        titles = session.scalars(select(ChatMaterial.title).where(ChatMaterial.classroom_id == world.classroom)).all()
+        assert sorted(titles) == ["论据讲义"], "nothing stored for the refused files"

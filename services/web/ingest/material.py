@@ -1,4 +1,4 @@
-"""Parse a class material for the student chat (.docx or .txt) into its text, through the same checks as essays:
+"""Parse a class material for the student chat (.docx, .txt or .pdf) into its text, through the same checks as essays:
 size, content sniffing against the extension, the vetted .docx reader; run in the parse sandbox by the caller."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from services.web.ingest.docx_reader import read_docx_text
 from services.web.ingest.errors import UnreadableFile
 from services.web.ingest.limits import ReadBudget, UploadLimits, check_upload_size, zip_entry_cap
 from services.web.ingest.names import display_filename
+from services.web.ingest.pdf_reader import read_pdf_text
 from services.web.ingest.sniff import content_kind, extension_of, require_kind, unsupported_type_reason
 from services.web.ingest.textfile import decode_text
 
-MATERIAL_EXTENSIONS = (".docx", ".txt")
+MATERIAL_EXTENSIONS = (".docx", ".txt", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ def parse_material(filename: str, data: bytes, limits: UploadLimits) -> Material
         raise UnreadableFile(name, unsupported_type_reason(ext, MATERIAL_EXTENSIONS))
     budget = ReadBudget(limits.max_uncompressed_bytes)
     require_kind(name, ext, content_kind(data, name, limits, budget, max_entries=zip_entry_cap(limits)))
-    text = read_docx_text(data, name, limits, budget).text if ext == ".docx" else decode_text(data, name)
+    if ext == ".docx":
+        text = read_docx_text(data, name, limits, budget).text
+    elif ext == ".pdf":
+        text = read_pdf_text(data, name, limits)
+    else:
+        text = decode_text(data, name)
     text = text.replace("\r\n", "\n").strip()
     if not text:
         raise UnreadableFile(name, "文件中没有文字内容")

@@ -42,7 +42,9 @@ _LABELS: dict[Kind, str] = {
     "gzip": "gzip 压缩包",
     "binary": "无法识别的二进制数据",
 }
-EXPECTED_KIND: dict[str, Kind] = {".docx": "docx", ".xlsx": "xlsx", ".csv": "text", ".txt": "text", ".zip": "zip"}
+EXPECTED_KIND: dict[str, Kind] = {
+    ".docx": "docx", ".xlsx": "xlsx", ".csv": "text", ".txt": "text", ".zip": "zip", ".pdf": "pdf",
+}
 _EXTENSION_ADVICE: dict[str, str] = {
     ".doc": "是旧版 Word 格式，请用 Word 或 WPS 打开后“另存为” .docx 再上传",
     ".wps": "是 WPS 文字格式，请在 WPS 中“另存为” .docx 再上传",
