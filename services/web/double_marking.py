@@ -267,6 +267,13 @@ def _second_read_candidates(session: Session, assignment: Assignment) -> list[Es
     return [e for e in essays if e.id not in opened and needs_second_read(assignment, e, grades.get(e.id))]
 
 
+def blind_essay_ids(session: Session, user: User, assignment: Assignment) -> set[int]:
+    """Essays of the assignment whose model scores ``user`` may not see yet: selected for a second reading that
+    nobody has given, and not read by ``user`` (an override counts) — 双评 is blind until the second reading."""
+    return {essay.id for essay in _second_read_candidates(session, assignment)
+            if user.id not in readers(session, essay.id)}
+
+
 def counts(session: Session, assignment: Assignment) -> Counts:
     cases = list(session.scalars(select(DoubleMarkCase).where(DoubleMarkCase.assignment_id == assignment.id)))
     waiting = len(_second_read_candidates(session, assignment))

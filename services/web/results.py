@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,8 @@ from shared.grades import effective_grades, is_withheld
 from shared.models import Assignment, Essay, Student
 from shared.prompts.rubric import Rubric
 
-STATUS_NAMES = {"queued": "排队中", "grading": "评分中", "graded": "已评分", "failed": "失败", "review": "待复核"}
+STATUS_NAMES = {"queued": "排队中", "grading": "评分中", "graded": "已评分", "failed": "失败", "review": "待复核",
+                "second_read": "待二评"}
 BASE_SORTS = ("number", "name", "status", "total", "deductions", "flags")
 
 
@@ -88,8 +90,10 @@ def _sort_value(row: ResultRow, sort: str) -> tuple[int, Any]:
 
 
 def class_results(
-    session: Session, assignment: Assignment, rubric: Rubric | None, *, sort: str = "number", direction: str = "asc"
+    session: Session, assignment: Assignment, rubric: Rubric | None, *, sort: str = "number", direction: str = "asc",
+    blind: Collection[int] = (),
 ) -> ResultsTable:
+    """The class's table; essays in ``blind`` (awaiting the reader's blind second reading) show no model score."""
     students = session.scalars(
         select(Student).where(Student.classroom_id == assignment.classroom_id).order_by(Student.student_number,
                                                                                          Student.name)
@@ -107,6 +111,8 @@ def class_results(
             grade = grades.get(essay.id)
             if grade is not None and is_withheld(grade):
                 row.status = "review"  # flagged for injection: no score until a teacher confirms one
+            elif grade is not None and essay.id in blind:
+                row.status = "second_read"  # 双评: the model's score stays hidden until the second reading
             elif grade is not None:
                 row.scores = {k: int(v) for k, v in grade.dimension_scores.items()}
                 row.bands = {k: str(v) for k, v in grade.bands.items()}

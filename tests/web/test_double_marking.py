@@ -42,12 +42,18 @@ def _versions(sessions: sessionmaker[Session], essay_id: int) -> list[tuple[int,
             select(Grade).where(Grade.essay_id == essay_id).order_by(Grade.version))]
 
 
+def dm_api(app: Flask, world: World, key: str, path: str) -> dict:  # type: ignore[type-arg]
+    response = app.test_client().get(path, headers={"Authorization": f"Bearer {world.tokens[key]}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
 def _set_all(login, world: World) -> None:  # type: ignore[no-untyped-def]
     response = login("owner").post(f"/assignments/{world.assignment}/double-marking", data=form(mode="all"))
     assert response.status_code == 303
 
 
-def test_blind_second_read_within_tolerance_takes_the_mean(login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]
+def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]
     owner = login("owner")
     _set_all(login, world)
     queue = owner.get("/marking").get_data(as_text=True)
@@ -55,9 +61,21 @@ def test_blind_second_read_within_tolerance_takes_the_mean(login, world: World, 
     page = owner.get(f"/essays/{world.essay}/second-read").get_data(as_text=True)
     assert 'id="second-read-form"' in page and 'id="readings"' not in page  # blind: no scores before reading
     assert "score_content" in page
-    assert 'id="double-marking-notice"' in owner.get(f"/essays/{world.essay}").get_data(as_text=True)
+    # Blind everywhere until the second reading: the essay page sends the reader to the blind page, the results
+    # table and the API show no model score for it.
+    essay_page = owner.get(f"/essays/{world.essay}")
+    assert essay_page.status_code == 303 and essay_page.headers["Location"].endswith(
+        f"/essays/{world.essay}/second-read")
+    results = owner.get(f"/assignments/{world.assignment}/results").get_data(as_text=True)
+    assert results.count('class="status-second_read"') == 2 and ">36<" not in results
+    api = dm_api(app, world, "owner", f"/api/v1/essays/{world.essay}")
+    assert api["grade"] is None and api["history"] == [] and api["awaiting_second_read"] is True
+    rows = dm_api(app, world, "owner", f"/api/v1/assignments/{world.assignment}/results")["rows"]
+    assert {row["status"] for row in rows if row.get("essay_id") in (world.essay, world.flagged_essay)} == {
+        "second_read"}
     response = owner.post(f"/essays/{world.essay}/second-read", data=_scores(16, 15, 10))
     assert response.status_code == 303
+    assert 'id="double-marking-notice"' in owner.get(f"/essays/{world.essay}").get_data(as_text=True)
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="readings"' in page and "最终分 <strong id=\"final-total\">37</strong>" in page
     # model 36, second 41 − 3 = 38: within 6, the mean (37) is final; every reading is a version with its reader

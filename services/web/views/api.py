@@ -19,7 +19,7 @@ from services.web.access import (
 from services.web.api_auth import authenticate
 from services.web.context import db, settings
 from services.web.dispatch import queue_assignment, queue_essays
-from services.web.double_marking import parse_mode, set_mode
+from services.web.double_marking import blind_essay_ids, parse_mode, set_mode
 from services.web.essay_import import ImportRefused, existing_essays, parse_uploaded_files, upload_limits, write_essays
 from services.web.essay_view import build_essay_view, essay_json
 from services.web.forms import validate_assignment, validate_class
@@ -262,7 +262,7 @@ def results(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(session, user(), assignment_id)
     rubric = rubric_or_none(assignment)
     table = class_results(session, assignment, rubric, sort=request.args.get("sort", "number"),
-                          direction=request.args.get("dir", "asc"))
+                          direction=request.args.get("dir", "asc"), blind=blind_essay_ids(session, user(), assignment))
     return jsonify(
         assignment_id=assignment.id, rubric_total=table.rubric_total, sort=table.sort, direction=table.direction,
         dimensions=[{"key": c.key, "name": c.name, "max": c.max} for c in table.columns],
@@ -277,7 +277,10 @@ def essay(essay_id: int) -> Any:
     view = build_essay_view(session, found, rubric_or_none(found.assignment))
     actor().record(session, "essay.view", object_type="essay", object_id=found.id, api=True)
     session.commit()
-    return jsonify(essay_json(view))
+    body = essay_json(view)
+    if found.id in blind_essay_ids(session, user(), found.assignment):  # 双评 is blind until the second reading
+        body.update(grade=None, history=[], awaiting_second_read=True)
+    return jsonify(body)
 
 
 @bp.post("/essays/<int:essay_id>/override")

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from services.web.access import get_assignment_or_404, get_classroom_or_404, is_admin
 from services.web.context import db, settings
 from services.web.dispatch import BROKER_DOWN, queue_assignment
+from services.web.double_marking import blind_essay_ids, parse_mode, set_mode
 from services.web.double_marking import counts as double_marking_counts
-from services.web.double_marking import parse_mode, set_mode
 from services.web.forms import GENRES, validate_assignment
 from services.web.guards import actor, login_required, user
 from services.web.progress_view import class_workbook_json, progress_json, workers_view
@@ -110,7 +110,7 @@ def results(assignment_id: int) -> Any:
     assignment = get_assignment_or_404(session, user(), assignment_id)
     rubric = rubric_or_none(assignment)
     table = class_results(session, assignment, rubric, sort=request.args.get("sort", "number"),
-                          direction=request.args.get("dir", "asc"))
+                          direction=request.args.get("dir", "asc"), blind=blind_essay_ids(session, user(), assignment))
     return render_template("assignments/results.html", assignment=assignment, classroom=assignment.classroom,
                            table=table, rubric_label=rubric_label(assignment, rubric))
 

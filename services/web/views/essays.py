@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from services.web.access import get_essay_or_404
 from services.web.context import db
 from services.web.dispatch import BROKER_DOWN, queue_essays
+from services.web.double_marking import blind_essay_ids
 from services.web.essay_view import SOURCE_NAMES, build_essay_view
 from services.web.guards import actor, login_required, user
 from services.web.results import STATUS_NAMES
@@ -28,6 +29,9 @@ def _page(essay_id: int, *, errors: list[str] | None = None, form: Any = None, s
     session = db()
     essay = get_essay_or_404(session, user(), essay_id)
     assignment = essay.assignment
+    if status == 200 and essay.id in blind_essay_ids(session, user(), assignment):
+        flash("这篇作文在等待二评：请先在盲评页面评分，评完后再显示模型分数。", "ok")
+        return redirect(url_for("marking.second_read", essay_id=essay.id), 303)
     rubric = rubric_or_none(assignment)
     view = build_essay_view(session, essay, rubric)
     if status == 200:
