@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 
 from services.web.actor import Actor
 from services.web.numbers import ascii_int
-from shared.models import Deduction, ErrorAnnotation, Essay, EssayStatus, Grade, GradeSource, abandoned_claim
+from shared.models import (
+    Deduction,
+    DoubleMarkCase,
+    ErrorAnnotation,
+    Essay,
+    EssayStatus,
+    Grade,
+    GradeSource,
+    abandoned_claim,
+)
 from shared.models.base import utcnow
 from shared.prompts.rubric import Rubric
 
@@ -116,12 +125,14 @@ def accept_flags(session: Session, actor: Actor, essay: Essay) -> int:
 
 def requeue(session: Session, actor: Actor, essay_ids: Sequence[int], *, assignment_id: int) -> list[tuple[int, int]]:
     """Put graded or failed essays, and essays whose grading task is gone, back to `queued` (conditional UPDATE);
-    returns (id, chars) of those moved."""
+    returns (id, chars) of those moved. An essay with a 双评 case is never regraded by the model: its readings
+    stand (a new model reading would become the grade that counts)."""
     if not essay_ids:
         return []
     moved = session.execute(
         update(Essay)
-        .where(Essay.id.in_(list(essay_ids)), or_(Essay.status.in_(REGRADABLE), abandoned_claim(utcnow())))
+        .where(Essay.id.in_(list(essay_ids)), or_(Essay.status.in_(REGRADABLE), abandoned_claim(utcnow())),
+               Essay.id.not_in(select(DoubleMarkCase.essay_id)))
         .values(status=EssayStatus.queued, attempts=0, claim_token=None, lease_until=None, failure_reason=None,
                 finished_at=None)
         .returning(Essay.id, Essay.char_count)

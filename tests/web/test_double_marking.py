@@ -91,6 +91,13 @@ def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, wo
             AuditLog.action.like("double_marking.%"))).all()
         assert sorted(actions) == ["double_marking.final", "double_marking.second_read"]
     assert 'id="a-settled">1<' in owner.get(f"/assignments/{world.assignment}").get_data(as_text=True)
+    # A settled essay is not regraded by the model (its readings stand), alone or with the class.
+    refused = owner.post(f"/essays/{world.essay}/regrade", data=form(), follow_redirects=True)
+    assert "已进入双评" in refused.get_data(as_text=True)
+    assert owner.post(f"/assignments/{world.assignment}/regrade", data=form()).status_code in (302, 303)
+    with sessions() as session:
+        assert str(session.get(Essay, world.essay).status) == "graded"
+    assert len(_versions(sessions, world.essay)) == 3
 
 
 def test_beyond_tolerance_goes_to_a_third_reading_by_someone_with_the_right(login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
+from services.web import double_marking as dm
 from services.web.access import get_essay_or_404
 from services.web.context import db
 from services.web.dispatch import BROKER_DOWN, queue_essays
@@ -105,7 +106,9 @@ def regrade(essay_id: int) -> Any:
     essay = get_essay_or_404(session, user(), essay_id)
     moved = requeue(session, actor(), [essay.id], assignment_id=essay.assignment_id)
     session.commit()
-    if not moved:
+    if not moved and dm.case_for(session, essay.id) is not None:
+        flash("这篇作文已进入双评，以教师的评阅为准，不再由模型重新评分。", "error")
+    elif not moved:
         flash("这篇作文正在排队或评分中，无需重新评分。", "error")
     elif queue_essays(moved):
         flash("已重新排队评分；新结果将作为新版本保存。", "ok")
