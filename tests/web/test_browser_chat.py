@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +23,10 @@ from tests.chat_faults import GATE_DIR_ENV
 from tests.factories import add_school, add_user
 from tests.factories.builders import add_assignment, add_classroom, add_essay, add_grade, add_students
 from tests.processes import ManagedProcess, PrivateRedis, free_port, wait_for, worker_env, worker_process
+from tests.web.test_browser import CHROMIUM, CHROMIUM_FLAGS, PASSWORD, _healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PASSWORD = "browser-password-1"
 STUDENT_PASSWORD = "autumn-lake-2024"
 ESSAY = "读书的意义\n读书使人明智。古人说“腹有诗书气自华”，一个人读过的书会慢慢变成他看世界的眼晴。"
 MATERIAL = "议论文的开头要开门见山，直接提出论点，也可以引用名言引出论点。\n结尾要呼应开头，升华主题。"
@@ -64,14 +60,6 @@ def setup(pg_sessions: sessionmaker[Session]) -> Iterator[Setup]:
         for account in session.scalars(select(User).where(User.school_id == made.school)):
             session.delete(account)
         session.delete(session.get(School, made.school))
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_a_student_chats_about_their_essay_in_the_browser(

@@ -9,7 +9,6 @@ import os
 import re
 import sys
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,15 +25,10 @@ from shared.prompts.teaching import LESSON_SECTIONS
 from shared.security import hash_password
 from tests.factories import add_assignment, add_classroom, add_essay, add_grade, add_school, add_students, add_user
 from tests.processes import ManagedProcess, PrivateRedis, free_port, wait_for, worker_env, worker_process
+from tests.web.test_browser import CHROMIUM, CHROMIUM_FLAGS, PASSWORD, _healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-PASSWORD = "browser-password-1"
 GENERATION_TIMEOUT_MS = 240_000
 ESSAYS = [
     ("陈一", "手机让我们联系更方便，但是面对面的交流却少了。科技发展的很快。",
@@ -76,14 +70,6 @@ def graded_class(pg_sessions: sessionmaker[Session]) -> Iterator[GradedClass]:
         session.execute(delete(Classroom).where(Classroom.school_id == school_id))
         session.execute(delete(User).where(User.id == teacher_id))
         session.execute(delete(School).where(School.id == school_id))
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_teacher_prepares_a_lesson_in_the_browser(
