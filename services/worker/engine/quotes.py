@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessor
 
+from services.worker.engine.grammar import JsonCursor
+
 QUOTE_KEYS = ("evidence", "original")
 _OPENS_QUOTE = re.compile(
     rb'(?:"evidence"\s*:\s*\[(?:\s*"(?:[^"\\]|\\.)*"\s*,)*\s*|"original"\s*:\s*)\Z', re.DOTALL
@@ -99,27 +101,26 @@ def quote_sources(texts: Sequence[str]) -> bytes:
 @dataclass
 class _Row:
     source: bytes
+    cursor: JsonCursor = field(default_factory=JsonCursor)  # inside a string or not (escapes followed)
     text: bytearray = field(default_factory=bytearray)  # the answer so far
-    in_string: bool = False
-    escaped: bool = False
     quoting: bool = False
     quote: bytearray = field(default_factory=bytearray)  # the quotation so far (as written: JSON-escaped)
 
+    @property
+    def in_string(self) -> bool:
+        return self.cursor.in_string
+
     def feed(self, raw: bytes) -> None:
         for byte in raw:
-            if self.in_string:
-                if self.escaped:
-                    self.escaped = False
-                elif byte == 0x5C:
-                    self.escaped = True
-                elif byte == 0x22:
-                    self.in_string = self.quoting = False
-                if self.in_string and self.quoting:
-                    self.quote.append(byte)
-            elif byte == 0x22:
-                self.in_string, self.escaped = True, False
+            was_inside = self.cursor.in_string
+            self.cursor.feed(bytes((byte,)))
+            if not was_inside and self.cursor.in_string:  # a string opens: is it a quotation's?
                 self.quoting = _OPENS_QUOTE.search(bytes(self.text[-_LOOKBACK:])) is not None
                 self.quote = bytearray()
+            elif not self.cursor.in_string:
+                self.quoting = False
+            elif self.quoting:
+                self.quote.append(byte)
             self.text.append(byte)
 
 
