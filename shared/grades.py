@@ -1,7 +1,9 @@
 """The grade that counts: the latest version per essay (a teacher's override or regrade supersedes).
 
 A model grade with ``needs_review`` (the essay was flagged for prompt injection) is withheld: it is the latest
-version but not a final score until a teacher confirms or overrides it (``final_grades``, ``final_grade_ids``)."""
+version but not a final score until a teacher confirms or overrides it (``final_grades``, ``final_grade_ids``).
+``final_grades`` also holds back the model grade of an essay that 双评 selected and that awaits its second
+reading (``shared.double_marking``); the school-wide SQL of ``final_grade_ids`` does not."""
 
 from __future__ import annotations
 
@@ -33,9 +35,14 @@ def is_withheld(grade: Grade) -> bool:
 
 
 def final_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:
-    """``effective_grades`` less the withheld ones: an essay whose latest grade awaits review has no final score."""
-    return {essay_id: grade for essay_id, grade in effective_grades(session, essay_ids).items()
-            if not is_withheld(grade)}
+    """``effective_grades`` less the withheld ones: an essay whose latest grade awaits review, or whose model grade
+    awaits its 双评 second reading, has no final score."""
+    from shared.double_marking import awaiting_second_read
+
+    grades = {essay_id: grade for essay_id, grade in effective_grades(session, essay_ids).items()
+              if not is_withheld(grade)}
+    waiting = awaiting_second_read(session, [e for e, g in grades.items() if g.source == GradeSource.model])
+    return {essay_id: grade for essay_id, grade in grades.items() if essay_id not in waiting}
 
 
 def effective_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:

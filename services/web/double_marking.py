@@ -8,7 +8,6 @@ once write one reading and get one conflict. Arbitration is a compare-and-set on
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 from services.web.access import classroom_scope
 from services.web.actor import Actor
 from services.web.review import ReviewError, override_grade
-from shared.confidence import is_low_confidence
+from shared.double_marking import latest_model_grades, needs_second_read
 from shared.models import (
     Assignment,
     CaseStatus,
@@ -87,26 +86,6 @@ def set_mode(session: Session, actor: Actor, assignment: Assignment, mode: Doubl
     assignment.double_marking, assignment.double_marking_share = mode.value, share
     actor.record(session, "double_marking.mode", object_type="assignment", object_id=assignment.id, mode=mode.value,
                  share=share)
-
-
-def in_sample(assignment_id: int, essay_id: int, share: int) -> bool:
-    """A stable pseudo-random draw: the same essay is in or out of the sample on every page load."""
-    digest = hashlib.sha256(f"double-marking:{assignment_id}:{essay_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % 100 < share
-
-
-def needs_second_read(assignment: Assignment, essay: Essay, model_grade: Grade | None) -> bool:
-    """Whether the assignment's mode selects this essay for a second reading (it must have a model grade)."""
-    if model_grade is None or essay.status != EssayStatus.graded:
-        return False
-    mode = assignment.double_marking
-    if mode == DoubleMarkingMode.all:
-        return True
-    if mode == DoubleMarkingMode.sample:
-        return in_sample(assignment.id, essay.id, assignment.double_marking_share)
-    if mode == DoubleMarkingMode.low_confidence:
-        return bool(essay.flags) or is_low_confidence(model_grade.confidence, model_grade.dropped_quotes)
-    return False
 
 
 # --- who reads --------------------------------------------------------------------------------------------------
@@ -246,16 +225,6 @@ class Counts:
     settled: int = 0
 
 
-def _latest_model_grades(session: Session, essay_ids: list[int]) -> dict[int, Grade]:
-    grades: dict[int, Grade] = {}
-    if not essay_ids:
-        return grades
-    for grade in session.scalars(select(Grade).where(Grade.essay_id.in_(essay_ids),
-                                                     Grade.source == GradeSource.model).order_by(Grade.version)):
-        grades[grade.essay_id] = grade
-    return grades
-
-
 def _second_read_candidates(session: Session, assignment: Assignment) -> list[Essay]:
     """Essays the mode selects that have no second reading yet."""
     if assignment.double_marking == DoubleMarkingMode.off:
@@ -263,7 +232,7 @@ def _second_read_candidates(session: Session, assignment: Assignment) -> list[Es
     essays = list(session.scalars(select(Essay).where(Essay.assignment_id == assignment.id,
                                                       Essay.status == EssayStatus.graded).order_by(Essay.id)))
     opened = set(session.scalars(select(DoubleMarkCase.essay_id).where(DoubleMarkCase.assignment_id == assignment.id)))
-    grades = _latest_model_grades(session, [e.id for e in essays])
+    grades = latest_model_grades(session, [e.id for e in essays])
     return [e for e in essays if e.id not in opened and needs_second_read(assignment, e, grades.get(e.id))]
 
 

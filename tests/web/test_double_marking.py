@@ -7,6 +7,7 @@ The world's two graded essays have the model's reading 15/14/10 with −3 in ded
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -53,7 +54,22 @@ def _set_all(login, world: World) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 303
 
 
-def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, world: World, sessions) -> None:  # type: ignore[no-untyped-def]
+def _workbook_status(sessions: sessionmaker[Session], world: World, path: Path) -> dict[str, tuple[str, int | None]]:
+    """The class workbook's 状态 and total per student of the world's two graded essays."""
+    from openpyxl import load_workbook
+
+    from services.worker.reports.class_workbook import build_class_workbook
+
+    with sessions() as session:
+        build_class_workbook(session, world.assignment, path)
+    rows = list(load_workbook(path)["学生"].iter_rows(values_only=True))
+    header = rows[0]
+    status, total = header.index("状态"), next(i for i, h in enumerate(header) if str(h).startswith("总分"))
+    return {row[1]: (row[status], row[total]) for row in rows[1:] if row[1] in ("张三", "李四")}
+
+
+def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, world: World, sessions,
+                                                           tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     owner = login("owner")
     _set_all(login, world)
     queue = owner.get("/marking").get_data(as_text=True)
@@ -73,9 +89,13 @@ def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, wo
     rows = dm_api(app, world, "owner", f"/api/v1/assignments/{world.assignment}/results")["rows"]
     assert {row["status"] for row in rows if row.get("essay_id") in (world.essay, world.flagged_essay)} == {
         "second_read"}
+    assert _workbook_status(sessions, world, tmp_path / "before.xlsx") == {"张三": ("待二评", None),
+                                                                         "李四": ("待二评", None)}
     response = owner.post(f"/essays/{world.essay}/second-read", data=_scores(16, 15, 10))
     assert response.status_code == 303
     assert 'id="double-marking-notice"' in owner.get(f"/essays/{world.essay}").get_data(as_text=True)
+    assert _workbook_status(sessions, world, tmp_path / "after.xlsx") == {"张三": ("已评分", 37),
+                                                                        "李四": ("待二评", None)}
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="readings"' in page and "最终分 <strong id=\"final-total\">37</strong>" in page
     # model 36, second 41 − 3 = 38: within 6, the mean (37) is final; every reading is a version with its reader

@@ -54,7 +54,8 @@ SUMMARY_SHEET, STUDENTS_SHEET, ERRORS_SHEET, PLANS_SHEET = "概览", "学生", "
 SAME_QUOTE_TYPES = frozenset({"错别字", "用词不当", "标点"})
 FREQUENT_MISTAKES = 30
 MAX_FOCUS_COLUMNS = 4
-STATUS_LABELS = {"graded": "已评分", "failed": "评分失败", "queued": "待评分", "grading": "评分中"}
+STATUS_LABELS = {"graded": "已评分", "failed": "评分失败", "queued": "待评分", "grading": "评分中",
+                 "second_read": "待二评"}
 CHART_COLUMN = "K"
 # A graded essay that no plan was computed from yet: the plans task is running (the workbook is built again after).
 PLANS_PENDING = "训练计划生成中，完成后会另出一份含训练计划的新版报表"

@@ -15,6 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from services.worker.jobs import DeductionItem
+from shared.double_marking import awaiting_second_read
 from shared.grades import final_grade_ids, final_grades
 from shared.models import (
     Assignment,
@@ -147,13 +148,15 @@ def roster_essays(session: Session, assignment_id: int, classroom_id: int) -> li
         .where(Essay.assignment_id == assignment_id)
     ).all()
     grades = final_grades(session, [row[3] for row in essays])
+    waiting = awaiting_second_read(session, [row[3] for row in essays])  # 双评: no final score before the second
     handed_in = {row[0] for row in essays}
     missing = session.execute(
         select(Student.id, Student.student_number, Student.name).where(Student.classroom_id == classroom_id)
     ).all()
     rows = [
         RosterEssay(
-            student_id=sid, student_number=number or "", name=name, essay_id=essay_id, status=str(status),
+            student_id=sid, student_number=number or "", name=name, essay_id=essay_id,
+            status="second_read" if essay_id in waiting else str(status),
             char_count=chars, flags=tuple(str(f) for f in (flags or [])), failure_reason=reason,
             grade=GradeFacts.from_grade(grades[essay_id]) if essay_id in grades else None,
         )
