@@ -68,6 +68,15 @@ def _workbook_status(sessions: sessionmaker[Session], world: World, path: Path) 
     return {row[1]: (row[status], row[total]) for row in rows[1:] if row[1] in ("张三", "李四")}
 
 
+def _school_totals(sessions: sessionmaker[Session], world: World) -> list[int]:
+    """The totals the school workbook counts for the world's assignment."""
+    from services.worker.reports.queries import stream_school_grades
+
+    with sessions() as session:
+        return [total for assignment_id, total, _ in stream_school_grades(session, world.school_a)
+                if assignment_id == world.assignment]
+
+
 def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, world: World, sessions,
                                                            tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     owner = login("owner")
@@ -91,11 +100,13 @@ def test_blind_second_read_within_tolerance_takes_the_mean(app: Flask, login, wo
         "second_read"}
     assert _workbook_status(sessions, world, tmp_path / "before.xlsx") == {"张三": ("待二评", None),
                                                                          "李四": ("待二评", None)}
+    assert _school_totals(sessions, world) == [], "the school workbook counts no model score before the second"
     response = owner.post(f"/essays/{world.essay}/second-read", data=_scores(16, 15, 10))
     assert response.status_code == 303
     assert 'id="double-marking-notice"' in owner.get(f"/essays/{world.essay}").get_data(as_text=True)
     assert _workbook_status(sessions, world, tmp_path / "after.xlsx") == {"张三": ("已评分", 37),
                                                                         "李四": ("待二评", None)}
+    assert _school_totals(sessions, world) == [37]
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="readings"' in page and "最终分 <strong id=\"final-total\">37</strong>" in page
     # model 36, second 41 − 3 = 38: within 6, the mean (37) is final; every reading is a version with its reader

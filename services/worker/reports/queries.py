@@ -20,8 +20,10 @@ from shared.grades import final_grade_ids, final_grades
 from shared.models import (
     Assignment,
     Classroom,
+    DoubleMarkingMode,
     ErrorAnnotation,
     Essay,
+    EssayStatus,
     Grade,
     School,
     Student,
@@ -269,9 +271,10 @@ def school_assignments(session: Session, school_id: int) -> list[SchoolAssignmen
     return [SchoolAssignment(*row) for row in rows]
 
 
-def _effective_in_school(columns: Sequence[Any], school_id: int) -> Select[Any]:
-    """``columns`` over the effective grades of a school's essays."""
-    return (
+def _effective_in_school(session: Session, columns: Sequence[Any], school_id: int) -> Select[Any]:
+    """``columns`` over the final grades of a school's essays (a model grade awaiting its 双评 second reading is
+    not final: those essays, few and only in double-marked assignments, are left out by id)."""
+    statement = (
         select(*columns)
         .select_from(Grade)
         .join(Essay, Grade.essay_id == Essay.id)
@@ -279,6 +282,14 @@ def _effective_in_school(columns: Sequence[Any], school_id: int) -> Select[Any]:
         .join(Classroom, Assignment.classroom_id == Classroom.id)
         .where(Classroom.school_id == school_id, Grade.id.in_(final_grade_ids()))
     )
+    double_marked = session.scalars(
+        select(Essay.id).join(Assignment, Essay.assignment_id == Assignment.id)
+        .join(Classroom, Assignment.classroom_id == Classroom.id)
+        .where(Classroom.school_id == school_id, Assignment.double_marking != DoubleMarkingMode.off,
+               Essay.status == EssayStatus.graded)
+    ).all()
+    waiting = awaiting_second_read(session, double_marked)
+    return statement.where(Grade.essay_id.not_in(sorted(waiting))) if waiting else statement
 
 
 def stream_school_grades(
@@ -288,7 +299,7 @@ def stream_school_grades(
 
     Plain columns through a server-side cursor (``yield_per``): memory stays flat however many grades.
     """
-    statement = _effective_in_school((Essay.assignment_id, Grade.total, Grade.dimension_scores), school_id)
+    statement = _effective_in_school(session, (Essay.assignment_id, Grade.total, Grade.dimension_scores), school_id)
     result = session.execute(statement.execution_options(yield_per=batch_size))
     try:
         for assignment_id, total, scores in result:
@@ -299,7 +310,7 @@ def stream_school_grades(
 
 def school_error_counts(session: Session, school_id: int) -> list[tuple[int, str, int]]:
     """(classroom_id, error type, count) over the effective grades of the school, counted by the database."""
-    graded = _effective_in_school((Grade.id, Assignment.classroom_id), school_id).subquery()
+    graded = _effective_in_school(session, (Grade.id, Assignment.classroom_id), school_id).subquery()
     rows = session.execute(
         select(graded.c.classroom_id, ErrorAnnotation.type, func.count(ErrorAnnotation.id))
         .join(graded, ErrorAnnotation.grade_id == graded.c.id)
