@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from shared.double_marking import awaiting_second_read
 from shared.models import Grade, GradeSource
 
 
@@ -37,8 +38,6 @@ def is_withheld(grade: Grade) -> bool:
 def final_grades(session: Session, essay_ids: Sequence[int]) -> dict[int, Grade]:
     """``effective_grades`` less the withheld ones: an essay whose latest grade awaits review, or whose model grade
     awaits its 双评 second reading, has no final score."""
-    from shared.double_marking import awaiting_second_read
-
     grades = {essay_id: grade for essay_id, grade in effective_grades(session, essay_ids).items()
               if not is_withheld(grade)}
     waiting = awaiting_second_read(session, [e for e, g in grades.items() if g.source == GradeSource.model])

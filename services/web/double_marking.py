@@ -239,8 +239,12 @@ def _second_read_candidates(session: Session, assignment: Assignment) -> list[Es
 def blind_essay_ids(session: Session, user: User, assignment: Assignment) -> set[int]:
     """Essays of the assignment whose model scores ``user`` may not see yet: selected for a second reading that
     nobody has given, and not read by ``user`` (an override counts) — 双评 is blind until the second reading."""
-    return {essay.id for essay in _second_read_candidates(session, assignment)
-            if user.id not in readers(session, essay.id)}
+    candidates = [essay.id for essay in _second_read_candidates(session, assignment)]
+    if not candidates:
+        return set()
+    read = set(session.scalars(select(Grade.essay_id).where(  # one query, not one per essay
+        Grade.essay_id.in_(candidates), Grade.source == GradeSource.teacher, Grade.created_by == user.id)))
+    return set(candidates) - read
 
 
 def counts(session: Session, assignment: Assignment) -> Counts:
